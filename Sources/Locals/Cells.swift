@@ -1,0 +1,67 @@
+import Synchronization
+
+/// A value that exactly one task or one thread (its owner) reads and writes.
+///
+/// `@unchecked Sendable`: only the owner touches `value` and `overlay`; a task runs on one thread
+/// at a time and the runtime orders its steps across threads. Everyone else only adds the cell to
+/// or removes it from a locked table, or replaces it with a new cell; nobody else writes into it.
+final class OwnedCell<Value>: @unchecked Sendable {
+    var value: Value
+    /// The child's own writes, for a child of an `.overlay` scope; nil otherwise.
+    var overlay: OverlayLayer<Value>?
+    /// The owning task's serial number (0 for threads): tells it from a later task at its address.
+    let serial: UInt32
+    /// A strong reference to the owning heap task; answers whether the task has ended.
+    var pin: TaskPin?
+
+    init(_ value: Value, serial: UInt32 = 0, pin: TaskPin? = nil, overlay: OverlayLayer<Value>? = nil) {
+        self.value = value
+        self.serial = serial
+        self.pin = pin
+        self.overlay = overlay
+    }
+}
+
+/// A value that several tasks may touch at once (a scope's value, a session's value): every
+/// access goes through its lock.
+final class SharedCell<Value: Sendable>: Sendable {
+    let value: Mutex<Value>
+
+    init(_ value: Value) {
+        self.value = Mutex(value)
+    }
+
+    func load() -> Value {
+        value.withLock { $0 }
+    }
+
+    /// Replaces the value and hands back the old one, to be released outside the lock.
+    func exchange(_ newValue: Value) -> Value {
+        value.withLock { current in
+            var old = newValue
+            swap(&old, &current)
+            return old
+        }
+    }
+}
+
+/// The writes an `.overlay` child made on top of its scope's live value, in order, one per key
+/// path (a later write to the same key path replaces the earlier one).
+final class OverlayLayer<Value> {
+    private var writes: [(keyPath: AnyKeyPath, apply: (inout Value) -> Void)] = []
+
+    func record<T>(_ keyPath: WritableKeyPath<Value, T>, _ newValue: T) {
+        if keyPath == \Value.self as AnyKeyPath {
+            writes.removeAll()
+        } else {
+            writes.removeAll { $0.keyPath == keyPath }
+        }
+        writes.append((keyPath, { $0[keyPath: keyPath] = newValue }))
+    }
+
+    func apply(to value: inout Value) {
+        for write in writes {
+            write.apply(&value)
+        }
+    }
+}

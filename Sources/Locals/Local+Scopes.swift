@@ -1,0 +1,205 @@
+extension Local {
+    // MARK: Synchronous scopes
+
+    /// Runs `operation` with one attribute changed, and restores the previous value afterwards.
+    ///
+    /// ```swift
+    /// request.withValue(\.depth, 3) { work() }
+    /// ```
+    ///
+    /// The same as ``withValues(inheritance:_:operation:)`` with a change to one attribute: see
+    /// there for what the task that opened the scope, and the children it creates, see.
+    @inlinable
+    public func withValue<T, R, E: Error>(
+        _ keyPath: WritableKeyPath<Value, T>,
+        _ value: T,
+        inheritance: Inheritance? = nil,
+        operation: () throws(E) -> R
+    ) throws(E) -> R {
+        try withValues(inheritance: inheritance, { $0[keyPath: keyPath] = value }, operation: operation)
+    }
+
+    /// Runs `operation` with the value changed by `change`, and restores the previous value
+    /// afterwards: on return, on a thrown error (rethrown unchanged) and on cancellation.
+    ///
+    /// ```swift
+    /// request.withValues({ $0.requestID = "abc"; $0.user = "ann" }) {
+    ///     handle()
+    /// }
+    /// ```
+    ///
+    /// For a `.task` Local, inside the scope the task that opened it (its owner) reads and writes
+    /// the scope's value; the owner's writes inside the scope are discarded when it ends. Child
+    /// tasks created inside the scope (`async let`, task groups, `Task {}`, `Task.immediate`, but
+    /// never `Task.detached`) inherit it by the policy `inheritance`, or the Local's own when nil:
+    /// see ``Inheritance``. Scopes nest as a stack.
+    ///
+    /// For `.thread` and custom discriminators, the scope changes the current key's value and
+    /// restores it afterwards; nothing is inherited.
+    ///
+    /// - Parameters:
+    ///   - inheritance: What children created inside the scope see; nil for the Local's default.
+    ///   - change: Changes the value the scope starts from (the current value).
+    ///   - operation: The work to run inside the scope.
+    /// - Returns: What `operation` returns.
+    public func withValues<R, E: Error>(
+        inheritance: Inheritance? = nil,
+        _ change: (inout Value) -> Void,
+        operation: () throws(E) -> R
+    ) throws(E) -> R {
+        guard case .task = mode else {
+            let saved = swapIn(change)
+            defer { restore(saved) }
+            return try operation()
+        }
+        let frame = openFrame(inheritance, change)
+        return try scopeKey.withValue(frame) {
+            Result { () throws(E) -> R in try operation() }
+        }.get()
+    }
+
+    /// Runs `operation` inside a new scope that starts from the current value unchanged: the
+    /// shorter spelling of `withValues({ _ in }) { ... }`.
+    ///
+    /// Open one at the root of a unit of work (a request, a job) so that the assignments its task
+    /// makes inside reach the children it creates afterwards, and are dropped when it ends.
+    @inlinable
+    public func withScope<R, E: Error>(
+        inheritance: Inheritance? = nil,
+        operation: () throws(E) -> R
+    ) throws(E) -> R {
+        try withValues(inheritance: inheritance, { _ in }, operation: operation)
+    }
+
+    // MARK: Asynchronous scopes
+
+    /// Runs `operation` with one attribute changed, and restores the previous value afterwards.
+    ///
+    /// ```swift
+    /// try await request.withValue(\.requestID, "abc") { try await handle() }
+    /// ```
+    ///
+    /// Keeps the caller's actor isolation: `operation` runs where the call was made, with no hop
+    /// to the global executor. See ``withValues(inheritance:_:isolation:operation:)``.
+    @inlinable
+    public func withValue<T, R, E: Error>(
+        _ keyPath: WritableKeyPath<Value, T>,
+        _ value: T,
+        inheritance: Inheritance? = nil,
+        isolation: isolated (any Actor)? = #isolation,
+        operation: () async throws(E) -> R
+    ) async throws(E) -> R {
+        try await withValues(
+            inheritance: inheritance,
+            { $0[keyPath: keyPath] = value },
+            isolation: isolation,
+            operation: operation
+        )
+    }
+
+    /// Runs `operation` with the value changed by `change`, and restores the previous value
+    /// afterwards: on return, on a thrown error (rethrown unchanged) and on cancellation.
+    ///
+    /// ```swift
+    /// try await request.withValues({ $0.requestID = "abc"; $0.user = "ann" }) {
+    ///     try await handle()
+    /// }
+    /// ```
+    ///
+    /// Keeps the caller's actor isolation: `operation` runs where the call was made, with no hop
+    /// to the global executor.
+    ///
+    /// For a `.task` Local, inside the scope the task that opened it (its owner) reads and writes
+    /// the scope's value, and its writes inside are discarded when the scope ends. Child tasks
+    /// created inside the scope inherit by the policy `inheritance`, or the Local's own when nil:
+    /// `async let` and task-group children (including discarding groups) for as long as they run,
+    /// `Task {}` and `Task.immediate` even when they outlive the scope; `Task.detached` never.
+    /// See ``Inheritance``.
+    ///
+    /// For `.thread` and custom discriminators, the scope changes the current key's value and
+    /// restores that same key's value afterwards, even if the task moved to another thread at an
+    /// `await` in between; nothing is inherited.
+    public func withValues<R, E: Error>(
+        inheritance: Inheritance? = nil,
+        _ change: (inout Value) -> Void,
+        isolation: isolated (any Actor)? = #isolation,
+        operation: () async throws(E) -> R
+    ) async throws(E) -> R {
+        guard case .task = mode else {
+            let saved = swapIn(change)
+            let result: Result<R, E>
+            do throws(E) {
+                result = .success(try await operation())
+            } catch {
+                result = .failure(error)
+            }
+            restore(saved)
+            return try result.get()
+        }
+        let frame = openFrame(inheritance, change)
+        return try await scopeKey.withValue(
+            frame,
+            operation: { () async -> Result<R, E> in
+                do throws(E) {
+                    return .success(try await operation())
+                } catch {
+                    return .failure(error)
+                }
+            },
+            isolation: isolation
+        ).get()
+    }
+
+    /// Runs `operation` inside a new scope that starts from the current value unchanged: the
+    /// shorter spelling of `withValues({ _ in }) { ... }`. Keeps the caller's actor isolation.
+    @inlinable
+    public func withScope<R, E: Error>(
+        inheritance: Inheritance? = nil,
+        isolation: isolated (any Actor)? = #isolation,
+        operation: () async throws(E) -> R
+    ) async throws(E) -> R {
+        try await withValues(inheritance: inheritance, { _ in }, isolation: isolation, operation: operation)
+    }
+
+    // MARK: Internals
+
+    /// The frame of a new `.task` scope, starting from the owner's current value.
+    private func openFrame(_ inheritance: Inheritance?, _ change: (inout Value) -> Void) -> ScopeFrame<Value> {
+        guard let key = currentKey() else { missingKeyForWrite() }
+        var value = load(place(for: key, frame: currentFrame()))
+        change(&value)
+        return ScopeFrame(owner: key, inheritance: inheritance ?? self.inheritance, value: value, census: census)
+    }
+
+    /// Changes the current key's value for a `.thread` or custom scope; returns what to restore.
+    private func swapIn(_ change: (inout Value) -> Void) -> (key: StorageKey, value: Value) {
+        guard let key = currentKey() else { missingKeyForWrite() }
+        let place = place(for: key, frame: nil)
+        let saved = load(place)
+        var changed = saved
+        change(&changed)
+        switch place {
+        case .owned(let cell): cell.value = changed
+        case .shared(let cell): withExtendedLifetime(cell.exchange(changed)) {}
+        case .overlay, .unkeyed: preconditionFailure("swift-locals: no scope frames without .task")
+        }
+        return (key, saved)
+    }
+
+    private func restore(_ saved: (key: StorageKey, value: Value)) {
+        if case .thread(let thread) = saved.key, thread == ThreadContext.current.id {
+            ownedCell(saved.key) { saved.value }.value = saved.value
+        } else {
+            replaceOwnedCell(saved.key, with: saved.value)
+        }
+    }
+
+    func load(_ place: Place<Value>) -> Value {
+        switch place {
+        case .owned(let cell): cell.value
+        case .overlay(_, let layer, let frame): overlaid(layer, on: frame)
+        case .shared(let cell): cell.load()
+        case .unkeyed: makeInitialValue(for: .none)
+        }
+    }
+}

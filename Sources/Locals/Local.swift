@@ -1,0 +1,242 @@
+import Synchronization
+
+/// An object whose attributes hold a separate value for each task (or thread, or session):
+/// Python's `threading.local` for Swift Concurrency.
+///
+/// Declare the value as a `Sendable` struct and create one `Local` for it, usually as a global or
+/// a static. The closure is the initializer: it runs once per key (task, thread or session),
+/// lazily, on that key's first touch (a read counts).
+///
+/// ```swift
+/// struct RequestState: Sendable {
+///     var requestID = "-"
+///     var user: String? = nil
+/// }
+/// let request = Local { RequestState() }
+///
+/// // In a middleware:
+/// request.requestID = id
+/// // Anywhere further down the same task, with no parameter passing:
+/// logger.info("handling", metadata: ["request-id": "\(request.requestID)"])
+/// ```
+///
+/// Every attribute of the value is a property of the `Local` (`@dynamicMemberLookup` over
+/// `WritableKeyPath`), read and written with plain property syntax. Each single access is atomic.
+/// `request.depth += 1` is two accesses (a read, then a write): where other tasks share the value
+/// (a `.shared` scope, a session), use ``update(_:)`` to read-modify-write in one step.
+///
+/// Which value an access sees is decided by the discriminator:
+/// - ``TaskDiscriminator`` (`.task`, the default): one value per task; per thread outside tasks.
+/// - ``ThreadDiscriminator`` (`.thread`): one value per OS thread.
+/// - any custom ``Discriminator``: one value per key it returns (a session, a tenant).
+///
+/// Values reach child tasks only through scopes; see ``withValues(inheritance:_:operation:)``
+/// and ``Inheritance``.
+@dynamicMemberLookup
+public final class Local<Value: Sendable>: Sendable {
+    let mode: Mode
+    /// The default policy for children created inside this Local's scopes.
+    public let inheritance: Inheritance
+    let initialValue: @Sendable () -> Value
+    let tables = Mutex(LocalTables<Value>())
+    /// The one task-local this Local binds: the innermost open scope.
+    let scopeKey = TaskLocal<ScopeFrame<Value>?>(wrappedValue: nil)
+    let census = ScopeCensus()
+
+    enum Mode: Sendable {
+        case task
+        case thread
+        case custom(CustomDiscriminator)
+    }
+
+    struct CustomDiscriminator: Sendable {
+        let currentKey: @Sendable () -> SessionKey?
+        let name: String
+    }
+
+    /// Creates a Local whose values start as `initialValue()`.
+    ///
+    /// - Parameters:
+    ///   - discriminator: Decides whose value an access sees: `.task` (the default), `.thread`, or
+    ///     a custom ``Discriminator``.
+    ///   - inheritance: What children created inside this Local's scopes see (`.copy` by
+    ///     default); a scope can override it. Applies to `.task` only.
+    ///   - initialValue: Makes a key's first value. Runs once per key, on its first touch (a read
+    ///     counts), never while a lock is held, and again only after ``reset()`` or
+    ///     ``discard(key:)``. It may use other Locals; touching this same Local for the same key
+    ///     stops the program, since that would never finish.
+    public init<D: Discriminator>(
+        _ discriminator: D = .task,
+        inheritance: Inheritance = .copy,
+        initialValue: @escaping @Sendable () -> Value
+    ) {
+        if discriminator is TaskDiscriminator {
+            mode = .task
+        } else if discriminator is ThreadDiscriminator {
+            mode = .thread
+        } else {
+            mode = .custom(
+                CustomDiscriminator(
+                    currentKey: { discriminator.currentKey.map(SessionKey.init) },
+                    name: String(describing: D.self)
+                )
+            )
+        }
+        self.inheritance = inheritance
+        self.initialValue = initialValue
+    }
+
+    var discriminatorName: String {
+        switch mode {
+        case .task: "TaskDiscriminator"
+        case .thread: "ThreadDiscriminator"
+        case .custom(let custom): custom.name
+        }
+    }
+
+    // MARK: Reading and writing
+
+    /// Reads or writes one attribute of the current key's value.
+    ///
+    /// ```swift
+    /// request.requestID = "abc"
+    /// let id = request.requestID
+    /// ```
+    ///
+    /// Each read and each write is atomic on its own; `request.depth += 1` is two accesses. A
+    /// read with no current key (a custom discriminator returning nil) returns the initializer's
+    /// value without storing it; a write with no current key stops the program.
+    public subscript<T>(dynamicMember keyPath: WritableKeyPath<Value, T>) -> T {
+        get {
+            read { $0[keyPath: keyPath] }
+        }
+        set {
+            switch currentPlace() {
+            case .owned(let cell):
+                cell.value[keyPath: keyPath] = newValue
+            case .overlay(_, let layer, _):
+                layer.record(keyPath, newValue)
+            case .shared(let cell):
+                cell.value.withLock { $0[keyPath: keyPath] = newValue }
+            case .unkeyed:
+                missingKeyForWrite()
+            }
+        }
+    }
+
+    /// The current key's whole value.
+    ///
+    /// Reading copies the value out; prefer reading single attributes (`local.x`) on hot paths.
+    /// Assigning replaces the whole value (in an `.overlay` child, the child stops reading
+    /// through to its scope).
+    public var value: Value {
+        get { read { $0 } }
+        set { self[dynamicMember: \Value.self] = newValue }
+    }
+
+    /// Reads, changes and writes back the current key's value in one atomic step, and returns
+    /// what `body` returns.
+    ///
+    /// ```swift
+    /// let hits = counters.update { $0.hits += 1; return $0.hits }
+    /// ```
+    ///
+    /// Where other tasks share the value (a `.shared` scope, a session), `body` runs while the
+    /// value's lock is held, as with `Mutex.withLock`: keep it short, and do not touch the same
+    /// Local from inside it. Other Locals are fine.
+    @discardableResult
+    public func update<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+        switch currentPlace() {
+        case .owned(let cell):
+            return try body(&cell.value)
+        case .overlay(_, let layer, let frame):
+            var merged = overlaid(layer, on: frame)
+            let result = try body(&merged)
+            layer.record(\Value.self, merged)
+            return result
+        case .shared(let cell):
+            return try cell.value.withLock { value throws(E) -> R in try body(&value) }
+        case .unkeyed:
+            missingKeyForWrite()
+        }
+    }
+
+    /// Drops the current key's storage: its next touch runs the initializer again.
+    ///
+    /// Inside a scope the task opened (or under a `.shared` scope), the scope's value is replaced
+    /// by a fresh initial value, and the scope still restores the previous value when it ends. A
+    /// child of a `.copy` or `.overlay` scope drops its own value and starts over from the scope
+    /// on its next touch. With no current key, does nothing.
+    public func reset() {
+        resetCurrent()
+    }
+
+    /// Drops one key's storage now, from any context: a session that ended, a thread you know
+    /// is gone. The key's next touch runs the initializer again.
+    ///
+    /// ```swift
+    /// cart.discard(key: sessionID)
+    /// ```
+    ///
+    /// Pass a key of the Local's discriminator: the custom discriminator's `Key`,
+    /// ``TaskDiscriminator/Key`` (or a ``TaskID`` or ``ThreadID``) for `.task`, a ``ThreadID``
+    /// for `.thread`. Any other key, or a key with no storage, is ignored. The value is released
+    /// at once unless its owner is using it at this very moment; then it is released when that
+    /// access ends.
+    public func discard<K: Hashable & Sendable>(key: K) {
+        var cells: [OwnedCell<Value>] = []
+        var shared: SharedCell<Value>?
+        switch mode {
+        case .custom:
+            let session = SessionKey(key)
+            shared = tables.withLock { $0.sessions.removeValue(forKey: session) }
+        case .task, .thread:
+            switch key {
+            case let key as TaskDiscriminator.Key:
+                switch key {
+                case .task(let task): cells = removeTaskCell(task)
+                case .thread(let thread): cells = removeOwnedCell(.thread(thread), ifSerial: nil)
+                }
+            case let task as TaskID:
+                cells = removeTaskCell(task)
+            case let thread as ThreadID:
+                cells = removeOwnedCell(.thread(thread), ifSerial: nil)
+            default:
+                break
+            }
+        }
+        withExtendedLifetime((cells, shared)) {}
+    }
+
+    private func removeTaskCell(_ task: TaskID) -> [OwnedCell<Value>] {
+        let identity = TaskIdentity(address: task.address, serial: task.serial, isAsyncLet: false)
+        return removeOwnedCell(.task(identity), ifSerial: task.serial)
+    }
+
+    // MARK: Internals
+
+    func read<R>(_ body: (Value) -> R) -> R {
+        switch currentPlace() {
+        case .owned(let cell):
+            return body(cell.value)
+        case .overlay(_, let layer, let frame):
+            return body(overlaid(layer, on: frame))
+        case .shared(let cell):
+            return cell.value.withLock { body($0) }
+        case .unkeyed:
+            return body(makeInitialValue(for: .none))
+        }
+    }
+
+    func overlaid(_ layer: OverlayLayer<Value>, on frame: ScopeFrame<Value>) -> Value {
+        var value = frame.cell.load()
+        layer.apply(to: &value)
+        return value
+    }
+}
+
+extension Local: CustomStringConvertible {
+    public var description: String {
+        "Local<\(Value.self)>(\(discriminatorName), inheritance: .\(inheritance))"
+    }
+}

@@ -1,0 +1,346 @@
+#if canImport(Darwin)
+import Darwin
+#elseif canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
+#endif
+import Synchronization
+
+/// Where the running context's value of a ``Local`` lives right now.
+enum Place<Value: Sendable> {
+    /// A value only the running task or thread touches.
+    case owned(OwnedCell<Value>)
+    /// An `.overlay` child: its own writes on top of the scope's live value.
+    case overlay(OwnedCell<Value>, OverlayLayer<Value>, ScopeFrame<Value>)
+    /// A value others may touch at once: a scope's value, or a session's.
+    case shared(SharedCell<Value>)
+    /// A custom discriminator with no current key: nothing is stored.
+    case unkeyed
+}
+
+/// The per-key tables of one ``Local``. Reached only through its lock; user code (initializers,
+/// deinits) never runs while the lock is held.
+struct LocalTables<Value: Sendable>: ~Copyable {
+    /// Heap and `async let` tasks outside scopes, by address; the cell's serial tells the owner
+    /// from a later task at the same address.
+    var tasks: [UInt: OwnedCell<Value>] = [:]
+    var threads: [ThreadID: OwnedCell<Value>] = [:]
+    var sessions: [SessionKey: SharedCell<Value>] = [:]
+    /// Session keys whose initializer is running now (on any thread).
+    var initializingSessions: Set<SessionKey> = []
+    /// Sweep the task table for ended tasks when it grows to this size.
+    var sweepAt = LocalTables.minimumSweep
+
+    static var minimumSweep: Int { 64 }
+
+    /// Removes the cells of tasks that have ended and returns them, to be released outside the lock.
+    mutating func sweepEndedTasks() -> [OwnedCell<Value>] {
+        var ended: [OwnedCell<Value>] = []
+        for (address, cell) in tasks where cell.pin != nil && TaskPin.taskHasEnded(&cell.pin!) {
+            ended.append(cell)
+            tasks[address] = nil
+        }
+        sweepAt = max(Self.minimumSweep, tasks.count * 2)
+        return ended
+    }
+}
+
+enum SessionLookup<Value: Sendable> {
+    case found(SharedCell<Value>)
+    /// Another thread is running this session's initializer.
+    case busy
+    /// The caller is to run the initializer.
+    case mine
+}
+
+/// Keeps garbage alive until the lock is released, then drops it, so that deinits run outside it.
+struct Garbage<Value> {
+    var cells: [OwnedCell<Value>] = []
+    var values: [Value] = []
+}
+
+extension Local {
+    // MARK: Keys
+
+    /// The running context's key, or nil where a custom discriminator has none.
+    func currentKey() -> StorageKey? {
+        switch mode {
+        case .task:
+            if let task = TaskIdentity.current {
+                return .task(task)
+            }
+            return .thread(ThreadContext.current.id)
+        case .thread:
+            return .thread(ThreadContext.current.id)
+        case .custom(let discriminator):
+            return discriminator.currentKey().map(StorageKey.custom)
+        }
+    }
+
+    /// The scope the running task can see for this Local, if any.
+    func currentFrame() -> ScopeFrame<Value>? {
+        guard case .task = mode, !census.isEmpty else { return nil }
+        return scopeKey.get()
+    }
+
+    // MARK: Places
+
+    /// Finds (creating on first touch) where the running context's value lives.
+    func currentPlace() -> Place<Value> {
+        guard let key = currentKey() else { return .unkeyed }
+        return place(for: key, frame: currentFrame())
+    }
+
+    func place(for key: StorageKey, frame: ScopeFrame<Value>?) -> Place<Value> {
+        if case .custom(let session) = key {
+            return .shared(sessionCell(session))
+        }
+        guard let frame else {
+            return .owned(ownedCell(key) { makeInitialValue(for: key) })
+        }
+        if frame.owner == key || frame.inheritance == .shared {
+            return .shared(frame.cell)
+        }
+        let cell = childCell(key, of: frame)
+        if let layer = cell.overlay {
+            return .overlay(cell, layer, frame)
+        }
+        return .owned(cell)
+    }
+
+    /// A child's own cell under a `.copy`, `.overlay` or `.fresh` scope.
+    private func childCell(_ key: StorageKey, of frame: ScopeFrame<Value>) -> OwnedCell<Value> {
+        let seed = { () -> OwnedCell<Value> in
+            switch frame.inheritance {
+            case .copy, .shared: OwnedCell(frame.cell.load())
+            case .overlay: OwnedCell(frame.cell.load(), overlay: OverlayLayer())
+            case .fresh: OwnedCell(self.makeInitialValue(for: key))
+            }
+        }
+        guard case .task(let task) = key, task.isAsyncLet else {
+            return findOrCreateOwnedCell(key, seed: seed)
+        }
+        // An `async let` child: kept by the frame it inherited, which outlives it.
+        if let cell = frame.stackChildren.withLock({ $0[task.address] }), cell.serial == task.serial {
+            return cell
+        }
+        let fresh = seed()
+        let cell = OwnedCell(fresh.value, serial: task.serial, overlay: fresh.overlay)
+        let replaced = frame.stackChildren.withLock { children in
+            children.updateValue(cell, forKey: task.address)
+        }
+        withExtendedLifetime(replaced) {}
+        return cell
+    }
+
+    /// The running task's or thread's own cell, created with `initial` on first touch.
+    func ownedCell(_ key: StorageKey, initial: () -> Value) -> OwnedCell<Value> {
+        findOrCreateOwnedCell(key) { OwnedCell(initial()) }
+    }
+
+    private func findOrCreateOwnedCell(_ key: StorageKey, seed: () -> OwnedCell<Value>) -> OwnedCell<Value> {
+        if let cell = existingOwnedCell(key) {
+            return cell
+        }
+        // First touch: compute the value with no lock held, then publish it.
+        let seeded = seed()
+        var garbage = Garbage<Value>()
+        let cell: OwnedCell<Value>
+        switch key {
+        case .task(let task):
+            cell = OwnedCell(
+                seeded.value,
+                serial: task.serial,
+                pin: task.isAsyncLet ? nil : TaskIdentity.pinCurrent(),
+                overlay: seeded.overlay
+            )
+            tables.withLock { tables in
+                if let stale = tables.tasks.updateValue(cell, forKey: task.address) {
+                    garbage.cells.append(stale)
+                }
+                if tables.tasks.count >= tables.sweepAt {
+                    garbage.cells += tables.sweepEndedTasks()
+                }
+            }
+        case .thread(let thread):
+            cell = seeded
+            tables.withLock { tables in
+                if let stale = tables.threads.updateValue(cell, forKey: thread) {
+                    garbage.cells.append(stale)
+                }
+            }
+            ThreadContext.current.observeExit(by: self)
+        case .custom, .none:
+            preconditionFailure("swift-locals: \(key) has no owned cell")
+        }
+        withExtendedLifetime(garbage) {}
+        return cell
+    }
+
+    private func existingOwnedCell(_ key: StorageKey) -> OwnedCell<Value>? {
+        switch key {
+        case .task(let task):
+            let cell = tables.withLock { $0.tasks[task.address] }
+            // A cell left by an earlier task at this address is replaced when the new one is made.
+            return cell?.serial == task.serial ? cell : nil
+        case .thread(let thread):
+            return tables.withLock { $0.threads[thread] }
+        case .custom, .none:
+            return nil
+        }
+    }
+
+    /// A session's shared cell, created on first touch. If another thread is running the same
+    /// session's initializer, waits for it, so the initializer runs once per key.
+    private func sessionCell(_ session: SessionKey) -> SharedCell<Value> {
+        while true {
+            let lookup = tables.withLock { tables -> SessionLookup<Value> in
+                if let cell = tables.sessions[session] { return .found(cell) }
+                if tables.initializingSessions.contains(session) { return .busy }
+                tables.initializingSessions.insert(session)
+                return .mine
+            }
+            switch lookup {
+            case .found(let cell):
+                return cell
+            case .busy:
+                if ThreadContext.current.isInitializing(ObjectIdentifier(self), .custom(session)) {
+                    reentrantInitializer(key: .custom(session))
+                }
+                sched_yield()
+            case .mine:
+                let value = makeInitialValue(for: .custom(session), checkReentrancy: false)
+                let cell = SharedCell(value)
+                tables.withLock { tables in
+                    tables.sessions[session] = cell
+                    tables.initializingSessions.remove(session)
+                }
+                return cell
+            }
+        }
+    }
+
+    // MARK: Initial values
+
+    /// Runs the initializer for `key`, stopping the program if it touches the same key again.
+    func makeInitialValue(for key: StorageKey, checkReentrancy: Bool = true) -> Value {
+        let context = ThreadContext.current
+        let me = ObjectIdentifier(self)
+        if checkReentrancy, context.isInitializing(me, key) {
+            reentrantInitializer(key: key)
+        }
+        context.initializing.append((me, key))
+        defer {
+            if let index = context.initializing.lastIndex(where: { $0.storage == me && $0.key == key }) {
+                context.initializing.remove(at: index)
+            }
+        }
+        return initialValue()
+    }
+
+    private func reentrantInitializer(key: StorageKey) -> Never {
+        fatalError(
+            """
+            swift-locals: the initializer of Local<\(Value.self)> (discriminator \(discriminatorName)) \
+            touched the same Local for the same key (\(key)) while computing that key's first value, \
+            which would never finish. Compute the initial value without reading or writing this \
+            Local; other Locals are fine.
+            """
+        )
+    }
+
+    func missingKeyForWrite() -> Never {
+        fatalError(
+            """
+            swift-locals: cannot write Local<\(Value.self)>: \(discriminatorName).currentKey is nil \
+            here, so there is no key to store the value under. Write only where the discriminator \
+            has a current key (for example inside the scope that sets your session), or make \
+            currentKey return one. Reads without a key return the initializer's value unstored.
+            """
+        )
+    }
+
+    // MARK: Removal
+
+    /// Drops the running context's own storage (see ``Local/reset()``).
+    func resetCurrent() {
+        guard let key = currentKey() else { return }
+        var garbage = Garbage<Value>()
+        switch key {
+        case .custom(let session):
+            if let cell = tables.withLock({ $0.sessions.removeValue(forKey: session) }) {
+                garbage.values.append(cell.load())
+            }
+        case .task, .thread:
+            if let frame = currentFrame() {
+                if frame.owner == key || frame.inheritance == .shared {
+                    garbage.values.append(frame.cell.exchange(makeInitialValue(for: key)))
+                } else if case .task(let task) = key, task.isAsyncLet {
+                    if let cell = frame.stackChildren.withLock({ $0.removeValue(forKey: task.address) }) {
+                        garbage.cells.append(cell)
+                    }
+                } else {
+                    garbage.cells += removeOwnedCell(key, ifSerial: nil)
+                }
+            } else {
+                garbage.cells += removeOwnedCell(key, ifSerial: nil)
+            }
+        case .none:
+            break
+        }
+        withExtendedLifetime(garbage) {}
+    }
+
+    /// Removes a task's or thread's cell from the tables and returns it for release.
+    func removeOwnedCell(_ key: StorageKey, ifSerial serial: UInt32?) -> [OwnedCell<Value>] {
+        tables.withLock { tables -> [OwnedCell<Value>] in
+            switch key {
+            case .task(let task):
+                guard let cell = tables.tasks[task.address], cell.serial == (serial ?? task.serial) else {
+                    return []
+                }
+                tables.tasks[task.address] = nil
+                return [cell]
+            case .thread(let thread):
+                return tables.threads.removeValue(forKey: thread).map { [$0] } ?? []
+            case .custom, .none:
+                return []
+            }
+        }
+    }
+
+    /// Replaces the cell of `key` (a task or thread) with a new one holding `value`. Used where a
+    /// scope restores a value from a thread other than the owner's: the owner's cell is never
+    /// written from outside, only swapped.
+    func replaceOwnedCell(_ key: StorageKey, with value: Value) {
+        var garbage = Garbage<Value>()
+        switch key {
+        case .thread(let thread):
+            let cell = OwnedCell(value)
+            tables.withLock { tables in
+                if let old = tables.threads.updateValue(cell, forKey: thread) {
+                    garbage.cells.append(old)
+                }
+            }
+        case .custom(let session):
+            if let cell = tables.withLock({ $0.sessions[session] }) {
+                garbage.values.append(cell.exchange(value))
+            } else {
+                tables.withLock { $0.sessions[session] = SharedCell(value) }
+            }
+        case .task, .none:
+            preconditionFailure("swift-locals: \(key) is not restored by replacement")
+        }
+        withExtendedLifetime(garbage) {}
+    }
+}
+
+extension Local: ThreadExitObserver {
+    func threadExited(_ thread: ThreadID) {
+        let cell = tables.withLock { $0.threads.removeValue(forKey: thread) }
+        withExtendedLifetime(cell) {}
+    }
+}

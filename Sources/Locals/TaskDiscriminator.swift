@@ -1,0 +1,56 @@
+/// Keys values by the running Swift task; in code outside any task, by the running thread.
+///
+/// This is the default discriminator (spelled `.task`). Each task gets its own value, created by
+/// the Local's initializer on the task's first touch (a read counts) and released after the task
+/// ends, with no call from you. A task never sees a finished task's values, although Swift reuses
+/// the memory of finished tasks at once.
+///
+/// Code that runs outside any task (a plain `Thread`, a `DispatchQueue` block, synchronous `main`
+/// before any task starts) gets one value per thread instead, exactly like ``ThreadDiscriminator``,
+/// so synchronous code behaves like Python's `threading.local`.
+///
+/// Values reach child tasks only through scopes (``Local/withValues(inheritance:_:operation:)``):
+/// see <doc:ScopesAndInheritance>.
+public struct TaskDiscriminator: Discriminator {
+    public init() {}
+
+    /// The running task, or the running thread outside any task. Never nil.
+    public var currentKey: Key? {
+        if let task = TaskIdentity.current {
+            return .task(TaskID(task))
+        }
+        return .thread(ThreadContext.current.id)
+    }
+
+    /// The context a ``TaskDiscriminator`` keys values by.
+    public enum Key: Hashable, Sendable, CustomStringConvertible {
+        /// A running task.
+        case task(TaskID)
+        /// A thread running code outside any task.
+        case thread(ThreadID)
+
+        public var description: String {
+            switch self {
+            case .task(let task): task.description
+            case .thread(let thread): thread.description
+            }
+        }
+    }
+}
+
+/// Identifies a task for as long as it runs: no other task that runs at the same time, or later,
+/// has an equal `TaskID`.
+public struct TaskID: Hashable, Sendable, CustomStringConvertible {
+    let address: UInt
+    let serial: UInt32
+
+    init(_ identity: TaskIdentity) {
+        address = identity.address
+        serial = identity.serial
+    }
+
+    /// The running task's identifier, or nil outside any task.
+    public static var current: TaskID? { TaskIdentity.current.map(TaskID.init) }
+
+    public var description: String { "task #\(serial)" }
+}

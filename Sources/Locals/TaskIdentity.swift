@@ -1,0 +1,100 @@
+// The one place in swift-locals that relies on Swift runtime behavior the language does not promise.
+//
+// Swift 6.3 has no public task identity that is never reused, and no hook at task creation or end
+// (see FACTS.md). `withUnsafeCurrentTask` hands out the running task's address, but addresses are
+// reused at once, so an address alone would give one task's values to a later task. Three facts
+// about the runtime's task header close that gap; each is checked by `TaskIdentityTests`, so a
+// runtime that changes any of them fails the test suite loudly instead of mixing values up:
+//
+// 1. Every job starts with a heap-object header (2 words) and two scheduler words, then
+//    `Job::Flags` (32 bits) and `Job::Id` (32 bits). The runtime marks `Flags` "WARNING: DO NOT
+//    MOVE. Schedulers may assume the memory location of the Flags", and `Id` is the task's serial
+//    number from a process-wide counter. Address plus serial is a task identity that a later task
+//    at the same address does not share.
+// 2. Bit 28 of `Flags` (`Task_IsAsyncLetTask`) marks an `async let` child. Such a task lives in its
+//    parent's stack allocator with immortal reference counts and is destroyed in place when the
+//    `async let` ends, whatever references remain, so it must never be retained past its end.
+// 3. Every other task is an ordinary reference-counted heap object that retains itself while it
+//    runs. A strong reference to it (a "pin") keeps its address from being reused, and once the
+//    pin is the only reference left, the task has ended: that is how storage learns that a task is
+//    gone without any call from the user.
+
+/// The identity of a running task: its address and the runtime's serial number for it.
+@usableFromInline
+struct TaskIdentity: Hashable, Sendable {
+    /// The task object's address. Unique among running tasks; reused after a task ends.
+    @usableFromInline let address: UInt
+    /// The runtime's serial number for the task (`Job::Id`); differs between tasks that share an
+    /// address one after the other.
+    @usableFromInline let serial: UInt32
+    /// Whether the task is an `async let` child (stack-allocated in its parent, never pinned).
+    @usableFromInline let isAsyncLet: Bool
+
+    @usableFromInline static let flagsOffset = 4 * MemoryLayout<UInt>.size
+    @usableFromInline static let serialOffset = 4 * MemoryLayout<UInt>.size + MemoryLayout<UInt32>.size
+    @usableFromInline static let asyncLetFlag: UInt32 = 1 << 28
+    @usableFromInline static let jobKindMask: UInt32 = 0xFF
+
+    @inlinable
+    init(address: UInt, serial: UInt32, isAsyncLet: Bool) {
+        self.address = address
+        self.serial = serial
+        self.isAsyncLet = isAsyncLet
+    }
+
+    /// The identity of the task running now, or nil outside any task.
+    @inlinable
+    static var current: TaskIdentity? {
+        withUnsafeCurrentTask { task -> TaskIdentity? in
+            guard let task else { return nil }
+            return TaskIdentity(task)
+        }
+    }
+
+    @inlinable
+    init(_ task: UnsafeCurrentTask) {
+        let header = unsafeBitCast(task, to: UnsafeRawPointer.self)
+        let flags = header.load(fromByteOffset: Self.flagsOffset, as: UInt32.self)
+        if _slowPath(flags & Self.jobKindMask != 0) {
+            Self.unsupportedRuntime(flags)
+        }
+        self.init(
+            address: UInt(bitPattern: header),
+            serial: header.load(fromByteOffset: Self.serialOffset, as: UInt32.self),
+            isAsyncLet: flags & Self.asyncLetFlag != 0
+        )
+    }
+
+    @usableFromInline
+    static func unsupportedRuntime(_ flags: UInt32) -> Never {
+        fatalError(
+            """
+            swift-locals: the running task's header does not have the layout this version expects \
+            (job flags 0x\(String(flags, radix: 16)) do not mark a task). This Swift runtime is not \
+            supported yet; please report it with the output of `swift --version`.
+            """
+        )
+    }
+
+    /// A strong reference to the running task, or nil for an `async let` child (which must not be
+    /// retained: see fact 2 above) and outside any task.
+    static func pinCurrent() -> TaskPin? {
+        withUnsafeCurrentTask { task -> TaskPin? in
+            guard let task, !TaskIdentity(task).isAsyncLet else { return nil }
+            // The task is a native Swift heap object; reinterpreting the reference copies it with
+            // a native retain, which keeps the task's memory (and so its address) alive.
+            return unsafeBitCast(task, to: TaskPin.self)
+        }
+    }
+}
+
+/// A stand-in class type for a pinned task object. Never instantiated, never dereferenced: a
+/// `TaskPin` reference only holds a retain on a task and answers whether it is the last one.
+final class TaskPin {
+    private init() {}
+
+    /// True once the task has ended and nothing but this pin refers to it.
+    static func taskHasEnded(_ pin: inout TaskPin) -> Bool {
+        isKnownUniquelyReferenced(&pin)
+    }
+}
