@@ -5,8 +5,9 @@ import Synchronization
 /// `@unchecked Sendable`: only the owner touches `value` and `overlay`; a task runs on one thread
 /// at a time and the runtime orders its steps across threads. Everyone else only adds the cell to
 /// or removes it from a locked table, or replaces it with a new cell; nobody else writes into it.
+@usableFromInline
 final class OwnedCell<Value>: @unchecked Sendable {
-    var value: Value
+    @usableFromInline var value: Value
     /// The child's own writes, for a child of an `.overlay` scope; nil otherwise.
     var overlay: OverlayLayer<Value>?
     /// The owning task's serial number (0 for threads): tells it from a later task at its address.
@@ -25,10 +26,10 @@ final class OwnedCell<Value>: @unchecked Sendable {
 /// A value that several tasks may touch at once (a scope's value, a session's value): every
 /// access goes through its lock.
 final class SharedCell<Value: Sendable>: Sendable {
-    let value: Mutex<Value>
+    let value: Locked<Value>
 
     init(_ value: Value) {
-        self.value = Mutex(value)
+        self.value = Locked(value)
     }
 
     func load() -> Value {

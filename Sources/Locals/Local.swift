@@ -1,3 +1,12 @@
+#if canImport(Darwin)
+import Darwin
+#elseif canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
+#endif
 import Synchronization
 
 /// An object whose attributes hold a separate value for each task (or thread, or session):
@@ -38,10 +47,22 @@ public final class Local<Value: Sendable>: Sendable {
     /// The default policy for children created inside this Local's scopes.
     public let inheritance: Inheritance
     let initialValue: @Sendable () -> Value
-    let tables = Mutex(LocalTables<Value>())
+    let tables = Locked(LocalTables<Value>())
     /// The one task-local this Local binds: the innermost open scope.
-    let scopeKey = TaskLocal<ScopeFrame<Value>?>(wrappedValue: nil)
-    let census = ScopeCensus()
+    @usableFromInline let scopeKey = TaskLocal<ScopeFrame<Value>?>(wrappedValue: nil)
+    @usableFromInline let census = ScopeCensus()
+    /// Never reused by another Local: names this Local in the threads' lookup caches.
+    @usableFromInline let localID = LocalIDs.next()
+    /// Bumped whenever a cell is removed while its owner may still run: a cached cell is used
+    /// only while the epoch it was cached under is current.
+    @usableFromInline let epoch = Atomic<UInt>(0)
+    @usableFromInline let fastPath: FastPath
+
+    /// Which discriminator the lookup cache serves.
+    @usableFromInline
+    enum FastPath: UInt8, Sendable {
+        case task, thread, none
+    }
 
     enum Mode: Sendable {
         case task
@@ -72,9 +93,12 @@ public final class Local<Value: Sendable>: Sendable {
     ) {
         if discriminator is TaskDiscriminator {
             mode = .task
+            fastPath = .task
         } else if discriminator is ThreadDiscriminator {
             mode = .thread
+            fastPath = .thread
         } else {
+            fastPath = .none
             mode = .custom(
                 CustomDiscriminator(
                     currentKey: { discriminator.currentKey.map(SessionKey.init) },
@@ -106,21 +130,32 @@ public final class Local<Value: Sendable>: Sendable {
     /// Each read and each write is atomic on its own; `request.depth += 1` is two accesses. A
     /// read with no current key (a custom discriminator returning nil) returns the initializer's
     /// value without storing it; a write with no current key stops the program.
+    @inlinable
     public subscript<T>(dynamicMember keyPath: WritableKeyPath<Value, T>) -> T {
         get {
-            read { $0[keyPath: keyPath] }
+            if let value = withCachedCell({ $0.value[keyPath: keyPath] }) {
+                return value
+            }
+            return read { $0[keyPath: keyPath] }
         }
         set {
-            switch currentPlace() {
-            case .owned(let cell):
-                cell.value[keyPath: keyPath] = newValue
-            case .overlay(_, let layer, _):
-                layer.record(keyPath, newValue)
-            case .shared(let cell):
-                cell.value.withLock { $0[keyPath: keyPath] = newValue }
-            case .unkeyed:
-                missingKeyForWrite()
+            if withCachedCell({ $0.value[keyPath: keyPath] = newValue }) == nil {
+                write(keyPath, newValue)
             }
+        }
+    }
+
+    @usableFromInline
+    func write<T>(_ keyPath: WritableKeyPath<Value, T>, _ newValue: T) {
+        switch currentPlace() {
+        case .owned(let cell):
+            cell.value[keyPath: keyPath] = newValue
+        case .overlay(_, let layer, _):
+            layer.record(keyPath, newValue)
+        case .shared(let cell):
+            cell.value.withLock { $0[keyPath: keyPath] = newValue }
+        case .unkeyed:
+            missingKeyForWrite()
         }
     }
 
@@ -129,8 +164,9 @@ public final class Local<Value: Sendable>: Sendable {
     /// Reading copies the value out; prefer reading single attributes (`local.x`) on hot paths.
     /// Assigning replaces the whole value (in an `.overlay` child, the child stops reading
     /// through to its scope).
+    @inlinable
     public var value: Value {
-        get { read { $0 } }
+        get { self[dynamicMember: \Value.self] }
         set { self[dynamicMember: \Value.self] = newValue }
     }
 
@@ -144,8 +180,19 @@ public final class Local<Value: Sendable>: Sendable {
     /// Where other tasks share the value (a `.shared` scope, a session), `body` runs while the
     /// value's lock is held, as with `Mutex.withLock`: keep it short, and do not touch the same
     /// Local from inside it. Other Locals are fine.
+    @inlinable
     @discardableResult
     public func update<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+        if let cell = cachedCell() {
+            return try cell._withUnsafeGuaranteedRef { cell in
+                Result { () throws(E) -> R in try body(&cell.value) }
+            }.get()
+        }
+        return try updateSlowly(body)
+    }
+
+    @usableFromInline
+    func updateSlowly<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
         switch currentPlace() {
         case .owned(let cell):
             return try body(&cell.value)
@@ -215,6 +262,52 @@ public final class Local<Value: Sendable>: Sendable {
 
     // MARK: Internals
 
+    /// The running task's (or thread's) cell from this thread's lookup cache, without taking any
+    /// lock, or nil where the slow path must decide: a cache miss, a visible scope, a session.
+    @inlinable
+    @inline(__always)
+    func cachedCell() -> Unmanaged<OwnedCell<Value>>? {
+        let address: UInt
+        let serial: UInt32
+        switch fastPath {
+        case .task:
+            if let task = TaskIdentity.current {
+                address = task.address
+                serial = task.serial
+            } else {
+                address = 0
+                serial = 0
+            }
+            if _slowPath(!census.isEmpty), scopeKey.get() != nil {
+                return nil
+            }
+        case .thread:
+            address = 0
+            serial = 0
+        case .none:
+            return nil
+        }
+        guard let context = pthread_getspecific(ThreadContext.pthreadKey) else {
+            return nil
+        }
+        let slots = Unmanaged<ThreadContext>.fromOpaque(context)._withUnsafeGuaranteedRef { $0.slots }
+        let slot = slots + ThreadContext.slotIndex(local: localID, address: address)
+        guard slot.pointee.local == localID, slot.pointee.address == address, slot.pointee.serial == serial,
+            slot.pointee.epoch == epoch.load(ordering: .relaxed), let cell = slot.pointee.cell
+        else {
+            return nil
+        }
+        return Unmanaged<OwnedCell<Value>>.fromOpaque(cell)
+    }
+
+    @inlinable
+    @inline(__always)
+    func withCachedCell<R>(_ body: (OwnedCell<Value>) -> R) -> R? {
+        guard let cell = cachedCell() else { return nil }
+        return cell._withUnsafeGuaranteedRef(body)
+    }
+
+    @usableFromInline
     func read<R>(_ body: (Value) -> R) -> R {
         switch currentPlace() {
         case .owned(let cell):
@@ -232,6 +325,15 @@ public final class Local<Value: Sendable>: Sendable {
         var value = frame.cell.load()
         layer.apply(to: &value)
         return value
+    }
+}
+
+/// Hands out Local identifiers that are never reused, unlike object addresses.
+enum LocalIDs {
+    private static let counter = Atomic<UInt64>(0)
+
+    static func next() -> UInt64 {
+        counter.add(1, ordering: .relaxed).newValue
     }
 }
 

@@ -23,7 +23,7 @@ enum Place<Value: Sendable> {
 
 /// The per-key tables of one ``Local``. Reached only through its lock; user code (initializers,
 /// deinits) never runs while the lock is held.
-struct LocalTables<Value: Sendable>: ~Copyable {
+struct LocalTables<Value: Sendable> {
     /// Heap and `async let` tasks outside scopes, by address; the cell's serial tells the owner
     /// from a later task at the same address.
     var tasks: [UInt: OwnedCell<Value>] = [:]
@@ -99,7 +99,18 @@ extension Local {
             return .shared(sessionCell(session))
         }
         guard let frame else {
-            return .owned(ownedCell(key) { makeInitialValue(for: key) })
+            // Read the epoch before the lookup: a removal after it makes the cached entry stale.
+            let epoch = self.epoch.load(ordering: .relaxed)
+            let cell = ownedCell(key) { makeInitialValue(for: key) }
+            switch key {
+            case .task(let task):
+                ThreadContext.current.cache(cell, local: localID, address: task.address, serial: task.serial, epoch: epoch)
+            case .thread(let thread) where thread == ThreadContext.current.id:
+                ThreadContext.current.cache(cell, local: localID, address: 0, serial: 0, epoch: epoch)
+            default:
+                break
+            }
+            return .owned(cell)
         }
         if frame.owner == key || frame.inheritance == .shared {
             return .shared(frame.cell)
@@ -303,9 +314,12 @@ extension Local {
                     return []
                 }
                 tables.tasks[task.address] = nil
+                epoch.add(1, ordering: .relaxed)
                 return [cell]
             case .thread(let thread):
-                return tables.threads.removeValue(forKey: thread).map { [$0] } ?? []
+                guard let cell = tables.threads.removeValue(forKey: thread) else { return [] }
+                epoch.add(1, ordering: .relaxed)
+                return [cell]
             case .custom, .none:
                 return []
             }
@@ -324,6 +338,7 @@ extension Local {
                 if let old = tables.threads.updateValue(cell, forKey: thread) {
                     garbage.cells.append(old)
                 }
+                epoch.add(1, ordering: .relaxed)
             }
         case .custom(let session):
             if let cell = tables.withLock({ $0.sessions[session] }) {

@@ -5,6 +5,7 @@ import Synchronization
 ///
 /// A frame lives as long as any task can see it: the scope's own duration, plus every child that
 /// inherited it, including an escaping `Task {}` (task-local bindings are retained that way).
+@usableFromInline
 final class ScopeFrame<Value: Sendable>: Sendable {
     /// The task (or thread, outside any task) that opened the scope.
     let owner: StorageKey
@@ -14,7 +15,7 @@ final class ScopeFrame<Value: Sendable>: Sendable {
     /// Own values of `async let` children. Such a child lives in its parent's stack allocator and
     /// cannot be pinned (see TaskIdentity), but it always ends before the frame it inherited does,
     /// so the frame releases them.
-    let stackChildren = Mutex<[UInt: OwnedCell<Value>]>([:])
+    let stackChildren = Locked<[UInt: OwnedCell<Value>]>([:])
     private let census: ScopeCensus
 
     init(owner: StorageKey, inheritance: Inheritance, value: Value, census: ScopeCensus) {
@@ -32,9 +33,13 @@ final class ScopeFrame<Value: Sendable>: Sendable {
 
 /// Counts a Local's frames that some task can still see. While it is zero, an access skips the
 /// task-local lookup altogether.
+@usableFromInline
 final class ScopeCensus: Sendable {
-    let count = Atomic<Int>(0)
+    @usableFromInline let count = Atomic<Int>(0)
 
+    init() {}
+
+    @inlinable
     var isEmpty: Bool {
         count.load(ordering: .acquiring) == 0
     }

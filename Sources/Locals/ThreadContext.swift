@@ -14,11 +14,31 @@ protocol ThreadExitObserver: AnyObject, Sendable {
     func threadExited(_ thread: ThreadID)
 }
 
+/// One entry of a thread's lookup cache: which Local and which task (or this thread, address 0)
+/// the cell belongs to, the Local's removal epoch when it was cached, and a retained cell.
+@usableFromInline
+struct CacheSlot {
+    @usableFromInline var local: UInt64 = 0
+    @usableFromInline var address: UInt = 0
+    @usableFromInline var serial: UInt32 = 0
+    @usableFromInline var epoch: UInt = 0
+    /// A retained `OwnedCell<Value>` of the Local `local`, or nil.
+    @usableFromInline var cell: UnsafeMutableRawPointer? = nil
+}
+
 /// What swift-locals keeps for one OS thread, in a single pthread key whose destructor runs when
 /// the thread exits (as swift-nio's `ThreadSpecificVariable` does). Only its own thread touches it.
+///
+/// Besides the thread's identity it holds a small cache from (Local, task) to the task's cell, so
+/// that a steady-state access finds its cell without taking the Local's lock. A cached cell is
+/// used only while the Local's removal epoch is unchanged; the cache holds a retain on each cell,
+/// so a cell removed meanwhile stays valid memory until its slot is reused.
+@usableFromInline
 final class ThreadContext {
     /// This thread's identity; never reused by a later thread.
     let id: ThreadID
+    @usableFromInline let slots: UnsafeMutablePointer<CacheSlot>
+    @inlinable static var slotMask: Int { 15 }
     /// Keys whose initializer is running on this thread right now, to stop re-entrant touches.
     var initializing: [(storage: ObjectIdentifier, key: StorageKey)] = []
     /// Storages that hold a value for this thread and are told when it exits.
@@ -32,11 +52,43 @@ final class ThreadContext {
 
     private init() {
         id = ThreadID(serial: Self.serials.add(1, ordering: .relaxed).newValue)
+        slots = .allocate(capacity: Self.slotMask + 1)
+        slots.initialize(repeating: CacheSlot(), count: Self.slotMask + 1)
     }
 
     deinit {
+        for index in 0...Self.slotMask {
+            if let cell = slots[index].cell {
+                slots[index].cell = nil
+                Unmanaged<AnyObject>.fromOpaque(cell).release()
+            }
+        }
+        slots.deallocate()
         for observer in observers.values {
             observer.storage?.threadExited(id)
+        }
+    }
+
+    @inlinable
+    static func slotIndex(local: UInt64, address: UInt) -> Int {
+        Int(truncatingIfNeeded: (address >> 4) ^ (UInt(truncatingIfNeeded: local) &* 0x9E37_79B9)) & slotMask
+    }
+
+    /// Caches `cell` as the value of `local` for the task at `address` with `serial` (or this
+    /// thread, for address 0), as of the Local's removal epoch `epoch`.
+    func cache(_ cell: AnyObject, local: UInt64, address: UInt, serial: UInt32, epoch: UInt) {
+        let slot = slots + Self.slotIndex(local: local, address: address)
+        let previous = slot.pointee.cell
+        slot.pointee = CacheSlot(
+            local: local,
+            address: address,
+            serial: serial,
+            epoch: epoch,
+            cell: Unmanaged.passRetained(cell).toOpaque()
+        )
+        // Released last: the old cell's value may have a deinit that uses this very cache.
+        if let previous {
+            Unmanaged<AnyObject>.fromOpaque(previous).release()
         }
     }
 
@@ -62,7 +114,7 @@ final class ThreadContext {
         return context
     }
 
-    private static let pthreadKey: pthread_key_t = {
+    @usableFromInline static let pthreadKey: pthread_key_t = {
         var key = pthread_key_t()
         let result = pthread_key_create(&key, releaseContext)
         precondition(result == 0, "swift-locals: pthread_key_create failed: \(result)")
