@@ -1,53 +1,266 @@
+// A guided tour of swift-locals: `swift run locals-demo`.
+//
+// Each section prints what it does and what it shows; every value printed is read back from the
+// library, nothing is hard-coded.
+
+import Foundation
 import Locals
+import Synchronization
 
 struct RequestState: Sendable {
     var requestID = "-"
-    var list = ["a", "b"]
+    var user: String? = nil
     var depth = 0
-    var requestID2 = "initial"
 }
-let request = Local { RequestState() }
 
-@main struct Demo {
-    static func main() async {
-        request.requestID = "main"
-        await withTaskGroup(of: String.self) { group in
-            for i in 0..<5 {
-                group.addTask {
-                    request.requestID = "task \(i)"
-                    await Task.yield()
-                    return request.requestID
-                }
-            }
-            for await r in group { print(r) }
-        }
-        print("main still", request.requestID)
-        await request.withValues({ $0.requestID = "scoped" }) {
-            async let a = request.requestID
-            let t = Task { request.requestID }
-            print("async let sees", await a, "task sees", await t.value)
-        }
-        print("after scope", request.requestID)
-        for p in Inheritance.allCases {
-            let l = Local(inheritance: p) { RequestState() }
-            await l.withValues({ $0.requestID = "from parent"; $0.list = ["from", "parent"] }) {
-                let (c1, c2) = (AsyncStream<Void>.makeStream(), AsyncStream<Void>.makeStream())
-                let child = Task { () -> (String, String) in
-                    let first = l.requestID
-                    c1.continuation.yield()
-                    for await _ in c2.stream { break }
-                    let late = l.user
-                    l.requestID = "from child"
-                    l.list[1] = "child"
-                    return (first, late)
-                }
-                for await _ in c1.stream { break }
-                l.user = "after spawn"
-                c2.continuation.yield()
-                let (first, late) = await child.value
-                print(p, first, late, l.requestID, l.list)
+/// Counts how often an initializer runs.
+final class Counter: Sendable {
+    private let count = Atomic(0)
+    func increment() { count.add(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
+}
+
+let initializerCalls = Counter()
+let request = Local {
+    initializerCalls.increment()
+    return RequestState()
+}
+
+func section(_ title: String, _ explanation: String) {
+    print("\n== \(title) ==")
+    print(explanation)
+}
+
+func show(_ label: String, _ value: Any) {
+    print("  \(label.padding(toLength: 44, withPad: " ", startingAt: 0)) \(value)")
+}
+
+// MARK: 1. Per-task values
+
+func perTaskIsolation() async {
+    section(
+        "1. One value per task",
+        "Five tasks write their own request ID, yield, and read it back; the main task's is untouched."
+    )
+    request.requestID = "main"
+    let seen = await withTaskGroup(of: (Int, String).self) { group in
+        for index in 1...5 {
+            group.addTask {
+                request.requestID = "req-\(index)"
+                await Task.yield()  // may resume on another thread
+                return (index, request.requestID)
             }
         }
+        return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+    }
+    for index in 1...5 {
+        show("task \(index) wrote req-\(index), reads", seen[index]!)
+    }
+    show("main task reads", request.requestID)
+}
+
+// MARK: 2. The initializer
+
+func initializer() async {
+    section(
+        "2. The initializer runs once per task, on first touch",
+        "Like a threading.local subclass __init__: lazily, on the first read or write of each task."
+    )
+    let before = initializerCalls.value
+    await withTaskGroup(of: Void.self) { group in
+        for _ in 1...3 { group.addTask { _ = request.depth } }  // a read counts as a touch
+        for _ in 1...2 { group.addTask { await Task.yield() } }  // never touch the Local
+    }
+    show("3 tasks read, 2 did not: initializer calls", initializerCalls.value - before)
+    let task = Task {
+        request.depth = 7
+        let calls = initializerCalls.value
+        request.reset()
+        return (request.depth, initializerCalls.value - calls)
+    }
+    let (depth, calls) = await task.value
+    show("after reset(), depth reads", depth)
+    show("and the initializer ran again", "\(calls) time")
+}
+
+// MARK: 3. Threads
+
+func threads() {
+    section(
+        "3. Threads",
+        """
+        Local(.thread) keeps one value per OS thread, like threading.local. The default .task Local \
+        also falls back to one value per thread in code outside any task.
+        """
+    )
+    let perThread = Local(.thread) { Attributes() }
+    perThread.name = "main thread"
+    let done = DispatchSemaphore(value: 0)
+    let results = Mutex<[String]>([])
+    for index in 1...3 {
+        let thread = Thread {
+            let initial: String? = perThread.name
+            perThread.name = "thread \(index)"
+            request.requestID = "thread-\(index) (no task)"
+            let line = "thread \(index): first read \(initial ?? "nil"), then \(perThread.name ?? "nil"); "
+                + ".task Local reads \(request.requestID)"
+            results.withLock { $0.append(line) }
+            done.signal()
+        }
+        thread.start()
+        done.wait()
+    }
+    for line in results.withLock({ $0 }) {
+        print("  \(line)")
+    }
+    show("main thread still reads", perThread.name ?? "nil")
+}
+
+// MARK: 4. Sessions
+
+struct SessionDiscriminator: Discriminator {
+    @TaskLocal static var sessionID: String?
+    var currentKey: String? { Self.sessionID }
+}
+
+struct Cart: Sendable {
+    var items: [String] = []
+}
+
+func sessions() async {
+    section(
+        "4. A custom discriminator: one cart per session",
+        "Any Hashable key works; values live until discard(key:). With no key, reads get a fresh value."
+    )
+    let cart = Local(SessionDiscriminator()) { Cart() }
+    await SessionDiscriminator.$sessionID.withValue("alice") {
+        cart.items.append("book")
+        await Task.yield()
+        cart.items.append("pen")
+    }
+    SessionDiscriminator.$sessionID.withValue("bob") {
+        cart.items.append("lamp")
+    }
+    SessionDiscriminator.$sessionID.withValue("alice") {
+        show("alice's cart, from a later request", cart.items)
+    }
+    SessionDiscriminator.$sessionID.withValue("bob") {
+        show("bob's cart", cart.items)
+    }
+    show("no session: reads", cart.items)
+    cart.discard(key: "alice")
+    SessionDiscriminator.$sessionID.withValue("alice") {
+        show("alice's cart after discard(key:)", cart.items)
     }
 }
-extension RequestState { var user: String { get { requestID2 } set { requestID2 = newValue } } }
+
+// MARK: 5. Attributes
+
+func attributes() {
+    section(
+        "5. Attributes: threading.local-style, untyped",
+        "Local { Attributes() } takes any attribute name; reads are typed by context, nil removes."
+    )
+    let local = Local { Attributes() }
+    local.symbol = "@"
+    local.retries = 3
+    let symbol: String? = local.symbol
+    let wrongType: Int? = local.symbol
+    show("local.symbol as String?", symbol ?? "nil")
+    show("local.symbol as Int? (other type)", wrongType.map(String.init) ?? "nil")
+    show("names", local.names)
+    local.symbol = String?.none
+    show("after local.symbol = nil, names", local.names)
+}
+
+// MARK: 6. Scopes
+
+func scopes() async {
+    section(
+        "6. Scopes bind a value for an operation and restore it",
+        "withValue / withValues restore on return, on a thrown error and on cancellation; they nest."
+    )
+    request.requestID = "outer"
+    await request.withValue(\.requestID, "scoped") {
+        show("inside withValue", request.requestID)
+        request.withValue(\.requestID, "nested") {
+            show("inside a nested scope", request.requestID)
+        }
+        request.requestID = "written inside"
+        show("owner writes inside the scope", request.requestID)
+        async let child = request.requestID
+        show("an async let child inherits", await child)
+    }
+    show("after the scope (writes inside dropped)", request.requestID)
+    struct Failure: Error {}
+    do {
+        try request.withValue(\.requestID, "failing") { throw Failure() }
+    } catch {
+        show("after a thrown error", request.requestID)
+    }
+    await request.withScope {
+        request.user = "ann"
+        let fromTask = await Task { request.user ?? "nil" }.value
+        show("withScope: assignment reaches a Task {}", fromTask)
+        let detached = await Task.detached { request.user ?? "nil" }.value
+        show("but never Task.detached", detached)
+    }
+}
+
+// MARK: 7. Inheritance policies
+
+struct Shopping: Sendable {
+    var simple = "initial"
+    var late = "initial"
+    var list = ["initial", "initial"]
+}
+
+func policies() async {
+    section(
+        "7. How child tasks inherit (the aiotask-context task factories, in Swift)",
+        """
+        The owner opens withValues({ simple = "from parent"; list = ["from", "parent"] }), creates a \
+        child, and after the child's first read sets late = "after spawn". The child reads late, sets \
+        simple = "from child" and list[1] = "child"; the owner awaits it and reads.
+        """
+    )
+    let columns = ["policy", "child's first simple", "child's late", "owner's simple", "owner's list"]
+    print("  " + columns.map { $0.padding(toLength: 21, withPad: " ", startingAt: 0) }.joined(separator: " "))
+    for policy in Inheritance.allCases {
+        let local = Local(inheritance: policy) { Shopping() }
+        let row = await local.withValues({ $0.simple = "from parent"; $0.list = ["from", "parent"] }) {
+            let (firstRead, firstReadDone) = AsyncStream<Void>.makeStream()
+            let (lateSet, lateSetDone) = AsyncStream<Void>.makeStream()
+            let child = Task {
+                let first = local.simple
+                firstReadDone.yield()
+                for await _ in lateSet { break }
+                let late = local.late
+                local.simple = "from child"
+                local.list[1] = "child"
+                return (first, late)
+            }
+            for await _ in firstRead { break }
+            local.late = "after spawn"
+            lateSetDone.yield()
+            let (first, late) = await child.value
+            return [".\(policy)", first, late, local.simple, local.list.joined(separator: ", ")]
+        }
+        print("  " + row.map { $0.padding(toLength: 21, withPad: " ", startingAt: 0) }.joined(separator: " "))
+    }
+}
+
+@main
+enum Demo {
+    static func main() async {
+        print("swift-locals: threading.local for Swift Concurrency. A guided tour.")
+        await perTaskIsolation()
+        await initializer()
+        threads()
+        await sessions()
+        attributes()
+        await scopes()
+        await policies()
+        print("\nMore: README.md and the DocC articles in Sources/Locals/Locals.docc.")
+    }
+}

@@ -145,6 +145,19 @@ public final class Local<Value: Sendable>: Sendable {
         }
     }
 
+    /// Reads a read-only property of the current key's value (a `let`, a computed property).
+    ///
+    /// ```swift
+    /// let names = attributes.names
+    /// ```
+    @inlinable
+    public subscript<T>(dynamicMember keyPath: KeyPath<Value, T>) -> T {
+        if let value = withCachedCell({ $0.value[keyPath: keyPath] }) {
+            return value
+        }
+        return read { $0[keyPath: keyPath] }
+    }
+
     @usableFromInline
     func write<T>(_ keyPath: WritableKeyPath<Value, T>, _ newValue: T) {
         switch currentPlace() {
