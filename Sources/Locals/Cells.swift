@@ -7,7 +7,7 @@ import Synchronization
 /// or removes it from a locked table, or replaces it with a new cell; nobody else writes into it.
 @usableFromInline
 final class OwnedCell<Value>: @unchecked Sendable {
-    @usableFromInline var value: Value
+    @exclusivity(unchecked) @usableFromInline var value: Value
     /// The child's own writes, for a child of an `.overlay` scope; nil otherwise.
     var overlay: OverlayLayer<Value>?
     /// The owning task's serial number (0 for threads): tells it from a later task at its address.
@@ -25,22 +25,40 @@ final class OwnedCell<Value>: @unchecked Sendable {
 
 /// A value that several tasks may touch at once (a scope's value, a session's value): every
 /// access goes through its lock.
-final class SharedCell<Value: Sendable>: Sendable {
-    let value: Locked<Value>
+@usableFromInline
+typealias SharedCell<Value> = Locked<SharedValue<Value>>
 
+/// What a shared cell's lock guards.
+@usableFromInline
+struct SharedValue<Value> {
+    @usableFromInline var value: Value
+    /// Own values of `async let` children of a scope (see ``ScopeFrame``); empty for sessions.
+    var stackChildren: [UInt: OwnedCell<Value>] = [:]
+
+    @inlinable
     init(_ value: Value) {
-        self.value = Locked(value)
+        self.value = value
+    }
+}
+
+extension Locked {
+    @inlinable
+    func withValue<Value, R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R
+    where State == SharedValue<Value> {
+        try withLock { (shared: inout SharedValue<Value>) throws(E) -> R in try body(&shared.value) }
     }
 
-    func load() -> Value {
-        value.withLock { $0 }
+    @inlinable
+    func loadValue<Value>() -> Value where State == SharedValue<Value> {
+        withValue { $0 }
     }
 
     /// Replaces the value and hands back the old one, to be released outside the lock.
-    func exchange(_ newValue: Value) -> Value {
-        value.withLock { current in
+    @inlinable
+    func exchangeValue<Value>(_ newValue: Value) -> Value where State == SharedValue<Value> {
+        withValue { value in
             var old = newValue
-            swap(&old, &current)
+            swap(&old, &value)
             return old
         }
     }

@@ -42,15 +42,14 @@ extension Local {
     ///   - change: Changes the value the scope starts from (the current value).
     ///   - operation: The work to run inside the scope.
     /// - Returns: What `operation` returns.
+    @inlinable
     public func withValues<R, E: Error>(
         inheritance: Inheritance? = nil,
         _ change: (inout Value) -> Void,
         operation: () throws(E) -> R
     ) throws(E) -> R {
-        guard case .task = mode else {
-            let saved = swapIn(change)
-            defer { restore(saved) }
-            return try operation()
+        guard case .task = fastPath else {
+            return try withSwappedValues(change, operation: operation)
         }
         let frame = openFrame(inheritance, change)
         return try scopeKey.withValue(frame) {
@@ -119,22 +118,15 @@ extension Local {
     /// For `.thread` and custom discriminators, the scope changes the current key's value and
     /// restores that same key's value afterwards, even if the task moved to another thread at an
     /// `await` in between; nothing is inherited.
+    @inlinable
     public func withValues<R, E: Error>(
         inheritance: Inheritance? = nil,
         _ change: (inout Value) -> Void,
         isolation: isolated (any Actor)? = #isolation,
         operation: () async throws(E) -> R
     ) async throws(E) -> R {
-        guard case .task = mode else {
-            let saved = swapIn(change)
-            let result: Result<R, E>
-            do throws(E) {
-                result = .success(try await operation())
-            } catch {
-                result = .failure(error)
-            }
-            restore(saved)
-            return try result.get()
+        guard case .task = fastPath else {
+            return try await withSwappedValues(change, isolation: isolation, operation: operation)
         }
         let frame = openFrame(inheritance, change)
         return try await scopeKey.withValue(
@@ -163,8 +155,57 @@ extension Local {
 
     // MARK: Internals
 
+    /// A `.thread` or custom scope: change the current key's value, restore it afterwards.
+    @usableFromInline
+    func withSwappedValues<R, E: Error>(
+        _ change: (inout Value) -> Void,
+        operation: () throws(E) -> R
+    ) throws(E) -> R {
+        let saved = swapIn(change)
+        defer { restore(saved) }
+        return try operation()
+    }
+
+    @usableFromInline
+    func withSwappedValues<R, E: Error>(
+        _ change: (inout Value) -> Void,
+        isolation: isolated (any Actor)?,
+        operation: () async throws(E) -> R
+    ) async throws(E) -> R {
+        let saved = swapIn(change)
+        let result: Result<R, E>
+        do throws(E) {
+            result = .success(try await operation())
+        } catch {
+            result = .failure(error)
+        }
+        restore(saved)
+        return try result.get()
+    }
+
     /// The frame of a new `.task` scope, starting from the owner's current value.
-    private func openFrame(_ inheritance: Inheritance?, _ change: (inout Value) -> Void) -> ScopeFrame<Value> {
+    @inlinable
+    func openFrame(_ inheritance: Inheritance?, _ change: (inout Value) -> Void) -> ScopeFrame<Value> {
+        guard let task = TaskIdentity.current else {
+            return openFrameSlowly(inheritance, change)
+        }
+        var value: Value
+        switch fastPlace(address: task.address, serial: task.serial) {
+        case .cached(let cell): value = cell._withUnsafeGuaranteedRef { $0.value }
+        case .scope(let cell): value = cell.loadValue()
+        case .slow: value = currentValue()
+        }
+        change(&value)
+        return ScopeFrame(ownerTask: task, inheritance: inheritance ?? self.inheritance, value: value, census: census)
+    }
+
+    @usableFromInline
+    func currentValue() -> Value {
+        load(currentPlace())
+    }
+
+    @usableFromInline
+    func openFrameSlowly(_ inheritance: Inheritance?, _ change: (inout Value) -> Void) -> ScopeFrame<Value> {
         guard let key = currentKey() else { missingKeyForWrite() }
         var value = load(place(for: key, frame: currentFrame()))
         change(&value)
@@ -172,7 +213,7 @@ extension Local {
     }
 
     /// Changes the current key's value for a `.thread` or custom scope; returns what to restore.
-    private func swapIn(_ change: (inout Value) -> Void) -> (key: StorageKey, value: Value) {
+    func swapIn(_ change: (inout Value) -> Void) -> (key: StorageKey, value: Value) {
         guard let key = currentKey() else { missingKeyForWrite() }
         let place = place(for: key, frame: nil)
         let saved = load(place)
@@ -180,13 +221,13 @@ extension Local {
         change(&changed)
         switch place {
         case .owned(let cell): cell.value = changed
-        case .shared(let cell): withExtendedLifetime(cell.exchange(changed)) {}
+        case .shared(let cell): withExtendedLifetime(cell.exchangeValue(changed)) {}
         case .overlay, .unkeyed: preconditionFailure("swift-locals: no scope frames without .task")
         }
         return (key, saved)
     }
 
-    private func restore(_ saved: (key: StorageKey, value: Value)) {
+    func restore(_ saved: (key: StorageKey, value: Value)) {
         if case .thread(let thread) = saved.key, thread == ThreadContext.current.id {
             ownedCell(saved.key) { saved.value }.value = saved.value
         } else {
@@ -198,7 +239,7 @@ extension Local {
         switch place {
         case .owned(let cell): cell.value
         case .overlay(_, let layer, let frame): overlaid(layer, on: frame)
-        case .shared(let cell): cell.load()
+        case .shared(let cell): cell.loadValue()
         case .unkeyed: makeInitialValue(for: .none)
         }
     }

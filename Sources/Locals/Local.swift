@@ -47,7 +47,7 @@ public final class Local<Value: Sendable>: Sendable {
     /// The default policy for children created inside this Local's scopes.
     public let inheritance: Inheritance
     let initialValue: @Sendable () -> Value
-    let tables = Locked(LocalTables<Value>())
+    let tables = Locked.make(LocalTables<Value>())
     /// The one task-local this Local binds: the innermost open scope.
     @usableFromInline let scopeKey = TaskLocal<ScopeFrame<Value>?>(wrappedValue: nil)
     @usableFromInline let census = ScopeCensus()
@@ -132,15 +132,18 @@ public final class Local<Value: Sendable>: Sendable {
     /// value without storing it; a write with no current key stops the program.
     @inlinable
     public subscript<T>(dynamicMember keyPath: WritableKeyPath<Value, T>) -> T {
-        get {
-            if let value = withCachedCell({ $0.value[keyPath: keyPath] }) {
-                return value
+        @inline(__always) get {
+            switch fastPlace() {
+            case .cached(let cell): cell._withUnsafeGuaranteedRef { $0.value[keyPath: keyPath] }
+            case .scope(let cell): cell.withValue { $0[keyPath: keyPath] }
+            case .slow: read { $0[keyPath: keyPath] }
             }
-            return read { $0[keyPath: keyPath] }
         }
-        set {
-            if withCachedCell({ $0.value[keyPath: keyPath] = newValue }) == nil {
-                write(keyPath, newValue)
+        @inline(__always) set {
+            switch fastPlace() {
+            case .cached(let cell): cell._withUnsafeGuaranteedRef { $0.value[keyPath: keyPath] = newValue }
+            case .scope(let cell): cell.withValue { $0[keyPath: keyPath] = newValue }
+            case .slow: write(keyPath, newValue)
             }
         }
     }
@@ -152,10 +155,13 @@ public final class Local<Value: Sendable>: Sendable {
     /// ```
     @inlinable
     public subscript<T>(dynamicMember keyPath: KeyPath<Value, T>) -> T {
-        if let value = withCachedCell({ $0.value[keyPath: keyPath] }) {
-            return value
+        @inline(__always) get {
+            switch fastPlace() {
+            case .cached(let cell): cell._withUnsafeGuaranteedRef { $0.value[keyPath: keyPath] }
+            case .scope(let cell): cell.withValue { $0[keyPath: keyPath] }
+            case .slow: read { $0[keyPath: keyPath] }
+            }
         }
-        return read { $0[keyPath: keyPath] }
     }
 
     @usableFromInline
@@ -166,7 +172,7 @@ public final class Local<Value: Sendable>: Sendable {
         case .overlay(_, let layer, _):
             layer.record(keyPath, newValue)
         case .shared(let cell):
-            cell.value.withLock { $0[keyPath: keyPath] = newValue }
+            cell.withValue { $0[keyPath: keyPath] = newValue }
         case .unkeyed:
             missingKeyForWrite()
         }
@@ -196,12 +202,14 @@ public final class Local<Value: Sendable>: Sendable {
     @inlinable
     @discardableResult
     public func update<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
-        if let cell = cachedCell() {
-            return try cell._withUnsafeGuaranteedRef { cell in
-                Result { () throws(E) -> R in try body(&cell.value) }
-            }.get()
+        switch fastPlace() {
+        case .cached(let cell):
+            return try cell._withUnsafeGuaranteedRef { cell in Result { () throws(E) -> R in try body(&cell.value) } }.get()
+        case .scope(let cell):
+            return try cell.withValue { (value: inout Value) throws(E) -> R in try body(&value) }
+        case .slow:
+            return try updateSlowly(body)
         }
-        return try updateSlowly(body)
     }
 
     @usableFromInline
@@ -215,7 +223,7 @@ public final class Local<Value: Sendable>: Sendable {
             layer.record(\Value.self, merged)
             return result
         case .shared(let cell):
-            return try cell.value.withLock { value throws(E) -> R in try body(&value) }
+            return try cell.withValue { (value: inout Value) throws(E) -> R in try body(&value) }
         case .unkeyed:
             missingKeyForWrite()
         }
@@ -275,49 +283,52 @@ public final class Local<Value: Sendable>: Sendable {
 
     // MARK: Internals
 
-    /// The running task's (or thread's) cell from this thread's lookup cache, without taking any
-    /// lock, or nil where the slow path must decide: a cache miss, a visible scope, a session.
+    /// Where the running context's value is, when that is known without the slow path: the
+    /// task's (or thread's) own cell found in this thread's lookup cache, with no lock taken, or
+    /// the value of a scope the task owns or shares.
+    @usableFromInline
+    enum FastPlace {
+        case cached(Unmanaged<OwnedCell<Value>>)
+        case scope(SharedCell<Value>)
+        /// A cache miss, an inheriting child, a session: the slow path decides.
+        case slow
+    }
+
     @inlinable
     @inline(__always)
-    func cachedCell() -> Unmanaged<OwnedCell<Value>>? {
-        let address: UInt
-        let serial: UInt32
+    func fastPlace() -> FastPlace {
+        if case .task = fastPath, let task = TaskIdentity.current {
+            return fastPlace(address: task.address, serial: task.serial)
+        }
+        return fastPlace(address: 0, serial: 0)
+    }
+
+    /// `fastPlace` for a known running task (address 0: the running thread).
+    @inlinable
+    @inline(__always)
+    func fastPlace(address: UInt, serial: UInt32) -> FastPlace {
         switch fastPath {
         case .task:
-            if let task = TaskIdentity.current {
-                address = task.address
-                serial = task.serial
-            } else {
-                address = 0
-                serial = 0
-            }
-            if _slowPath(!census.isEmpty), scopeKey.get() != nil {
-                return nil
+            if !census.isEmpty, let frame = scopeKey.get() {
+                let owns = address != 0 && frame.ownerAddress == address && frame.ownerSerial == serial
+                return owns || frame.inheritance == .shared ? .scope(frame.cell) : .slow
             }
         case .thread:
-            address = 0
-            serial = 0
+            break
         case .none:
-            return nil
+            return .slow
         }
         guard let context = pthread_getspecific(ThreadContext.pthreadKey) else {
-            return nil
+            return .slow
         }
         let slots = Unmanaged<ThreadContext>.fromOpaque(context)._withUnsafeGuaranteedRef { $0.slots }
         let slot = slots + ThreadContext.slotIndex(local: localID, address: address)
         guard slot.pointee.local == localID, slot.pointee.address == address, slot.pointee.serial == serial,
             slot.pointee.epoch == epoch.load(ordering: .relaxed), let cell = slot.pointee.cell
         else {
-            return nil
+            return .slow
         }
-        return Unmanaged<OwnedCell<Value>>.fromOpaque(cell)
-    }
-
-    @inlinable
-    @inline(__always)
-    func withCachedCell<R>(_ body: (OwnedCell<Value>) -> R) -> R? {
-        guard let cell = cachedCell() else { return nil }
-        return cell._withUnsafeGuaranteedRef(body)
+        return .cached(Unmanaged<OwnedCell<Value>>.fromOpaque(cell))
     }
 
     @usableFromInline
@@ -328,14 +339,14 @@ public final class Local<Value: Sendable>: Sendable {
         case .overlay(_, let layer, let frame):
             return body(overlaid(layer, on: frame))
         case .shared(let cell):
-            return cell.value.withLock { body($0) }
+            return cell.withValue { body($0) }
         case .unkeyed:
             return body(makeInitialValue(for: .none))
         }
     }
 
     func overlaid(_ layer: OverlayLayer<Value>, on frame: ScopeFrame<Value>) -> Value {
-        var value = frame.cell.load()
+        var value: Value = frame.cell.loadValue()
         layer.apply(to: &value)
         return value
     }

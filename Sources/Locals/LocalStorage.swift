@@ -126,8 +126,8 @@ extension Local {
     private func childCell(_ key: StorageKey, of frame: ScopeFrame<Value>) -> OwnedCell<Value> {
         let seed = { () -> OwnedCell<Value> in
             switch frame.inheritance {
-            case .copy, .shared: OwnedCell(frame.cell.load())
-            case .overlay: OwnedCell(frame.cell.load(), overlay: OverlayLayer())
+            case .copy, .shared: OwnedCell(frame.cell.loadValue())
+            case .overlay: OwnedCell(frame.cell.loadValue(), overlay: OverlayLayer())
             case .fresh: OwnedCell(self.makeInitialValue(for: key))
             }
         }
@@ -135,13 +135,13 @@ extension Local {
             return findOrCreateOwnedCell(key, seed: seed)
         }
         // An `async let` child: kept by the frame it inherited, which outlives it.
-        if let cell = frame.stackChildren.withLock({ $0[task.address] }), cell.serial == task.serial {
+        if let cell = frame.cell.withLock({ $0.stackChildren[task.address] }), cell.serial == task.serial {
             return cell
         }
         let fresh = seed()
         let cell = OwnedCell(fresh.value, serial: task.serial, overlay: fresh.overlay)
-        let replaced = frame.stackChildren.withLock { children in
-            children.updateValue(cell, forKey: task.address)
+        let replaced = frame.cell.withLock { shared in
+            shared.stackChildren.updateValue(cell, forKey: task.address)
         }
         withExtendedLifetime(replaced) {}
         return cell
@@ -224,7 +224,7 @@ extension Local {
                 sched_yield()
             case .mine:
                 let value = makeInitialValue(for: .custom(session), checkReentrancy: false)
-                let cell = SharedCell(value)
+                let cell = Locked.make(SharedValue(value))
                 tables.withLock { tables in
                     tables.sessions[session] = cell
                     tables.initializingSessions.remove(session)
@@ -283,14 +283,14 @@ extension Local {
         switch key {
         case .custom(let session):
             if let cell = tables.withLock({ $0.sessions.removeValue(forKey: session) }) {
-                garbage.values.append(cell.load())
+                garbage.values.append(cell.loadValue())
             }
         case .task, .thread:
             if let frame = currentFrame() {
                 if frame.owner == key || frame.inheritance == .shared {
-                    garbage.values.append(frame.cell.exchange(makeInitialValue(for: key)))
+                    garbage.values.append(frame.cell.exchangeValue(makeInitialValue(for: key)))
                 } else if case .task(let task) = key, task.isAsyncLet {
-                    if let cell = frame.stackChildren.withLock({ $0.removeValue(forKey: task.address) }) {
+                    if let cell = frame.cell.withLock({ $0.stackChildren.removeValue(forKey: task.address) }) {
                         garbage.cells.append(cell)
                     }
                 } else {
@@ -342,9 +342,9 @@ extension Local {
             }
         case .custom(let session):
             if let cell = tables.withLock({ $0.sessions[session] }) {
-                garbage.values.append(cell.exchange(value))
+                garbage.values.append(cell.exchangeValue(value))
             } else {
-                tables.withLock { $0.sessions[session] = SharedCell(value) }
+                tables.withLock { $0.sessions[session] = Locked.make(SharedValue(value)) }
             }
         case .task, .none:
             preconditionFailure("swift-locals: \(key) is not restored by replacement")

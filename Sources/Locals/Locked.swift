@@ -8,32 +8,73 @@ import Musl
 import Android
 #endif
 
-/// State reachable only through `withLock`, guarded by a pthread mutex.
+/// State reachable only through `withLock`, guarded by a pthread mutex, in one allocation.
 ///
 /// The shape of `Synchronization.Mutex`, on a pthread mutex as swift-nio's `NIOLock` is: on Linux
 /// with Swift 6.3, `Mutex` waits with raw futex calls that Thread Sanitizer does not see, so every
 /// access it guards is reported as a race, and the test suite runs under Thread Sanitizer.
-final class Locked<State>: @unchecked Sendable {
-    // @unchecked: `state` is only touched inside `withLock`, with the mutex held.
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private var state: State
+@usableFromInline
+struct Locked<State>: @unchecked Sendable {
+    // @unchecked: the state is only touched inside `withLock`, with the mutex held.
+    @usableFromInline let storage: LockedStorage<State>
 
-    init(_ state: State) {
-        self.state = state
-        mutex = .allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        let result = pthread_mutex_init(mutex, nil)
+    @inlinable
+    init(storage: LockedStorage<State>) {
+        self.storage = storage
+    }
+
+    @inlinable
+    static func make(_ state: State) -> Locked<State> {
+        Locked(storage: LockedStorage.make(state))
+    }
+
+    @inlinable
+    func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
+        try storage.withLock(body)
+    }
+
+    @inlinable
+    func load() -> State {
+        withLock { $0 }
+    }
+
+    /// Replaces the state and hands back the old one, to be released outside the lock.
+    @inlinable
+    func exchange(_ newState: State) -> State {
+        withLock { state in
+            var old = newState
+            swap(&old, &state)
+            return old
+        }
+    }
+}
+
+/// The state in the header, the mutex in the tail, whose address is stable for the object's life
+/// (swift-nio's `LockStorage` does the same).
+@usableFromInline
+final class LockedStorage<State>: ManagedBuffer<State, pthread_mutex_t> {
+    @inlinable
+    static func make(_ state: State) -> LockedStorage<State> {
+        let storage = unsafeDowncast(create(minimumCapacity: 1) { _ in state }, to: LockedStorage<State>.self)
+        let result = pthread_mutex_init(storage.mutex, nil)
         precondition(result == 0, "swift-locals: pthread_mutex_init failed: \(result)")
+        return storage
+    }
+
+    @inlinable
+    var mutex: UnsafeMutablePointer<pthread_mutex_t> {
+        withUnsafeMutablePointerToElements { $0 }
     }
 
     deinit {
         pthread_mutex_destroy(mutex)
-        mutex.deallocate()
     }
 
+    @inlinable
     func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
+        let mutex = self.mutex
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return try body(&state)
+        return try body(&header)
     }
 }

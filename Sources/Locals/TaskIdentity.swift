@@ -45,15 +45,20 @@ struct TaskIdentity: Hashable, Sendable {
     /// The identity of the task running now, or nil outside any task.
     @inlinable
     static var current: TaskIdentity? {
-        withUnsafeCurrentTask { task -> TaskIdentity? in
-            guard let task else { return nil }
-            return TaskIdentity(task)
-        }
+        // The closure returns only the address (a trivial Int, the cheapest form): the running
+        // task's header stays valid after the closure returns, since this code runs in that task.
+        let address = withUnsafeCurrentTask { unsafeBitCast($0, to: UInt.self) }
+        guard let header = UnsafeRawPointer(bitPattern: address) else { return nil }
+        return TaskIdentity(header: header)
     }
 
     @inlinable
     init(_ task: UnsafeCurrentTask) {
-        let header = unsafeBitCast(task, to: UnsafeRawPointer.self)
+        self.init(header: unsafeBitCast(task, to: UnsafeRawPointer.self))
+    }
+
+    @inlinable
+    init(header: UnsafeRawPointer) {
         let flags = header.load(fromByteOffset: Self.flagsOffset, as: UInt32.self)
         if _slowPath(flags & Self.jobKindMask != 0) {
             Self.unsupportedRuntime(flags)
