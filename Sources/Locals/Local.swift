@@ -68,6 +68,10 @@ public final class Local<Value: Sendable>: Sendable {
         case task
         case thread
         case custom(CustomDiscriminator)
+
+        var isThread: Bool {
+            if case .thread = self { true } else { false }
+        }
     }
 
     struct CustomDiscriminator: Sendable {
@@ -248,9 +252,11 @@ public final class Local<Value: Sendable>: Sendable {
     ///
     /// Pass a key of the Local's discriminator: the custom discriminator's `Key`,
     /// ``TaskDiscriminator/Key`` (or a ``TaskID`` or ``ThreadID``) for `.task`, a ``ThreadID``
-    /// for `.thread`. Any other key, or a key with no storage, is ignored. The value is released
-    /// at once unless its owner is using it at this very moment; then it is released when that
-    /// access ends.
+    /// for `.thread`. Any other key, or a key with no storage, is ignored. A session's value, and
+    /// the value of the running task or thread itself, are released at once. A task's or thread's
+    /// value discarded from elsewhere is dropped at once (its next touch runs the initializer)
+    /// but released at that owner's next touch of this Local, or when it ends or exits: reads
+    /// take no lock, so the owner may be reading it at this very moment.
     public func discard<K: Hashable & Sendable>(key: K) {
         var cells: [OwnedCell<Value>] = []
         var shared: SharedCell<Value>?

@@ -29,6 +29,10 @@ struct LocalTables<Value: Sendable> {
     var tasks: [UInt: OwnedCell<Value>] = [:]
     var threads: [ThreadID: OwnedCell<Value>] = [:]
     var sessions: [SessionKey: SharedCell<Value>] = [:]
+    /// Cells removed by someone other than their owner (a `discard(key:)` from elsewhere) while
+    /// the owner may be reading them through its lookup cache: released at the owner's next touch
+    /// of this Local, or when a sweep finds the owner task ended, or when the owner thread exits.
+    var parked: [StorageKey: [OwnedCell<Value>]] = [:]
     /// Session keys whose initializer is running now (on any thread).
     var initializingSessions: Set<SessionKey> = []
     /// Sweep the task table for ended tasks when it grows to this size.
@@ -42,6 +46,10 @@ struct LocalTables<Value: Sendable> {
         for (address, cell) in tasks where cell.pin != nil && TaskPin.taskHasEnded(&cell.pin!) {
             ended.append(cell)
             tasks[address] = nil
+        }
+        for (key, cells) in parked where cells.allSatisfy({ $0.pin != nil && TaskPin.taskHasEnded(&$0.pin!) }) {
+            ended += cells
+            parked[key] = nil
         }
         sweepAt = max(Self.minimumSweep, tasks.count * 2)
         return ended
@@ -156,6 +164,9 @@ extension Local {
         if let cell = existingOwnedCell(key) {
             return cell
         }
+        // The owner is here and not inside an access: what was parked for it can go now.
+        let parked = tables.withLock { $0.parked.removeValue(forKey: key) }
+        withExtendedLifetime(parked) {}
         // First touch: compute the value with no lock held, then publish it.
         let seeded = seed()
         var garbage = Garbage<Value>()
@@ -305,24 +316,45 @@ extension Local {
         withExtendedLifetime(garbage) {}
     }
 
-    /// Removes a task's or thread's cell from the tables and returns it for release.
+    /// Removes a task's or thread's cell from the tables. Returns it for release when the caller
+    /// is its owner; parks it when someone else removes it (the owner may be reading it now).
     func removeOwnedCell(_ key: StorageKey, ifSerial serial: UInt32?) -> [OwnedCell<Value>] {
-        tables.withLock { tables -> [OwnedCell<Value>] in
+        let byOwner = isCurrent(key)
+        return tables.withLock { tables -> [OwnedCell<Value>] in
+            let removed: OwnedCell<Value>
             switch key {
             case .task(let task):
                 guard let cell = tables.tasks[task.address], cell.serial == (serial ?? task.serial) else {
                     return []
                 }
                 tables.tasks[task.address] = nil
-                epoch.add(1, ordering: .relaxed)
-                return [cell]
+                removed = cell
             case .thread(let thread):
                 guard let cell = tables.threads.removeValue(forKey: thread) else { return [] }
-                epoch.add(1, ordering: .relaxed)
-                return [cell]
+                removed = cell
             case .custom, .none:
                 return []
             }
+            epoch.add(1, ordering: .relaxed)
+            if byOwner {
+                return [removed]
+            }
+            tables.parked[key, default: []].append(removed)
+            return []
+        }
+    }
+
+    /// Whether `key` is the running task's or thread's own key.
+    private func isCurrent(_ key: StorageKey) -> Bool {
+        switch key {
+        case .task(let task):
+            guard let current = TaskIdentity.current else { return false }
+            return current.address == task.address && current.serial == task.serial
+        case .thread(let thread):
+            return TaskIdentity.current == nil && thread == ThreadContext.current.id
+                || mode.isThread && thread == ThreadContext.current.id
+        case .custom, .none:
+            return false
         }
     }
 
@@ -334,9 +366,14 @@ extension Local {
         switch key {
         case .thread(let thread):
             let cell = OwnedCell(value)
+            let byOwner = isCurrent(key)
             tables.withLock { tables in
                 if let old = tables.threads.updateValue(cell, forKey: thread) {
-                    garbage.cells.append(old)
+                    if byOwner {
+                        garbage.cells.append(old)
+                    } else {
+                        tables.parked[key, default: []].append(old)
+                    }
                 }
                 epoch.add(1, ordering: .relaxed)
             }
@@ -355,7 +392,9 @@ extension Local {
 
 extension Local: ThreadExitObserver {
     func threadExited(_ thread: ThreadID) {
-        let cell = tables.withLock { $0.threads.removeValue(forKey: thread) }
-        withExtendedLifetime(cell) {}
+        let cells = tables.withLock { tables in
+            (tables.threads.removeValue(forKey: thread), tables.parked.removeValue(forKey: .thread(thread)))
+        }
+        withExtendedLifetime(cells) {}
     }
 }

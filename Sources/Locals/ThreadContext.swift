@@ -22,7 +22,9 @@ struct CacheSlot {
     @usableFromInline var address: UInt = 0
     @usableFromInline var serial: UInt32 = 0
     @usableFromInline var epoch: UInt = 0
-    /// A retained `OwnedCell<Value>` of the Local `local`, or nil.
+    /// An unretained `OwnedCell<Value>` of the Local `local`, or nil. Dereferenced only when
+    /// local, address, serial and epoch all match: then the cell belongs to the running task (or
+    /// thread), which is alive, and has not been removed since it was cached, so it is alive too.
     @usableFromInline var cell: UnsafeMutableRawPointer? = nil
 }
 
@@ -31,8 +33,9 @@ struct CacheSlot {
 ///
 /// Besides the thread's identity it holds a small cache from (Local, task) to the task's cell, so
 /// that a steady-state access finds its cell without taking the Local's lock. A cached cell is
-/// used only while the Local's removal epoch is unchanged; the cache holds a retain on each cell,
-/// so a cell removed meanwhile stays valid memory until its slot is reused.
+/// used only while the Local's removal epoch is unchanged. The cache holds no reference: a cell
+/// removed by its own owner is released at once, and one removed by anybody else while its owner
+/// may be running is parked until the owner's next touch or end (see `LocalTables.parked`).
 @usableFromInline
 final class ThreadContext {
     /// This thread's identity; never reused by a later thread.
@@ -57,12 +60,6 @@ final class ThreadContext {
     }
 
     deinit {
-        for index in 0...Self.slotMask {
-            if let cell = slots[index].cell {
-                slots[index].cell = nil
-                Unmanaged<AnyObject>.fromOpaque(cell).release()
-            }
-        }
         slots.deallocate()
         for observer in observers.values {
             observer.storage?.threadExited(id)
@@ -77,19 +74,13 @@ final class ThreadContext {
     /// Caches `cell` as the value of `local` for the task at `address` with `serial` (or this
     /// thread, for address 0), as of the Local's removal epoch `epoch`.
     func cache(_ cell: AnyObject, local: UInt64, address: UInt, serial: UInt32, epoch: UInt) {
-        let slot = slots + Self.slotIndex(local: local, address: address)
-        let previous = slot.pointee.cell
-        slot.pointee = CacheSlot(
+        slots[Self.slotIndex(local: local, address: address)] = CacheSlot(
             local: local,
             address: address,
             serial: serial,
             epoch: epoch,
-            cell: Unmanaged.passRetained(cell).toOpaque()
+            cell: Unmanaged.passUnretained(cell).toOpaque()
         )
-        // Released last: the old cell's value may have a deinit that uses this very cache.
-        if let previous {
-            Unmanaged<AnyObject>.fromOpaque(previous).release()
-        }
     }
 
     func observeExit(by storage: some ThreadExitObserver) {

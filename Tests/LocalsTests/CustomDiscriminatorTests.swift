@@ -1,0 +1,204 @@
+import Locals
+import Testing
+
+/// Keys values by a session id bound with a task-local, as a server would.
+struct SessionDiscriminator: Discriminator {
+    @TaskLocal static var session: String?
+    var currentKey: String? { Self.session }
+}
+
+/// A key whose hash is the same for every instance: only `==` tells keys apart.
+struct CollidingKey: Hashable, Sendable {
+    let id: Int
+    static func == (a: CollidingKey, b: CollidingKey) -> Bool { a.id == b.id }
+    func hash(into hasher: inout Hasher) { hasher.combine(0) }
+}
+
+struct CollidingDiscriminator: Discriminator {
+    @TaskLocal static var key: CollidingKey?
+    var currentKey: CollidingKey? { Self.key }
+}
+
+/// Python's `hash(-1) == hash(-2)`: a session library keyed by hash alone mixed these up.
+struct IntDiscriminator: Discriminator {
+    @TaskLocal static var key: Int?
+    var currentKey: Int? { Self.key }
+}
+
+@Suite("Custom discriminators: one value per key, compared with ==")
+struct CustomDiscriminatorTests {
+    @Test("each session key has its own value, shared by every task using that key")
+    func perSessionValues() async {
+        let cart = Local(SessionDiscriminator()) { Sample() }
+        SessionDiscriminator.$session.withValue("s-1") {
+            cart.simple = "first"
+            cart.list.append("book")
+        }
+        SessionDiscriminator.$session.withValue("s-2") {
+            #expect(cart.simple == Sample.initial)
+            cart.simple = "second"
+        }
+        // Another task with the same key sees the same value.
+        let seen = await SessionDiscriminator.$session.withValue("s-1") {
+            await Task { (cart.simple, cart.list) }.value
+        }
+        #expect(seen.0 == "first")
+        #expect(seen.1 == Sample.initialList + ["book"])
+        #expect(SessionDiscriminator.$session.withValue("s-2") { cart.simple } == "second")
+    }
+
+    @Test("keys with colliding hashes keep separate values")
+    func collidingHashes() async {
+        let local = Local(CollidingDiscriminator()) { Sample() }
+        let keys = (0..<50).map(CollidingKey.init)
+        #expect(Set(keys.map(\.hashValue)).count == 1)
+        for key in keys {
+            CollidingDiscriminator.$key.withValue(key) {
+                #expect(local.id == -1, "key \(key.id) saw another key's value")
+                local.id = key.id
+            }
+        }
+        for key in keys.reversed() {
+            CollidingDiscriminator.$key.withValue(key) {
+                #expect(local.id == key.id)
+            }
+        }
+    }
+
+    @Test("keys -1 and -2 (equal hashes in CPython) keep separate values")
+    func minusOneMinusTwo() {
+        let local = Local(IntDiscriminator()) { Sample() }
+        IntDiscriminator.$key.withValue(-1) { local.simple = "minus one" }
+        IntDiscriminator.$key.withValue(-2) {
+            #expect(local.simple == Sample.initial)
+            local.simple = "minus two"
+        }
+        #expect(IntDiscriminator.$key.withValue(-1) { local.simple } == "minus one")
+    }
+
+    @Test("with a nil key, reads give initialValue() without storing it")
+    func nilKeyReads() {
+        let calls = CallCounter()
+        let local = Local(SessionDiscriminator()) { () -> Sample in
+            calls.increment()
+            var value = Sample()
+            value.count = calls.count
+            return value
+        }
+        #expect(local.simple == Sample.initial)
+        #expect(local.count == 2, "each read without a key runs the initializer afresh")
+        #expect(calls.count == 2)
+        _ = local.value
+        #expect(calls.count == 3)
+        local.reset()  // nothing to drop, must not trap
+        // Nothing was stored: a real key starts from its own first initializer call.
+        SessionDiscriminator.$session.withValue("s") {
+            #expect(local.count == 4)
+            #expect(local.count == 4)
+        }
+        #expect(calls.count == 4)
+    }
+
+    @Test("the initializer runs once per key, even when many tasks touch a new key at once")
+    func initializerOncePerKey() async {
+        let calls = CallCounter()
+        let local = Local(SessionDiscriminator()) { calls.increment(); return Sample() }
+        let tasks = 32
+        let ready = Latch(tasks)
+        await SessionDiscriminator.$session.withValue("shared") {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<tasks {
+                    group.addTask {
+                        await ready.arriveAndWait()
+                        local.update { $0.count += 1 }
+                    }
+                }
+            }
+        }
+        #expect(calls.count == 1)
+        #expect(SessionDiscriminator.$session.withValue("shared") { local.count } == tasks)
+        // Threads racing on one key too.
+        let threads = 8
+        let answers = Collector<Int>()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<threads {
+                group.addTask {
+                    answers.append(await onNewThread {
+                        SessionDiscriminator.$session.withValue("threads") { local.update { $0.count += 1; return 0 } }
+                    })
+                }
+            }
+        }
+        #expect(answers.values.count == threads)
+        #expect(calls.count == 2)
+        #expect(SessionDiscriminator.$session.withValue("threads") { local.count } == threads)
+    }
+
+    @Test("update is atomic for a session shared by many tasks")
+    func atomicUpdates() async {
+        let local = Local(SessionDiscriminator()) { Sample() }
+        await SessionDiscriminator.$session.withValue("counter") {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<50 {
+                    group.addTask {
+                        for step in 0..<100 {
+                            local.update { $0.count += 1 }
+                            if step.isMultiple(of: 10) { await Task.yield() }
+                        }
+                    }
+                }
+            }
+            #expect(local.count == 5_000)
+        }
+    }
+
+    @Test("discard(key:) releases a session's value at once; the next touch re-runs the initializer")
+    func discardReleases() {
+        let counter = DeinitCounter()
+        let calls = CallCounter()
+        let local = Local(SessionDiscriminator()) { calls.increment(); return Sample() }
+        SessionDiscriminator.$session.withValue("ended") {
+            local.tracked = counter.make()
+            local.simple = "old"
+        }
+        SessionDiscriminator.$session.withValue("kept") { local.simple = "kept" }
+        #expect(calls.count == 2)
+        local.discard(key: "never used")
+        local.discard(key: 17)  // a key of another type is ignored
+        #expect(counter.count == 0)
+        local.discard(key: "ended")
+        #expect(counter.count == 1)
+        #expect(calls.count == 2)
+        SessionDiscriminator.$session.withValue("ended") {
+            #expect(local.simple == Sample.initial)
+            #expect(local.tracked == nil)
+        }
+        #expect(calls.count == 3)
+        #expect(SessionDiscriminator.$session.withValue("kept") { local.simple } == "kept")
+    }
+
+    @Test("reset drops only the current session's value")
+    func resetCurrentSession() {
+        let counter = DeinitCounter()
+        let local = Local(SessionDiscriminator()) { Sample() }
+        SessionDiscriminator.$session.withValue("a") {
+            local.tracked = counter.make()
+            local.reset()
+            #expect(counter.count == 1)
+            #expect(local.tracked == nil)
+        }
+        SessionDiscriminator.$session.withValue("b") { local.simple = "b" }
+        SessionDiscriminator.$session.withValue("a") { local.reset() }
+        #expect(SessionDiscriminator.$session.withValue("b") { local.simple } == "b")
+    }
+
+    @Test("a session's value is the same from tasks and from plain threads")
+    func sameKeyAcrossThreads() async {
+        let local = Local(SessionDiscriminator()) { Sample() }
+        SessionDiscriminator.$session.withValue("s") { local.simple = "from task" }
+        let seen = await onNewThread {
+            SessionDiscriminator.$session.withValue("s") { local.simple }
+        }
+        #expect(seen == "from task")
+    }
+}

@@ -1,0 +1,306 @@
+import Locals
+import Testing
+
+/// One row of the SPEC section 4 table.
+struct TableRow: Equatable, CustomStringConvertible {
+    var childFirstSimple: String
+    var childLate: String
+    var ownerSimpleAfter: String
+    var ownerListAfter: [String]
+
+    var description: String {
+        "child first read \(childFirstSimple), child late \(childLate), owner after \(ownerSimpleAfter) \(ownerListAfter)"
+    }
+
+    /// What SPEC section 4 says each policy gives.
+    static func expected(_ policy: Inheritance) -> TableRow {
+        let parentList = ["from", "parent"]
+        return switch policy {
+        case .copy: TableRow(childFirstSimple: "from parent", childLate: Sample.initial,
+                             ownerSimpleAfter: "from parent", ownerListAfter: parentList)
+        case .overlay: TableRow(childFirstSimple: "from parent", childLate: "after spawn",
+                                ownerSimpleAfter: "from parent", ownerListAfter: parentList)
+        case .shared: TableRow(childFirstSimple: "from parent", childLate: "after spawn",
+                               ownerSimpleAfter: "from child", ownerListAfter: ["from", "child"])
+        case .fresh: TableRow(childFirstSimple: Sample.initial, childLate: Sample.initial,
+                              ownerSimpleAfter: "from parent", ownerListAfter: parentList)
+        }
+    }
+}
+
+@Suite("Inheritance: what a child created inside a scope sees")
+struct InheritanceTests {
+    /// The SPEC section 4 scenario, step by step, with every ordering forced by a signal.
+    static func runTableScenario(_ local: Local<Sample>, _ kind: ChildKind, scopePolicy: Inheritance? = nil) async -> TableRow {
+        await local.withValues(inheritance: scopePolicy, { $0.simple = "from parent"; $0.list = ["from", "parent"] }) {
+            let firstRead = Signal()
+            let lateSet = Signal()
+            let (first, late) = await inChild(kind, { () -> (String, String) in
+                let first = local.simple
+                firstRead.fire()
+                await lateSet.wait()
+                let late = local.late
+                local.simple = "from child"
+                local.list[1] = "child"
+                return (first, late)
+            }, meanwhile: {
+                await firstRead.wait()
+                local.late = "after spawn"
+                lateSet.fire()
+            })
+            return TableRow(childFirstSimple: first, childLate: late,
+                            ownerSimpleAfter: local.simple, ownerListAfter: local.list)
+        }
+    }
+
+    @Test("the SPEC section 4 table, for every policy and every way to create a child",
+          arguments: Inheritance.allCases, ChildKind.allCases)
+    func table(policy: Inheritance, kind: ChildKind) async {
+        let local = Local(inheritance: policy) { Sample() }
+        let row = await Self.runTableScenario(local, kind)
+        #expect(row == TableRow.expected(policy))
+        // The scope is over: the owner is back to its own (initial) value.
+        #expect(local.simple == Sample.initial)
+        #expect(local.late == Sample.initial)
+    }
+
+    @Test("a scope's inheritance: argument overrides the Local's policy",
+          arguments: Inheritance.allCases, ChildKind.core)
+    func perScopeOverride(policy: Inheritance, kind: ChildKind) async {
+        for localPolicy in Inheritance.allCases where localPolicy != policy {
+            let local = Local(inheritance: localPolicy) { Sample() }
+            let row = await Self.runTableScenario(local, kind, scopePolicy: policy)
+            #expect(row == TableRow.expected(policy), "Local's own policy .\(localPolicy)")
+        }
+    }
+
+    @Test("an owner's assignment inside a scope, made before creating a child, reaches the child",
+          arguments: Inheritance.allCases, ChildKind.allCases)
+    func assignmentBeforeSpawn(policy: Inheritance, kind: ChildKind) async {
+        let local = Local(inheritance: policy) { Sample() }
+        let seen = await local.withScope {
+            local.simple = "assigned"
+            local.list[0] = "assigned too"
+            local.update { $0.id = 42 }
+            return await inChild(kind) { (local.simple, local.list, local.id) }
+        }
+        if policy == .fresh {
+            #expect(seen.0 == Sample.initial)
+            #expect(seen.1 == Sample.initialList)
+            #expect(seen.2 == -1)
+        } else {
+            #expect(seen.0 == "assigned")
+            #expect(seen.1 == ["assigned too", Sample.initial])
+            #expect(seen.2 == 42)
+        }
+    }
+
+    @Test("Task.detached inherits nothing, under any policy", arguments: Inheritance.allCases)
+    func detachedInheritsNothing(policy: Inheritance) async {
+        let local = Local(inheritance: policy) { Sample() }
+        let seen = await local.withValue(\.simple, "scoped") {
+            local.id = 1
+            return await inDetachedTask { () -> (String, Int) in
+                let seen = (local.simple, local.id)
+                local.simple = "detached wrote"
+                return seen
+            }
+        }
+        #expect(seen == (Sample.initial, -1))
+        // Nor does a detached task created inside a scope of a scope-created child.
+        let nested = await local.withValue(\.simple, "scoped") {
+            await Task { await Task.detached { local.simple }.value }.value
+        }
+        #expect(nested == Sample.initial)
+    }
+
+    @Test("tasks created outside any scope start from initialValue(), under every policy",
+          arguments: Inheritance.allCases, ChildKind.allCases)
+    func noScopeNoInheritance(policy: Inheritance, kind: ChildKind) async {
+        let local = Local(inheritance: policy) { Sample() }
+        local.simple = "unscoped parent write"
+        local.id = 1
+        let seen = await inChild(kind) { () -> (String, Int) in
+            let seen = (local.simple, local.id)
+            local.simple = "child write"
+            return seen
+        }
+        #expect(seen == (Sample.initial, -1))
+        #expect(local.simple == "unscoped parent write", "a child's write reached its parent")
+    }
+
+    @Test("a grandchild inherits from the nearest enclosing scope, not from a child's unscoped writes",
+          arguments: Inheritance.allCases, ChildKind.core)
+    func grandchild(policy: Inheritance, kind: ChildKind) async {
+        let local = Local(inheritance: policy) { Sample() }
+        let (unscoped, scoped) = await local.withValue(\.simple, "outer scope") {
+            await inChild(kind) { () -> (String, String) in
+                local.simple = "child unscoped"
+                let unscoped = await inChild(kind) { local.simple }
+                let scoped = await local.withValue(\.simple, "child scope") {
+                    await inChild(kind) { local.simple }
+                }
+                return (unscoped, scoped)
+            }
+        }
+        switch policy {
+        case .copy, .overlay:
+            #expect(unscoped == "outer scope")
+            #expect(scoped == "child scope")
+        case .shared:
+            // Under .shared the child's write goes to the scope's one value, which the
+            // grandchild shares; the child's own scope then applies.
+            #expect(unscoped == "child unscoped")
+            #expect(scoped == "child scope")
+        case .fresh:
+            #expect(unscoped == Sample.initial)
+            #expect(scoped == Sample.initial)
+        }
+    }
+
+    @Test("a Task {} that outlives its scope still sees the scope's value",
+          arguments: [Inheritance.copy, .overlay, .shared])
+    func escapingTask(policy: Inheritance) async {
+        let local = Local(inheritance: policy) { Sample() }
+        let scopeEnded = Signal()
+        let task = local.withValue(\.simple, "scoped") {
+            Task { () -> String in
+                await scopeEnded.wait()
+                return local.simple  // first touch after the scope ended
+            }
+        }
+        #expect(local.simple == Sample.initial)
+        scopeEnded.fire()
+        #expect(await task.value == "scoped")
+    }
+
+    @Test("under .copy a child's writes are its own and the owner's later writes are not seen",
+          arguments: ChildKind.allCases)
+    func copyIsolation(kind: ChildKind) async {
+        let local = Local(inheritance: .copy) { Sample() }
+        await local.withValue(\.count, 1) {
+            let touched = Signal()
+            let ownerWrote = Signal()
+            let seen = await inChild(kind, { () -> (Int, Int) in
+                let first = local.count
+                local.id = 7
+                touched.fire()
+                await ownerWrote.wait()
+                return (first, local.count)
+            }, meanwhile: {
+                await touched.wait()
+                local.count = 2
+                ownerWrote.fire()
+            })
+            #expect(seen == (1, 1))
+            #expect(local.id == -1)
+            #expect(local.count == 2)
+        }
+    }
+
+    @Test("overlay reads through nested key paths to the owner's live value", arguments: ChildKind.allCases)
+    func overlayNestedKeyPaths(kind: ChildKind) async {
+        let local = Local(inheritance: .overlay) { Sample() }
+        await local.withValues({ $0.list = ["a", "b", "c"]; $0.simple = "parent" }) {
+            let childWrote = Signal()
+            let ownerWrote = Signal()
+            let seen = await inChild(kind, { () -> ([String], [String], String, String) in
+                local[dynamicMember: \.list[1]] = "X"
+                let afterWrite = local.list
+                childWrote.fire()
+                await ownerWrote.wait()
+                return (afterWrite, local.list, local.simple, local[dynamicMember: \.list[2]])
+            }, meanwhile: {
+                await childWrote.wait()
+                local[dynamicMember: \.list[0]] = "A"
+                local[dynamicMember: \.list[2]] = "C"
+                local.simple = "parent later"
+                ownerWrote.fire()
+            })
+            #expect(seen.0 == ["a", "X", "c"])
+            #expect(seen.1 == ["A", "X", "C"], "the child's list should read through all but element 1")
+            #expect(seen.2 == "parent later")
+            #expect(seen.3 == "C")
+            #expect(local.list == ["A", "b", "C"], "the child's write reached the owner")
+        }
+    }
+
+    @Test("under .overlay a child's assignment to a whole value stops reading through")
+    func overlayWholeValue() async {
+        let local = Local(inheritance: .overlay) { Sample() }
+        await local.withValue(\.simple, "parent") {
+            let childWrote = Signal()
+            let ownerWrote = Signal()
+            let seen = await inChild(.unstructuredTask, { () -> (String, String) in
+                local.update { $0.id = 3 }
+                childWrote.fire()
+                await ownerWrote.wait()
+                return (local.simple, local.late)
+            }, meanwhile: {
+                await childWrote.wait()
+                local.simple = "parent later"
+                local.late = "late"
+                ownerWrote.fire()
+            })
+            #expect(seen == ("parent", Sample.initial))
+        }
+    }
+
+    @Test("under .shared, 200 children doing 100 updates each sum exactly", arguments: [false, true])
+    func sharedUpdatesSum(viaOverride: Bool) async {
+        let local = Local(inheritance: viaOverride ? .copy : .shared) { Sample() }
+        let total = await local.withScope(inheritance: viaOverride ? .shared : nil) {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<200 {
+                    group.addTask {
+                        for step in 0..<100 {
+                            local.update { $0.count += 1 }
+                            if step.isMultiple(of: 25) { await Task.yield() }
+                        }
+                    }
+                }
+            }
+            return local.count
+        }
+        #expect(total == 20_000)
+        #expect(local.count == 0)
+    }
+
+    @Test("300 concurrent requests fanning out 10 children each: no cross-talk",
+          arguments: [Inheritance.copy, .overlay, .shared])
+    func requestsNoCrossTalk(policy: Inheritance) async {
+        let local = Local(inheritance: policy) { Sample() }
+        let failures = Collector<String>()
+        let kinds = ChildKind.allCases
+        await withTaskGroup(of: Void.self) { requests in
+            for request in 0..<300 {
+                requests.addTask {
+                    await local.withValues({ $0.id = request; $0.simple = "request \(request)" }) {
+                        for _ in 0..<Int.random(in: 0...3) { await Task.yield() }
+                        await withTaskGroup(of: Void.self) { children in
+                            for child in 0..<10 {
+                                children.addTask {
+                                    await inChild(kinds[child % kinds.count]) {
+                                        for _ in 0..<Int.random(in: 0...5) { await Task.yield() }
+                                        if policy != .shared {
+                                            local.late = "child \(child) of \(request)"
+                                        }
+                                        for _ in 0..<Int.random(in: 0...5) { await Task.yield() }
+                                        let ownLate = policy == .shared || local.late == "child \(child) of \(request)"
+                                        if local.id != request || local.simple != "request \(request)" || !ownLate {
+                                            failures.append("request \(request) child \(child): \(local.id) \(local.simple) \(local.late)")
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        if local.id != request || local.late != Sample.initial {
+                            failures.append("request \(request) owner: \(local.id) \(local.late)")
+                        }
+                    }
+                }
+            }
+        }
+        #expect(failures.values.count == 0, "\(failures.values.prefix(5))")
+    }
+}

@@ -1,0 +1,307 @@
+import Locals
+import Testing
+
+/// Release is lazy (SPEC section 2): a finished task's value must be deinitialized by the time as
+/// many new tasks again have touched the same Local. Each test stores a tracked object from a
+/// first batch of tasks, runs a second batch of the same size that touches the Local, and then
+/// checks that every object of the first batch was deinitialized.
+@Suite("Lifetimes: values of finished tasks and exited threads are released")
+struct LifetimeTests {
+    static let batch = 2_000
+
+    /// The second batch: `count` new tasks, one after another, each touching the Local.
+    static func touchSequentially(_ local: Local<Sample>, _ count: Int = batch) async {
+        for _ in 0..<count {
+            await Task { local.count += 1 }.value
+        }
+    }
+
+    /// The second batch: `count` new tasks alive at the same time, each touching the Local.
+    static func touchConcurrently(_ local: Local<Sample>, _ count: Int = batch) async {
+        let alive = Latch(count)
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<count {
+                group.addTask {
+                    local.count += 1
+                    await alive.arriveAndWait()
+                }
+            }
+        }
+    }
+
+    @Test("values of sequential finished tasks are released")
+    func sequentialTasksReleased() async {
+        let counter = DeinitCounter()
+        let local = Local { Sample() }
+        for i in 0..<Self.batch {
+            await Task { local.tracked = counter.make(i) }.value
+        }
+        await Self.touchSequentially(local)
+        #expect(counter.count == Self.batch)
+    }
+
+    @Test("values of tasks that ran at the same time are released after as many new tasks touched",
+          arguments: ["sequential second batch", "concurrent second batch"])
+    func concurrentTasksReleased(secondBatch: String) async {
+        let counter = DeinitCounter()
+        let local = Local { Sample() }
+        let alive = Latch(Self.batch)
+        await withTaskGroup(of: Void.self) { group in
+            for i in 0..<Self.batch {
+                group.addTask {
+                    local.tracked = counter.make(i)
+                    await alive.arriveAndWait()  // all first-batch tasks overlap
+                }
+            }
+        }
+        if secondBatch == "sequential second batch" {
+            await Self.touchSequentially(local)
+        } else {
+            await Self.touchConcurrently(local)
+        }
+        #expect(counter.count == Self.batch, "\(Self.batch - counter.count) finished tasks' values were not released")
+    }
+
+    @Test("values of fire-and-forget and detached tasks are released after they end")
+    func droppedHandlesReleased() async {
+        let counter = DeinitCounter()
+        let local = Local { Sample() }
+        let done = Latch(Self.batch)
+        for i in 0..<Self.batch {
+            if i.isMultiple(of: 2) {
+                Task { local.tracked = counter.make(i); done.arrive() }
+            } else {
+                Task.detached { local.tracked = counter.make(i); done.arrive() }
+            }
+        }
+        await done.wait()
+        await Self.touchConcurrently(local)
+        #expect(counter.count == Self.batch)
+    }
+
+    @Test("values of async let children are released after they end")
+    func asyncLetChildrenReleased() async {
+        let counter = DeinitCounter()
+        let local = Local { Sample() }
+        let parents = 500
+        let alive = Latch(parents)
+        await withTaskGroup(of: Void.self) { group in
+            for i in 0..<parents {
+                group.addTask {
+                    async let child: Void = { local.tracked = counter.make(i) }()
+                    await child
+                    await alive.arriveAndWait()
+                }
+            }
+        }
+        await Self.touchConcurrently(local, parents)
+        await Self.touchSequentially(local, parents)
+        withKnownIssue(
+            """
+            Open defect: outside any scope an async let child's value is reclaimed only when a later \
+            task starts at the same address (it lives in its parent's allocator and cannot be pinned).
+            """
+        ) {
+            #expect(counter.count == parents, "\(parents - counter.count) async let children's values were not released")
+        }
+    }
+
+    @Test("values of cancelled tasks are released")
+    func cancelledTasksReleased() async {
+        let counter = DeinitCounter()
+        let local = Local { Sample() }
+        let count = 500
+        let stored = Latch(count)
+        var handles: [Task<Void, Never>] = []
+        for i in 0..<count {
+            handles.append(Task {
+                local.tracked = counter.make(i)
+                await stored.arriveAndWait()
+                await waitUntilCancelled()
+            })
+        }
+        await stored.wait()
+        for handle in handles { handle.cancel() }
+        for handle in handles { await handle.value }
+        handles.removeAll()
+        await Self.touchSequentially(local, count)
+        #expect(counter.count == count)
+    }
+
+    @Test("a live task's value is not released while other tasks churn")
+    func liveValueNotReleased() async {
+        let counter = DeinitCounter()
+        let local = Local { Sample() }
+        let stored = Signal()
+        let finish = Signal()
+        let task = Task { () -> Int? in
+            local.tracked = counter.make(1)
+            stored.fire()
+            await finish.wait()
+            return local.tracked?.tag
+        }
+        await stored.wait()
+        await Self.touchConcurrently(local)
+        await Self.touchSequentially(local)
+        #expect(counter.count == 0)
+        finish.fire()
+        #expect(await task.value == 1)
+    }
+
+    @Test("a thread's values are released when it exits (.thread and the .task fallback)")
+    func threadValuesReleasedAtExit() async {
+        let counter = DeinitCounter()
+        let perThread = Local(.thread) { Sample() }
+        let perTask = Local { Sample() }
+        let threads = 200
+        for i in 0..<threads {
+            await onNewThread {
+                perThread.tracked = counter.make(i)
+                perTask.tracked = counter.make(i)
+            }
+        }
+        #expect(await counter.wait(untilAtLeast: 2 * threads), "released \(counter.count) of \(2 * threads)")
+    }
+
+    @Test("a value's deinit may touch the same and other Locals when released by reset")
+    func deinitTouchesLocalsOnReset() async {
+        let counter = DeinitCounter()
+        let local = Local { Sample() }
+        let other = Local { Sample() }
+        await Task {
+            local.tracked = Tracked(tag: 1, counter: counter) {
+                other.count += 1
+                local.simple = "written by deinit"
+                _ = local.count
+            }
+            local.reset()
+            #expect(counter.count == 1)
+            #expect(other.count == 1)
+            #expect(local.tracked == nil)
+        }.value
+    }
+
+    @Test("a value's deinit may touch Locals when released lazily in another task")
+    func deinitTouchesLocalsOnSweep() async {
+        let counter = DeinitCounter()
+        let local = Local { Sample() }
+        let other = Local { Sample() }
+        for i in 0..<Self.batch {
+            await Task {
+                local.tracked = Tracked(tag: i, counter: counter) {
+                    local.update { $0.count += 1 }
+                    other.count += 1
+                }
+            }.value
+        }
+        await Self.touchSequentially(local)
+        withKnownIssue("Open defect: about 2% of these values stay unreleased after the second batch") {
+            #expect(counter.count == Self.batch)
+        }
+    }
+
+    @Test("a value's deinit may touch Locals when released at thread exit")
+    func deinitTouchesLocalsAtThreadExit() async {
+        let counter = DeinitCounter()
+        let perThread = Local(.thread) { Sample() }
+        let perTask = Local { Sample() }
+        for i in 0..<20 {
+            await onNewThread {
+                perThread.tracked = Tracked(tag: i, counter: counter) {
+                    perTask.count += 1
+                    perThread.count += 1
+                }
+            }
+        }
+        #expect(await counter.wait(untilAtLeast: 20))
+    }
+
+    @Test("a value's deinit may touch the same session when released by discard")
+    func deinitTouchesLocalsOnDiscard() {
+        let counter = DeinitCounter()
+        let local = Local(SessionDiscriminator()) { Sample() }
+        SessionDiscriminator.$session.withValue("s") {
+            local.tracked = Tracked(tag: 0, counter: counter) {
+                SessionDiscriminator.$session.withValue("s") { local.simple = "reborn" }
+            }
+        }
+        local.discard(key: "s")
+        #expect(counter.count == 1)
+        #expect(SessionDiscriminator.$session.withValue("s") { local.simple } == "reborn")
+    }
+
+    @Test("a scope's value is released as soon as the scope ends, when no child saw it")
+    func scopeValueReleased() async {
+        let counter = DeinitCounter()
+        let local = Local { Sample() }
+        await local.withValues({ $0.tracked = counter.make() }) {
+            #expect(local.tracked != nil)
+            local.simple = "owner write"
+            await Task.yield()
+        }
+        #expect(counter.count == 1)
+        #expect(local.tracked == nil)
+        local.withValues({ $0.tracked = counter.make() }) {
+            local.withScope { local.simple = "nested" }
+        }
+        #expect(counter.count == 2)
+    }
+
+    @Test("a scope's value, copied by its children, is released once they end and new tasks touched")
+    func scopeValueReleasedAfterChildren() async {
+        let counter = DeinitCounter()
+        let local = Local { Sample() }
+        await local.withValues({ $0.tracked = counter.make() }) {
+            for _ in 0..<10 {
+                await Task { #expect(local.tracked != nil) }.value
+            }
+        }
+        await Self.touchSequentially(local, 100)
+        await Self.touchConcurrently(local, 100)
+        #expect(counter.count == 1)
+    }
+
+    @Test("a child's own value is released after the child ends", arguments: ChildKind.allCases)
+    func childValueReleased(kind: ChildKind) async {
+        let counter = DeinitCounter()
+        let local = Local { Sample() }
+        let children = 300
+        await local.withScope {
+            for i in 0..<children {
+                await inChild(kind) { local.tracked = counter.make(i) }
+            }
+            // As many new tasks again touch the Local, inside the same scope.
+            for _ in 0..<children {
+                await inChild(kind) { local.count += 1 }
+            }
+            for _ in 0..<children {
+                await Task { local.count += 1 }.value
+            }
+            #expect(counter.count == children, "\(children - counter.count) children's values not released inside the scope")
+        }
+    }
+
+    @Test("under .shared, a child's writes live in the scope's value until the last task using it ends")
+    func sharedValueLivesWithScope() async {
+        let counter = DeinitCounter()
+        let local = Local(inheritance: .shared) { Sample() }
+        let stored = Signal()
+        let scopeEnded = Signal()
+        var late: Task<Int?, Never>? = await local.withScope { () -> Task<Int?, Never> in
+            let late = Task { () -> Int? in
+                local.tracked = counter.make(7)
+                stored.fire()
+                await scopeEnded.wait()
+                return local.tracked?.tag  // the scope ended, this task still uses its value
+            }
+            await stored.wait()
+            #expect(local.tracked?.tag == 7)
+            return late
+        }
+        #expect(counter.count == 0)
+        scopeEnded.fire()
+        #expect(await late?.value == 7)
+        late = nil
+        #expect(await counter.wait(untilAtLeast: 1))
+    }
+}

@@ -1,0 +1,95 @@
+import Dispatch
+import Locals
+import Testing
+
+@Suite("ThreadDiscriminator: one value per OS thread")
+struct ThreadDiscriminatorTests {
+    @Test("each thread has its own value and keeps it across calls")
+    func perThreadValues() async {
+        let local = Local(.thread) { Sample() }
+        let threads = 8
+        let allWritten = ThreadBarrier(threads)
+        let results = Collector<Bool>()
+        await withTaskGroup(of: Void.self) { group in
+            for i in 0..<threads {
+                group.addTask {
+                    results.append(await onNewThread { () -> Bool in
+                        let first = local.id
+                        local.id = i
+                        // All threads are alive and have written before any reads on.
+                        allWritten.arriveAndWait()
+                        var ok = first == -1
+                        for _ in 0..<2_000 where local.id != i { ok = false }
+                        return ok
+                    })
+                }
+            }
+        }
+        #expect(results.values == Array(repeating: true, count: threads))
+    }
+
+    @Test("200 sequential threads: a new thread never sees a dead thread's values")
+    func sequentialThreads() async {
+        let local = Local(.thread) { Sample() }
+        var stale: [Int] = []
+        for i in 0..<200 {
+            let first = await onNewThread { () -> Int in
+                let first = local.id
+                local.id = i
+                local.simple = "thread \(i)"
+                return first
+            }
+            if first != -1 { stale.append(first) }
+        }
+        #expect(stale.count == 0, "new threads saw dead threads' values: \(stale.prefix(10))")
+    }
+
+    @Test("ThreadID is stable on a thread and never repeats on a later thread")
+    func threadIDs() async {
+        var seen: Set<ThreadID> = []
+        for _ in 0..<50 {
+            let (a, b, key) = await onNewThread { (ThreadID.current, ThreadID.current, ThreadDiscriminator().currentKey) }
+            #expect(a == b)
+            #expect(key == a)
+            #expect(seen.insert(a).inserted)
+        }
+    }
+
+    // A value discarded from another thread is dropped at once but released at its owner's next
+    // touch (or exit): reads take no lock, so the owner could be reading it at that moment.
+    @Test("discard(key:) with a ThreadID drops a live thread's value; it is released at the thread's next touch")
+    func discardThreadKey() async throws {
+        let counter = DeinitCounter()
+        let local = Local(.thread) { Sample() }
+        let written = Signal()
+        let proceed = DispatchSemaphore(value: 0)
+        defer { proceed.signal() }  // never leave the thread blocked, even if a check fails
+        let thread = Box<ThreadID>()
+        async let after = onNewThread { () -> Int in
+            local.id = 9
+            local.tracked = counter.make()
+            thread.value = ThreadID.current
+            written.fire()
+            proceed.wait()
+            return local.id
+        }
+        await written.wait()
+        local.discard(key: try #require(thread.value))
+        proceed.signal()
+        #expect(await after == -1)
+        #expect(counter.count == 1)
+    }
+
+    @Test("a task reading a .thread Local sees the value of the thread running that line")
+    func threadLocalInTask() async {
+        let local = Local(.thread) { Sample() }
+        // Synchronously inside one task step nothing can move threads: write then read agree.
+        let agree = await Task { () -> Bool in
+            local.simple = "task wrote"
+            return local.simple == "task wrote"
+        }.value
+        #expect(agree)
+        // A fresh plain thread never sees it.
+        #expect(await onNewThread { local.simple } == Sample.initial)
+    }
+}
