@@ -12,13 +12,13 @@ final class OwnedCell<Value>: @unchecked Sendable {
     var overlay: OverlayLayer<Value>?
     /// The owning task's serial number (0 for threads): tells it from a later task at its address.
     let serial: UInt32
-    /// A strong reference to the owning heap task; answers whether the task has ended.
-    var pin: TaskPin?
+    /// The owning heap task's shared pin; answers whether the task has ended.
+    let record: TaskRecord?
 
-    init(_ value: Value, serial: UInt32 = 0, pin: TaskPin? = nil, overlay: OverlayLayer<Value>? = nil) {
+    init(_ value: Value, serial: UInt32 = 0, record: TaskRecord? = nil, overlay: OverlayLayer<Value>? = nil) {
         self.value = value
         self.serial = serial
-        self.pin = pin
+        self.record = record
         self.overlay = overlay
     }
 }

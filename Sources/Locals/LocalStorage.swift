@@ -43,11 +43,15 @@ struct LocalTables<Value: Sendable> {
     /// Removes the cells of tasks that have ended and returns them, to be released outside the lock.
     mutating func sweepEndedTasks() -> [OwnedCell<Value>] {
         var ended: [OwnedCell<Value>] = []
-        for (address, cell) in tasks where cell.pin != nil && TaskPin.taskHasEnded(&cell.pin!) {
+        let pinned = tasks.filter { $0.value.record != nil }
+        for ((address, cell), hasEnded) in zip(pinned, TaskRegistry.haveEnded(pinned.map { $0.value.record! }))
+        where hasEnded {
             ended.append(cell)
             tasks[address] = nil
         }
-        for (key, cells) in parked where cells.allSatisfy({ $0.pin != nil && TaskPin.taskHasEnded(&$0.pin!) }) {
+        let parkedTasks = parked.filter { $0.value.allSatisfy { $0.record != nil } }
+        let parkedRecords = parkedTasks.map { $0.value[0].record! }
+        for ((key, cells), hasEnded) in zip(parkedTasks, TaskRegistry.haveEnded(parkedRecords)) where hasEnded {
             ended += cells
             parked[key] = nil
         }
@@ -176,7 +180,7 @@ extension Local {
             cell = OwnedCell(
                 seeded.value,
                 serial: task.serial,
-                pin: task.isAsyncLet ? nil : TaskIdentity.pinCurrent(),
+                record: TaskRegistry.recordForCurrentTask(task),
                 overlay: seeded.overlay
             )
             tables.withLock { tables in

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
+#endif
+
 // The one place in swift-locals that relies on Swift runtime behavior the language does not promise.
 //
 // Swift 6.3 has no public task identity that is never reused, and no hook at task creation or end
@@ -18,6 +26,12 @@
 //    runs. A strong reference to it (a "pin") keeps its address from being reused, and once the
 //    pin is the only reference left, the task has ended: that is how storage learns that a task is
 //    gone without any call from the user.
+// 4. A child task (an `async let` or a group child) has a `ChildFragment` right after its
+//    `AsyncTask` object, whose first word is the parent task. An `async let` child ends before
+//    its nearest heap ancestor does, so pinning that ancestor bounds the child's lifetime.
+//    `sizeof(AsyncTask)` is computed below from the runtime's header for the platforms where it is
+//    verified (Linux, 64-bit, Swift 6.3); elsewhere `parentOffset` is nil and an `async let`
+//    child's value outside any scope is reclaimed only when a later task reuses its address.
 
 /// The identity of a running task: its address and the runtime's serial number for it.
 @usableFromInline
@@ -79,6 +93,46 @@ struct TaskIdentity: Hashable, Sendable {
             supported yet; please report it with the output of `swift --version`.
             """
         )
+    }
+
+    /// Where a child task's parent pointer is: right after the `AsyncTask` object, whose size is
+    /// the job header (8 words), the resume context and a reserved word, then the private storage
+    /// (6 words, 16 bytes, the active status of 2 words, and a recursive mutex, rounded up to 2
+    /// words). Nil where that layout has not been verified.
+    static let parentOffset: Int? = {
+        #if os(Linux) && (arch(x86_64) || arch(arm64)) && compiler(>=6.3) && !compiler(>=6.4)
+        let word = MemoryLayout<UInt>.size
+        let privateStorage = 6 * word + 16 + 2 * word + MemoryLayout<pthread_mutex_t>.size
+        return 10 * word + (privateStorage + 2 * word - 1) / (2 * word) * (2 * word)
+        #else
+        return nil
+        #endif
+    }()
+
+    /// The nearest ancestor of the running `async let` child that is a heap task, or nil where
+    /// the task is not an `async let` child or the layout is not known.
+    static func heapAncestorOfCurrentAsyncLet() -> TaskIdentity? {
+        guard let offset = parentOffset, let task = current, task.isAsyncLet,
+            var header = UnsafeRawPointer(bitPattern: task.address)
+        else {
+            return nil
+        }
+        // Every task on the way up is alive: an ancestor outlives a running `async let` child.
+        while let parent = UnsafeRawPointer(bitPattern: header.load(fromByteOffset: offset, as: UInt.self)) {
+            let flags = parent.load(fromByteOffset: flagsOffset, as: UInt32.self)
+            guard flags & jobKindMask == 0 else { return nil }
+            if flags & asyncLetFlag == 0 {
+                return TaskIdentity(header: parent)
+            }
+            header = parent
+        }
+        return nil
+    }
+
+    /// A strong reference to `ancestor`, a heap task that is known to be alive (the heap ancestor
+    /// of the running task).
+    static func pin(ancestor: TaskIdentity) -> TaskPin {
+        Unmanaged<TaskPin>.fromOpaque(UnsafeRawPointer(bitPattern: ancestor.address)!).retain().takeRetainedValue()
     }
 
     /// A strong reference to the running task, or nil for an `async let` child (which must not be
