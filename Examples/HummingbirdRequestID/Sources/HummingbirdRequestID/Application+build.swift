@@ -1,0 +1,55 @@
+public import Hummingbird
+public import Logging
+public import NIOCore
+
+/// Makes the log handler behind every logger of the application, given a label and the
+/// metadata provider to install (``Logging/Logger/MetadataProvider/requestID``).
+public typealias LogHandlerMaker = @Sendable (_ label: String, _ metadataProvider: Logger.MetadataProvider) -> any LogHandler
+
+/// Writes log lines to standard output, with the request id on each line written for a request.
+public let standardOutputLogHandler: LogHandlerMaker = { label, metadataProvider in
+    StreamLogHandler.standardOutput(label: label, metadataProvider: metadataProvider)
+}
+
+/// The routes: ``RequestIDMiddleware`` first, then Hummingbird's request log, then
+/// `GET /hello/{name}`.
+public func buildRouter() -> Router<BasicRequestContext> {
+    let router = Router()
+    router.add(middleware: RequestIDMiddleware())
+    // After the id middleware, so Hummingbird's own "Request" line carries the id too.
+    router.add(middleware: LogRequestsMiddleware(.info))
+    router.get("hello/:name") { _, context -> String in
+        try await Greeting.respond(name: context.parameters.require("name"), logger: context.logger)
+    }
+    return router
+}
+
+/// The request-id server.
+///
+/// - Parameters:
+///   - configuration: Where to listen and what to call the server. Port 0 picks a free port.
+///   - logLevel: The lowest level logged.
+///   - makeLogHandler: Where log lines go: standard output by default; tests pass a handler that
+///     keeps the lines.
+///   - onServerRunning: Called once the server listens, with its channel (the bound port is
+///     `channel.localAddress?.port`).
+public func buildApplication(
+    configuration: ApplicationConfiguration = ApplicationConfiguration(
+        address: .hostname("127.0.0.1", port: 8080),
+        serverName: "request-id-server"
+    ),
+    logLevel: Logger.Level = .info,
+    makeLogHandler: @escaping LogHandlerMaker = standardOutputLogHandler,
+    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    var logger = Logger(label: configuration.serverName ?? "request-id-server") { label in
+        makeLogHandler(label, .requestID)
+    }
+    logger.logLevel = logLevel
+    return Application(
+        router: buildRouter(),
+        configuration: configuration,
+        onServerRunning: onServerRunning,
+        logger: logger
+    )
+}
