@@ -1,3 +1,12 @@
+#if canImport(Darwin)
+import Darwin
+#elseif canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
+#endif
 import Synchronization
 
 /// A value that exactly one task or one thread (its owner) reads and writes.
@@ -23,39 +32,70 @@ final class OwnedCell<Value>: @unchecked Sendable {
     }
 }
 
-/// A value that several tasks may touch at once (a scope's value, a session's value): every
-/// access goes through its lock.
+/// A value that several tasks may touch at once (a session's value; a scope's value, as the
+/// ``ScopeFrame`` subclass): every access goes through its lock.
+///
+/// The lock is an atomic flag inside the object, so a scope costs one allocation; Thread Sanitizer
+/// sees its acquire and release. Critical sections are key-path projections and copies, plus the
+/// body of `update` on a shared value, which the docs ask to keep short.
 @usableFromInline
-typealias SharedCell<Value> = Locked<SharedValue<Value>>
-
-/// What a shared cell's lock guards.
-@usableFromInline
-struct SharedValue<Value> {
-    @usableFromInline var value: Value
+class SharedCell<Value>: @unchecked Sendable {
+    // @unchecked: `value` and `stackChildren` are only touched while `isLocked` is held.
+    @usableFromInline let isLocked = Atomic<Bool>(false)
+    @exclusivity(unchecked) @usableFromInline var value: Value
     /// Own values of `async let` children of a scope (see ``ScopeFrame``); empty for sessions.
-    var stackChildren: [UInt: OwnedCell<Value>] = [:]
+    @exclusivity(unchecked) @usableFromInline var stackChildren: [UInt: OwnedCell<Value>] = [:]
 
     @inlinable
     init(_ value: Value) {
         self.value = value
     }
-}
 
-extension Locked {
     @inlinable
-    func withValue<Value, R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R
-    where State == SharedValue<Value> {
-        try withLock { (shared: inout SharedValue<Value>) throws(E) -> R in try body(&shared.value) }
+    final func lock() {
+        if !isLocked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            lockContended()
+        }
+    }
+
+    /// The lock was taken: spin briefly, then yield the thread, until it is ours.
+    @usableFromInline
+    final func lockContended() {
+        var spins = 0
+        while !isLocked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            spins += 1
+            if spins > 100 {
+                sched_yield()
+            }
+        }
     }
 
     @inlinable
-    func loadValue<Value>() -> Value where State == SharedValue<Value> {
+    final func unlock() {
+        isLocked.store(false, ordering: .releasing)
+    }
+
+    @inlinable
+    final func withValue<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+        lock()
+        defer { unlock() }
+        return try body(&value)
+    }
+
+    final func withStackChildren<R>(_ body: (inout [UInt: OwnedCell<Value>]) -> R) -> R {
+        lock()
+        defer { unlock() }
+        return body(&stackChildren)
+    }
+
+    @inlinable
+    final func loadValue() -> Value {
         withValue { $0 }
     }
 
     /// Replaces the value and hands back the old one, to be released outside the lock.
     @inlinable
-    func exchangeValue<Value>(_ newValue: Value) -> Value where State == SharedValue<Value> {
+    final func exchangeValue(_ newValue: Value) -> Value {
         withValue { value in
             var old = newValue
             swap(&old, &value)

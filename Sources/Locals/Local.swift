@@ -138,15 +138,21 @@ public final class Local<Value: Sendable>: Sendable {
     public subscript<T>(dynamicMember keyPath: WritableKeyPath<Value, T>) -> T {
         @inline(__always) get {
             switch fastPlace() {
-            case .cached(let cell): cell._withUnsafeGuaranteedRef { $0.value[keyPath: keyPath] }
-            case .scope(let cell): cell.withValue { $0[keyPath: keyPath] }
-            case .slow: read { $0[keyPath: keyPath] }
+            case .cached(let cell): return cell._withUnsafeGuaranteedRef { $0.value[keyPath: keyPath] }
+            case .scope(let cell):
+                cell.lock()
+                defer { cell.unlock() }
+                return cell.value[keyPath: keyPath]
+            case .slow: return read { $0[keyPath: keyPath] }
             }
         }
         @inline(__always) set {
             switch fastPlace() {
             case .cached(let cell): cell._withUnsafeGuaranteedRef { $0.value[keyPath: keyPath] = newValue }
-            case .scope(let cell): cell.withValue { $0[keyPath: keyPath] = newValue }
+            case .scope(let cell):
+                cell.lock()
+                cell.value[keyPath: keyPath] = newValue
+                cell.unlock()
             case .slow: write(keyPath, newValue)
             }
         }
@@ -161,9 +167,12 @@ public final class Local<Value: Sendable>: Sendable {
     public subscript<T>(dynamicMember keyPath: KeyPath<Value, T>) -> T {
         @inline(__always) get {
             switch fastPlace() {
-            case .cached(let cell): cell._withUnsafeGuaranteedRef { $0.value[keyPath: keyPath] }
-            case .scope(let cell): cell.withValue { $0[keyPath: keyPath] }
-            case .slow: read { $0[keyPath: keyPath] }
+            case .cached(let cell): return cell._withUnsafeGuaranteedRef { $0.value[keyPath: keyPath] }
+            case .scope(let cell):
+                cell.lock()
+                defer { cell.unlock() }
+                return cell.value[keyPath: keyPath]
+            case .slow: return read { $0[keyPath: keyPath] }
             }
         }
     }
@@ -317,7 +326,7 @@ public final class Local<Value: Sendable>: Sendable {
         case .task:
             if !census.isEmpty, let frame = scopeKey.get() {
                 let owns = address != 0 && frame.ownerAddress == address && frame.ownerSerial == serial
-                return owns || frame.inheritance == .shared ? .scope(frame.cell) : .slow
+                return owns || frame.inheritance == .shared ? .scope(frame) : .slow
             }
         case .thread:
             break
@@ -352,7 +361,7 @@ public final class Local<Value: Sendable>: Sendable {
     }
 
     func overlaid(_ layer: OverlayLayer<Value>, on frame: ScopeFrame<Value>) -> Value {
-        var value: Value = frame.cell.loadValue()
+        var value: Value = frame.loadValue()
         layer.apply(to: &value)
         return value
     }

@@ -124,8 +124,8 @@ extension Local {
             }
             return .owned(cell)
         }
-        if frame.owner == key || frame.inheritance == .shared {
-            return .shared(frame.cell)
+        if frame.isOwned(by: key) || frame.inheritance == .shared {
+            return .shared(frame)
         }
         let cell = childCell(key, of: frame)
         if let layer = cell.overlay {
@@ -138,8 +138,8 @@ extension Local {
     private func childCell(_ key: StorageKey, of frame: ScopeFrame<Value>) -> OwnedCell<Value> {
         let seed = { () -> OwnedCell<Value> in
             switch frame.inheritance {
-            case .copy, .shared: OwnedCell(frame.cell.loadValue())
-            case .overlay: OwnedCell(frame.cell.loadValue(), overlay: OverlayLayer())
+            case .copy, .shared: OwnedCell(frame.loadValue())
+            case .overlay: OwnedCell(frame.loadValue(), overlay: OverlayLayer())
             case .fresh: OwnedCell(self.makeInitialValue(for: key))
             }
         }
@@ -147,13 +147,13 @@ extension Local {
             return findOrCreateOwnedCell(key, seed: seed)
         }
         // An `async let` child: kept by the frame it inherited, which outlives it.
-        if let cell = frame.cell.withLock({ $0.stackChildren[task.address] }), cell.serial == task.serial {
+        if let cell = frame.withStackChildren({ $0[task.address] }), cell.serial == task.serial {
             return cell
         }
         let fresh = seed()
         let cell = OwnedCell(fresh.value, serial: task.serial, overlay: fresh.overlay)
-        let replaced = frame.cell.withLock { shared in
-            shared.stackChildren.updateValue(cell, forKey: task.address)
+        let replaced = frame.withStackChildren { children in
+            children.updateValue(cell, forKey: task.address)
         }
         withExtendedLifetime(replaced) {}
         return cell
@@ -239,7 +239,7 @@ extension Local {
                 sched_yield()
             case .mine:
                 let value = makeInitialValue(for: .custom(session), checkReentrancy: false)
-                let cell = Locked.make(SharedValue(value))
+                let cell = SharedCell(value)
                 tables.withLock { tables in
                     tables.sessions[session] = cell
                     tables.initializingSessions.remove(session)
@@ -302,10 +302,10 @@ extension Local {
             }
         case .task, .thread:
             if let frame = currentFrame() {
-                if frame.owner == key || frame.inheritance == .shared {
-                    garbage.values.append(frame.cell.exchangeValue(makeInitialValue(for: key)))
+                if frame.isOwned(by: key) || frame.inheritance == .shared {
+                    garbage.values.append(frame.exchangeValue(makeInitialValue(for: key)))
                 } else if case .task(let task) = key, task.isAsyncLet {
-                    if let cell = frame.cell.withLock({ $0.stackChildren.removeValue(forKey: task.address) }) {
+                    if let cell = frame.withStackChildren({ $0.removeValue(forKey: task.address) }) {
                         garbage.cells.append(cell)
                     }
                 } else {
@@ -385,7 +385,7 @@ extension Local {
             if let cell = tables.withLock({ $0.sessions[session] }) {
                 garbage.values.append(cell.exchangeValue(value))
             } else {
-                tables.withLock { $0.sessions[session] = Locked.make(SharedValue(value)) }
+                tables.withLock { $0.sessions[session] = SharedCell(value) }
             }
         case .task, .none:
             preconditionFailure("swift-locals: \(key) is not restored by replacement")

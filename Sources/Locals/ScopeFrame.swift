@@ -1,44 +1,64 @@
 import Synchronization
 
-/// One open scope of a `.task` ``Local``: the value its owner reads and writes, published to the
+/// One open scope of a `.task` ``Local``: the value its owner reads and writes (the frame is
+/// itself the shared cell that holds it), published to the
 /// child tasks created inside it through the Local's internal task-local.
 ///
-/// Its cell also keeps the own values of `async let` children (`SharedValue.stackChildren`). Such
+/// It also keeps the own values of `async let` children (`SharedCell.stackChildren`). Such
 /// a child lives in its parent's stack allocator and cannot be pinned (see `TaskIdentity`), but it
 /// always ends before the frame it inherited does, so the frame releases them.
 ///
 /// A frame lives as long as any task can see it: the scope's own duration, plus every child that
 /// inherited it, including an escaping `Task {}` (task-local bindings are retained that way).
 @usableFromInline
-final class ScopeFrame<Value: Sendable>: Sendable {
-    /// The task (or thread, outside any task) that opened the scope.
-    let owner: StorageKey
-    /// The owner task's address and serial, for the inlined fast path (0 for a thread owner).
+final class ScopeFrame<Value: Sendable>: SharedCell<Value>, @unchecked Sendable {
+    /// The task that opened the scope (address and serial), or address 0 and the thread's
+    /// serial for a thread outside any task. Plain integers, so a frame is cheap to make and drop.
     @usableFromInline let ownerAddress: UInt
     @usableFromInline let ownerSerial: UInt32
+    @usableFromInline let ownerThread: UInt64
     @usableFromInline let inheritance: Inheritance
-    /// The scope's live value: the owner's, and under `.shared` every child's too.
-    @usableFromInline let cell: SharedCell<Value>
-    private let census: ScopeCensus
+    @usableFromInline let census: ScopeCensus
 
-    @usableFromInline
+    @inlinable
     convenience init(ownerTask: TaskIdentity, inheritance: Inheritance, value: Value, census: ScopeCensus) {
-        self.init(owner: .task(ownerTask), inheritance: inheritance, value: value, census: census)
+        self.init(ownerAddress: ownerTask.address, ownerSerial: ownerTask.serial, ownerThread: 0,
+                  inheritance: inheritance, value: value, census: census)
     }
 
-    init(owner: StorageKey, inheritance: Inheritance, value: Value, census: ScopeCensus) {
-        self.owner = owner
-        if case .task(let task) = owner {
-            ownerAddress = task.address
-            ownerSerial = task.serial
-        } else {
-            ownerAddress = 0
-            ownerSerial = 0
+    convenience init(owner: StorageKey, inheritance: Inheritance, value: Value, census: ScopeCensus) {
+        switch owner {
+        case .task(let task):
+            self.init(ownerTask: task, inheritance: inheritance, value: value, census: census)
+        case .thread(let thread):
+            self.init(ownerAddress: 0, ownerSerial: 0, ownerThread: thread.serial,
+                      inheritance: inheritance, value: value, census: census)
+        case .custom, .none:
+            preconditionFailure("swift-locals: scopes with frames are opened by tasks and threads only")
         }
+    }
+
+    @inlinable
+    init(
+        ownerAddress: UInt, ownerSerial: UInt32, ownerThread: UInt64,
+        inheritance: Inheritance, value: Value, census: ScopeCensus
+    ) {
+        self.ownerAddress = ownerAddress
+        self.ownerSerial = ownerSerial
+        self.ownerThread = ownerThread
         self.inheritance = inheritance
-        self.cell = Locked.make(SharedValue(value))
         self.census = census
+        super.init(value)
         census.count.add(1, ordering: .relaxed)
+    }
+
+    /// Whether `key` is the task or thread that opened this scope.
+    func isOwned(by key: StorageKey) -> Bool {
+        switch key {
+        case .task(let task): ownerAddress == task.address && ownerSerial == task.serial
+        case .thread(let thread): ownerAddress == 0 && ownerThread == thread.serial
+        case .custom, .none: false
+        }
     }
 
     deinit {

@@ -1,4 +1,5 @@
 /// The key a ``Local`` stores a value under, whatever discriminator produced it.
+@usableFromInline
 enum StorageKey: Hashable, Sendable, CustomStringConvertible {
     case task(TaskIdentity)
     case thread(ThreadID)
@@ -6,6 +7,7 @@ enum StorageKey: Hashable, Sendable, CustomStringConvertible {
     /// A custom discriminator's nil key: nothing is stored, but an initializer can still recurse.
     case none
 
+    @usableFromInline
     var description: String {
         switch self {
         case .task(let task): "task #\(task.serial)"
@@ -18,6 +20,7 @@ enum StorageKey: Hashable, Sendable, CustomStringConvertible {
 
 /// A custom discriminator's key, type-erased. Keys are compared with `==` (through `AnyHashable`),
 /// never by hash alone.
+@usableFromInline
 struct SessionKey: Hashable, @unchecked Sendable {
     // @unchecked: built only from values whose type is `Hashable & Sendable`.
     let base: AnyHashable
