@@ -40,6 +40,26 @@ struct LifetimeTests {
         #expect(counter.count == Self.batch)
     }
 
+    @Test("values are released when every task touches two Locals")
+    func twoLocalsReleased() async {
+        let counter = DeinitCounter()
+        let first = Local { Sample() }
+        let second = Local { Sample() }
+        for i in 0..<Self.batch {
+            await Task {
+                first.tracked = counter.make(i)
+                second.tracked = counter.make(i)
+            }.value
+        }
+        for _ in 0..<Self.batch {
+            await Task {
+                first.count += 1
+                second.count += 1
+            }.value
+        }
+        #expect(counter.count == 2 * Self.batch, "\(2 * Self.batch - counter.count) finished tasks' values were not released")
+    }
+
     @Test("values of tasks that ran at the same time are released after as many new tasks touched",
           arguments: ["sequential second batch", "concurrent second batch"])
     func concurrentTasksReleased(secondBatch: String) async {
@@ -96,14 +116,7 @@ struct LifetimeTests {
         }
         await Self.touchConcurrently(local, parents)
         await Self.touchSequentially(local, parents)
-        withKnownIssue(
-            """
-            Open defect: outside any scope an async let child's value is reclaimed only when a later \
-            task starts at the same address (it lives in its parent's allocator and cannot be pinned).
-            """
-        ) {
-            #expect(counter.count == parents, "\(parents - counter.count) async let children's values were not released")
-        }
+        #expect(counter.count == parents, "\(parents - counter.count) async let children's values were not released")
     }
 
     @Test("values of cancelled tasks are released")
@@ -195,9 +208,7 @@ struct LifetimeTests {
             }.value
         }
         await Self.touchSequentially(local)
-        withKnownIssue("Open defect: about 2% of these values stay unreleased after the second batch") {
-            #expect(counter.count == Self.batch)
-        }
+        #expect(counter.count == Self.batch, "\(Self.batch - counter.count) values were not released")
     }
 
     @Test("a value's deinit may touch Locals when released at thread exit")

@@ -1,5 +1,4 @@
 import Locals
-import Synchronization
 import Testing
 
 @Suite("Local: property syntax, value, update, reset and the per-key initializer")

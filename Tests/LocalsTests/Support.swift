@@ -24,11 +24,30 @@ struct Sample: Sendable {
     var tracked: Tracked?
 }
 
+// MARK: - A lock Thread Sanitizer can see
+
+/// A value guarded by a pthread mutex (through `NSLock`). `Synchronization.Mutex` waits with raw
+/// futex calls on Linux, which Thread Sanitizer cannot see, so it would report the helpers' own
+/// guarded accesses as races.
+final class Protected<State>: @unchecked Sendable {
+    // @unchecked: `state` is only touched while `lock` is held.
+    private let lock = NSLock()
+    private var state: State
+
+    init(_ state: State) { self.state = state }
+
+    func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&state)
+    }
+}
+
 // MARK: - Deinit counting
 
 /// Counts deinitializations of `Tracked` objects, and lets a test wait for a count to be reached.
 final class DeinitCounter: Sendable {
-    private let state = Mutex(State())
+    private let state = Protected(State())
 
     private struct State {
         var count = 0
@@ -55,7 +74,7 @@ final class DeinitCounter: Sendable {
     /// within `timeout` (a generous bound that only turns a missing release into a failure).
     func wait(untilAtLeast target: Int, timeout: Duration = .seconds(20)) async -> Bool {
         let reached = Signal()
-        let waiter = Task {
+        Task {
             await withCheckedContinuation { continuation in
                 let already = state.withLock { state -> Bool in
                     if state.count >= target { return true }
@@ -72,7 +91,6 @@ final class DeinitCounter: Sendable {
         }
         await reached.wait()
         timer.cancel()
-        _ = waiter
         return count >= target
     }
 }
@@ -113,7 +131,7 @@ final class CallCounter: Sendable {
 
 /// A one-shot signal: `wait()` returns once `fire()` was called (before or after the wait).
 final class Signal: Sendable {
-    private let state = Mutex<State>(.pending([]))
+    private let state = Protected<State>(.pending([]))
 
     private enum State {
         case pending([CheckedContinuation<Void, Never>])
@@ -155,11 +173,11 @@ final class Signal: Sendable {
 /// A countdown: `arriveAndWait()` returns once `count` tasks have arrived. Forces tasks to be
 /// alive at the same time.
 final class Latch: Sendable {
-    private let remaining: Mutex<Int>
+    private let remaining: Protected<Int>
     private let open = Signal()
 
     init(_ count: Int) {
-        remaining = Mutex(count)
+        remaining = Protected(count)
         if count <= 0 { open.fire() }
     }
 
@@ -210,7 +228,7 @@ func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async
 
 /// A value set once and read from anywhere (to hand a Local to its own initializer, say).
 final class Box<T: Sendable>: Sendable {
-    private let storage = Mutex<T?>(nil)
+    private let storage = Protected<T?>(nil)
 
     init() {}
 
@@ -222,7 +240,7 @@ final class Box<T: Sendable>: Sendable {
 
 /// Collects values from many tasks.
 final class Collector<Element: Sendable>: Sendable {
-    private let items = Mutex<[Element]>([])
+    private let items = Protected<[Element]>([])
 
     func append(_ item: Element) { items.withLock { $0.append(item) } }
 
@@ -246,7 +264,7 @@ func onNewThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
 /// semaphore. Returns nil if the thread did not finish within `timeout` (a hang, i.e. a bug).
 func onNewThreadBlocking<T: Sendable>(timeout: DispatchTimeInterval = .seconds(20), _ body: @escaping @Sendable () -> T) -> T? {
     let done = DispatchSemaphore(value: 0)
-    let result = Mutex<T?>(nil)
+    let result = Protected<T?>(nil)
     let thread = Thread {
         let value = body()
         result.withLock { $0 = value }

@@ -211,29 +211,36 @@ struct TaskDiscriminatorTests {
         #expect(stale.count == 0, "threads saw values of dead threads: \(stale.prefix(10))")
     }
 
-    @Test("discard(key:) with a TaskID drops that task's value; other keys are ignored")
+    @Test("discard(key:) with a TaskID drops that task's value; it is released by the task's next touch")
     func discardTaskKey() async throws {
         let counter = DeinitCounter()
         let local = Local { Sample() }
         let written = Signal()
         let discarded = Signal()
+        defer { discarded.fire() }  // never leave the task suspended, even if a check fails
         let ids = Box<TaskID>()
-        let task = Task { () -> Int in
+        let task = Task { () -> (Int, Int) in
             local.id = 5
             local.tracked = counter.make()
             ids.value = TaskID.current
             written.fire()
             await discarded.wait()
-            return local.id
+            let id = local.id  // the owner's next touch
+            return (id, counter.count)
         }
         await written.wait()
         local.discard(key: "not a task key")
         local.discard(key: 42)
-        #expect(counter.count == 0)
-        // Dropped at once, released at the owner's next touch: reads take no lock.
         local.discard(key: try #require(ids.value))
         discarded.fire()
-        #expect(await task.value == -1)
-        #expect(counter.count == 1)
+        let (id, releasedAtNextTouch) = await task.value
+        #expect(id == -1)
+        #expect(releasedAtNextTouch == 1, "the discarded value outlived the owner's next touch")
+        // A discard from the owner itself releases at once.
+        await Task {
+            local.tracked = counter.make()
+            local.discard(key: TaskID.current!)
+            #expect(counter.count == 2)
+        }.value
     }
 }

@@ -152,6 +152,64 @@ struct TaskIdentityTests {
         #expect(await onNewThread { TaskIdentity.pinCurrent() == nil })
     }
 
+    // MARK: Fact 4: a child task's parent pointer
+
+    /// The word right after the running task's `AsyncTask` object: its parent, for a child task.
+    static func parentWordOfCurrent(_ offset: Int) -> UInt {
+        let me = TaskIdentity.current!
+        return UnsafeRawPointer(bitPattern: me.address)!.load(fromByteOffset: offset, as: UInt.self)
+    }
+
+    @Test("a child task's parent pointer is the first word after its AsyncTask object")
+    func childParentPointer() async {
+        guard let offset = TaskIdentity.parentOffset else {
+            // Not relied on where the layout is unverified (async let values then fall back to
+            // address-reuse reclaim), so there is nothing to guard.
+            return
+        }
+        let parent = TaskIdentity.current!.address
+        async let viaAsyncLet = Self.parentWordOfCurrent(offset)
+        #expect(await viaAsyncLet == parent, "async let child")
+        let viaGroup = await withTaskGroup(of: UInt.self) { group in
+            group.addTask { Self.parentWordOfCurrent(offset) }
+            return await group.next()!
+        }
+        #expect(viaGroup == parent, "task group child")
+        let viaDiscarding = await inChild(.discardingTaskGroup) { Self.parentWordOfCurrent(offset) }
+        #expect(viaDiscarding == parent, "discarding task group child")
+        async let nested = { () async -> (UInt, UInt) in
+            let outer = TaskIdentity.current!.address
+            async let inner = Self.parentWordOfCurrent(offset)
+            return (outer, await inner)
+        }()
+        let (outer, inner) = await nested
+        #expect(inner == outer, "an async let inside an async let points to the outer child")
+    }
+
+    @Test("an async let child's nearest heap ancestor is the enclosing heap task, however deep")
+    func heapAncestorOfAsyncLet() async {
+        guard TaskIdentity.parentOffset != nil else { return }  // see childParentPointer
+        let (heap, found) = await Task { () -> (TaskIdentity, [TaskIdentity?]) in
+            let heap = TaskIdentity.current!
+            async let direct = TaskIdentity.heapAncestorOfCurrentAsyncLet()
+            async let deeper = { () async -> TaskIdentity? in
+                async let deepest = TaskIdentity.heapAncestorOfCurrentAsyncLet()
+                return await deepest
+            }()
+            return (heap, [await direct, await deeper])
+        }.value
+        #expect(found == [heap, heap])
+        // Inside a group child (a heap task), the group child is the ancestor.
+        let (groupChild, ancestor) = await inChild(.taskGroup) { () -> (TaskIdentity, TaskIdentity?) in
+            async let ancestor = TaskIdentity.heapAncestorOfCurrentAsyncLet()
+            return (TaskIdentity.current!, await ancestor)
+        }
+        #expect(ancestor == groupChild)
+        // Not an async let child: no ancestor is looked for.
+        #expect(TaskIdentity.heapAncestorOfCurrentAsyncLet() == nil)
+        #expect(await Task { TaskIdentity.heapAncestorOfCurrentAsyncLet() }.value == nil)
+    }
+
     // MARK: Fact 3: pins and unique references
 
     @Test("a pinned heap task is not uniquely referenced while it runs, and is once it ended and its handle is gone",

@@ -57,27 +57,31 @@ struct ThreadDiscriminatorTests {
 
     // A value discarded from another thread is dropped at once but released at its owner's next
     // touch (or exit): reads take no lock, so the owner could be reading it at that moment.
-    @Test("discard(key:) with a ThreadID drops a live thread's value; it is released at the thread's next touch")
+    @Test("discard(key:) with a live thread's ThreadID drops its value; it is released by the thread's next touch")
     func discardThreadKey() async throws {
         let counter = DeinitCounter()
-        let local = Local(.thread) { Sample() }
+        let calls = CallCounter()
+        let local = Local(.thread) { calls.increment(); return Sample() }
         let written = Signal()
         let proceed = DispatchSemaphore(value: 0)
         defer { proceed.signal() }  // never leave the thread blocked, even if a check fails
         let thread = Box<ThreadID>()
-        async let after = onNewThread { () -> Int in
+        async let after = onNewThread { () -> (Int, Int) in
             local.id = 9
             local.tracked = counter.make()
             thread.value = ThreadID.current
             written.fire()
             proceed.wait()
-            return local.id
+            let id = local.id  // the owner's next touch: the value is gone, the initializer runs
+            return (id, counter.count)
         }
         await written.wait()
         local.discard(key: try #require(thread.value))
         proceed.signal()
-        #expect(await after == -1)
-        #expect(counter.count == 1)
+        let (id, releasedAtNextTouch) = await after
+        #expect(id == -1)
+        #expect(calls.count == 2)
+        #expect(releasedAtNextTouch == 1, "the discarded value outlived the owner's next touch")
     }
 
     @Test("a task reading a .thread Local sees the value of the thread running that line")
