@@ -24,9 +24,13 @@ public enum Inheritance: Sendable, Hashable, CaseIterable {
     case copy
     /// The child reads through to the owner's live scope value for every part it has not written
     /// itself, and writes only to its own layer (Python's `ChainMap`, aiotask-context's
-    /// `chainmap_task_factory`). Parts are key paths: after a child writes `\.list[1]`, its reads of
-    /// `list` show the owner's live list with element 1 replaced. `update` and assigning `value`
-    /// in a child write the whole value, so the child stops reading through afterwards.
+    /// `chainmap_task_factory`). Parts are the key paths the child writes through: after
+    /// `local.simple = "x"` the child reads its own `simple` and the owner's live everything else.
+    /// Property syntax writes whole properties: `local.list[1] = "x"` reads `list`, changes it and
+    /// writes all of `list` back. To write one element only, and keep reading the owner's other
+    /// elements, write through the nested key path: `local[dynamicMember: \.list[1]] = "x"`.
+    /// `update` and assigning `value` in a child write the whole value, so the child stops reading
+    /// through afterwards.
     case overlay
     /// The owner and every child of the scope read and write one value: request-wide mutable
     /// state (aiotask-context's default `task_factory`). Use ``Local/update(_:)`` to change it
