@@ -1,0 +1,45 @@
+// A tiny loop of `local.x` reads for `valgrind --tool=callgrind`, which counts instructions (the
+// same count whatever else the machine does), so that the cost of one read can be taken apart:
+//
+//     swift build -c release --package-path Benchmarks --product locals-profile
+//     valgrind --tool=callgrind --callgrind-out-file=/tmp/locals.callgrind \
+//         Benchmarks/.build/release/locals-profile [operations] [task|scope|thread|write]
+//     callgrind_annotate --inclusive=yes /tmp/locals.callgrind | head -40
+//
+// Divide a function's inclusive count by the number of operations for its share of one.
+//
+// `main` is synchronous and waits on a semaphore: valgrind 3.19 crashes on an `async` main,
+// whose main thread parks in libdispatch's `dispatch_main`.
+
+import Dispatch
+import Locals
+import LocalsBenchmarkSupport
+
+@main
+struct LocalsProfile {
+    static func main() {
+        let arguments = CommandLine.arguments.dropFirst()
+        let operations = arguments.first.flatMap { Int($0) } ?? 100_000
+        let mode = arguments.dropFirst().first ?? "task"
+        let done = DispatchSemaphore(value: 0)
+        Task.detached {
+            let local = taskLocal
+            let perThread = threadLocal
+            switch mode {
+            case "scope":
+                local.withValue(\.x, 1) {
+                    for _ in 0..<operations { sink(local.x) }
+                }
+            case "thread":
+                for _ in 0..<operations { sink(perThread.x) }
+            case "write":
+                for index in 0..<operations { local.x = index }
+            default:
+                for _ in 0..<operations { sink(local.x) }
+            }
+            done.signal()
+        }
+        done.wait()
+        print("\(mode): \(operations) operations")
+    }
+}
