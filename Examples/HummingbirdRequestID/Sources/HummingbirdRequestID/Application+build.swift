@@ -4,7 +4,8 @@ public import NIOCore
 
 /// Makes the log handler behind every logger of the application, given a label and the
 /// metadata provider to install (``Logging/Logger/MetadataProvider/requestID``).
-public typealias LogHandlerMaker = @Sendable (_ label: String, _ metadataProvider: Logger.MetadataProvider) -> any LogHandler
+public typealias LogHandlerMaker =
+    @Sendable (_ label: String, _ metadataProvider: Logger.MetadataProvider) -> any LogHandler
 
 /// Writes log lines to standard output, with the request id on each line written for a request.
 public let standardOutputLogHandler: LogHandlerMaker = { label, metadataProvider in

@@ -133,7 +133,8 @@ struct RealServerLoadTests {
             (peak \(peakInFlight) in flight), \(failures) failures, \
             \(String(format: "%.2f", seconds)) s (\(Int(Double(exchanges.count) / seconds)) req/s); \
             \(generated.count) ids generated (\(Set(generated).count) distinct), \
-            \(entries.count) log lines (\(linesPerID.values.reduce(0, +)) with a request id), \(logProblems.count) log problems
+            \(entries.count) log lines (\(linesPerID.values.reduce(0, +)) with a request id), \
+            \(logProblems.count) log problems
             """
         )
 

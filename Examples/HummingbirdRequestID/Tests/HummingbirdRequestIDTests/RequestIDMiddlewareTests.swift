@@ -58,7 +58,10 @@ struct RequestIDMiddlewareTests {
         }
     }
 
-    @Test("accepts ids made of letters, digits and - _ . :", arguments: ["a", "A-z_0.9:x", String(repeating: "7", count: 128)])
+    @Test(
+        "accepts ids made of letters, digits and - _ . :",
+        arguments: ["a", "A-z_0.9:x", String(repeating: "7", count: 128)]
+    )
     func acceptsPlainIDs(_ id: String) {
         #expect(RequestIDMiddleware<BasicRequestContext>.isAcceptable(id))
     }
