@@ -1,12 +1,3 @@
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Android)
-import Android
-#endif
 import Synchronization
 
 /// A value that exactly one task or one thread (its owner) reads and writes.
@@ -65,7 +56,7 @@ class SharedCell<Value>: @unchecked Sendable {
         while !isLocked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
             spins += 1
             if spins > 100 {
-                sched_yield()
+                ThreadContext.yield()
             }
         }
     }

@@ -1,12 +1,3 @@
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Android)
-import Android
-#endif
 import Synchronization
 
 /// An object whose attributes hold a separate value for each task (or thread, or session):
@@ -137,14 +128,7 @@ public final class Local<Value: Sendable>: Sendable {
     @inlinable
     public subscript<T>(dynamicMember keyPath: WritableKeyPath<Value, T>) -> T {
         @inline(__always) get {
-            switch fastPlace() {
-            case .cached(let cell): return cell._withUnsafeGuaranteedRef { $0.value[keyPath: keyPath] }
-            case .scope(let cell):
-                cell.lock()
-                defer { cell.unlock() }
-                return cell.value[keyPath: keyPath]
-            case .slow: return read { $0[keyPath: keyPath] }
-            }
+            project(keyPath)
         }
         @inline(__always) set {
             switch fastPlace() {
@@ -166,14 +150,22 @@ public final class Local<Value: Sendable>: Sendable {
     @inlinable
     public subscript<T>(dynamicMember keyPath: KeyPath<Value, T>) -> T {
         @inline(__always) get {
-            switch fastPlace() {
-            case .cached(let cell): return cell._withUnsafeGuaranteedRef { $0.value[keyPath: keyPath] }
-            case .scope(let cell):
-                cell.lock()
-                defer { cell.unlock() }
-                return cell.value[keyPath: keyPath]
-            case .slow: return read { $0[keyPath: keyPath] }
-            }
+            project(keyPath)
+        }
+    }
+
+    /// Reads one part of the running context's value. Always inlined, so that a literal key path
+    /// folds to a plain field access at the call site.
+    @inlinable
+    @inline(__always)
+    func project<T>(_ keyPath: KeyPath<Value, T>) -> T {
+        switch fastPlace() {
+        case .cached(let cell): return cell._withUnsafeGuaranteedRef { $0.value[keyPath: keyPath] }
+        case .scope(let cell):
+            cell.lock()
+            defer { cell.unlock() }
+            return cell.value[keyPath: keyPath]
+        case .slow: return read { $0[keyPath: keyPath] }
         }
     }
 
@@ -333,13 +325,7 @@ public final class Local<Value: Sendable>: Sendable {
         case .none:
             return .slow
         }
-        guard let context = pthread_getspecific(ThreadContext.pthreadKey) else {
-            return .slow
-        }
-        let slots = Unmanaged<ThreadContext>.fromOpaque(context)._withUnsafeGuaranteedRef { $0.slots }
-        let slot = slots + ThreadContext.slotIndex(local: localID, address: address)
-        guard slot.pointee.local == localID, slot.pointee.address == address, slot.pointee.serial == serial,
-            slot.pointee.epoch == epoch.load(ordering: .relaxed), let cell = slot.pointee.cell
+        guard let cell = ThreadContext.cachedCell(local: localID, address: address, serial: serial, epoch: epoch)
         else {
             return .slow
         }

@@ -1,12 +1,3 @@
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Android)
-import Android
-#endif
 import Synchronization
 
 /// Where the running context's value of a ``Local`` lives right now.
@@ -236,7 +227,7 @@ extension Local {
                 if ThreadContext.current.isInitializing(ObjectIdentifier(self), .custom(session)) {
                     reentrantInitializer(key: .custom(session))
                 }
-                sched_yield()
+                ThreadContext.yield()
             case .mine:
                 let value = makeInitialValue(for: .custom(session), checkReentrancy: false)
                 let cell = SharedCell(value)

@@ -71,6 +71,26 @@ final class ThreadContext {
         Int(truncatingIfNeeded: (address >> 4) ^ (UInt(truncatingIfNeeded: local) &* 0x9E37_79B9)) & slotMask
     }
 
+    /// The cached cell of `local` for the task at `address` with `serial` (or this thread, for
+    /// address 0), if it was cached under the Local's current removal epoch. No lock, no retain.
+    @inlinable
+    @inline(__always)
+    static func cachedCell(local: UInt64, address: UInt, serial: UInt32, epoch: borrowing Atomic<UInt>)
+        -> UnsafeMutableRawPointer?
+    {
+        guard let context = pthread_getspecific(pthreadKey) else {
+            return nil
+        }
+        let slots = Unmanaged<ThreadContext>.fromOpaque(context)._withUnsafeGuaranteedRef { $0.slots }
+        let slot = slots + slotIndex(local: local, address: address)
+        guard slot.pointee.local == local, slot.pointee.address == address, slot.pointee.serial == serial,
+            slot.pointee.epoch == epoch.load(ordering: .relaxed)
+        else {
+            return nil
+        }
+        return slot.pointee.cell
+    }
+
     /// Caches `cell` as the value of `local` for the task at `address` with `serial` (or this
     /// thread, for address 0), as of the Local's removal epoch `epoch`.
     func cache(_ cell: AnyObject, local: UInt64, address: UInt, serial: UInt32, epoch: UInt) {
@@ -92,6 +112,11 @@ final class ThreadContext {
 
     func isInitializing(_ storage: ObjectIdentifier, _ key: StorageKey) -> Bool {
         initializing.contains { $0.storage == storage && $0.key == key }
+    }
+
+    /// Gives the processor to another thread, for locks that found their lock taken.
+    static func yield() {
+        sched_yield()
     }
 
     /// The calling thread's context, created on its first use.
