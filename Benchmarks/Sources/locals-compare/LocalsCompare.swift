@@ -32,7 +32,7 @@ struct LocalsCompare {
 
                 Prints SPEC section 6 of swift-locals: every operation beside its anchor, measured
                 in the same run, with the ratio, the target and whether it is met. The default run
-                takes about 40 seconds on 2 cores; --quick takes about 5 seconds and is coarser.
+                takes about 30 seconds on 2 cores; --quick takes about 5 seconds and is coarser.
                 """
             )
             return

@@ -3,10 +3,15 @@
 //
 //     swift build -c release --package-path Benchmarks --product locals-profile
 //     valgrind --tool=callgrind --callgrind-out-file=/tmp/locals.callgrind \
-//         Benchmarks/.build/release/locals-profile [operations] [task|scope|thread|write]
+//         Benchmarks/.build/release/locals-profile [operations] [MODE]
 //     callgrind_annotate --inclusive=yes /tmp/locals.callgrind | head -40
 //
-// Divide a function's inclusive count by the number of operations for its share of one.
+// MODE is what the loop does: `task` (the default: `local.x` of a `.task` Local, no scope), `scope`
+// (the same inside `local.withValue`), `thread` (a `.thread` Local), `write` (`local.x = i`), or an
+// anchor: `identity` (the identity call), `tasklocal` (a bound `@TaskLocal` read).
+//
+// Divide a function's inclusive count by the number of operations for its share of one; run
+// with 0 operations to see what starting the process costs.
 //
 // `main` is synchronous and waits on a semaphore: valgrind 3.19 crashes on an `async` main,
 // whose main thread parks in libdispatch's `dispatch_main`.
@@ -34,6 +39,12 @@ struct LocalsProfile {
                 for _ in 0..<operations { sink(perThread.x) }
             case "write":
                 for index in 0..<operations { local.x = index }
+            case "identity":
+                for _ in 0..<operations { sink(withUnsafeCurrentTask { unsafeBitCast($0, to: Int.self) }) }
+            case "tasklocal":
+                Anchor.$value.withValue(1) {
+                    for _ in 0..<operations { sink(Anchor.value) }
+                }
             default:
                 for _ in 0..<operations { sink(local.x) }
             }
