@@ -2,24 +2,39 @@ import Synchronization
 
 /// A value that exactly one task or one thread (its owner) reads and writes.
 ///
-/// `@unchecked Sendable`: only the owner touches `value` and `overlay`; a task runs on one thread
+/// `@unchecked Sendable`: only the owner touches `value` (and an overlay's layer); a task runs on one thread
 /// at a time and the runtime orders its steps across threads. Everyone else only adds the cell to
 /// or removes it from a locked table, or replaces it with a new cell; nobody else writes into it.
 @usableFromInline
-final class OwnedCell<Value>: @unchecked Sendable {
-    @exclusivity(unchecked) @usableFromInline var value: Value
-    /// The child's own writes, for a child of an `.overlay` scope; nil otherwise.
-    var overlay: OverlayLayer<Value>?
+class OwnedCell<Value>: @unchecked Sendable {
+    @exclusivity(unchecked) @usableFromInline final var value: Value
     /// The owning task's serial number (0 for threads): tells it from a later task at its address.
-    let serial: UInt32
-    /// The owning heap task's shared pin; answers whether the task has ended.
-    let record: TaskRecord?
+    final let serial: UInt32
+    /// The pin of the owning heap task (or of an `async let` child's heap ancestor); answers
+    /// whether the task has ended.
+    final let record: TaskRecord?
 
-    init(_ value: Value, serial: UInt32 = 0, record: TaskRecord? = nil, overlay: OverlayLayer<Value>? = nil) {
+    init(_ value: Value, serial: UInt32 = 0, record: TaskRecord? = nil) {
         self.value = value
         self.serial = serial
         self.record = record
-        self.overlay = overlay
+    }
+
+    /// A copy of this cell's contents for another owner (an overlay cell stays an overlay cell).
+    func rehomed(serial: UInt32, record: TaskRecord?) -> OwnedCell<Value> {
+        OwnedCell(value, serial: serial, record: record)
+    }
+}
+
+/// The cell of a child of an `.overlay` scope: its own writes on top of the scope's live value.
+/// A subclass, so that the cells of every other task stay one field smaller.
+final class OverlayCell<Value>: OwnedCell<Value>, @unchecked Sendable {
+    let layer = OverlayLayer<Value>()
+
+    override func rehomed(serial: UInt32, record: TaskRecord?) -> OwnedCell<Value> {
+        let cell = OverlayCell(value, serial: serial, record: record)
+        cell.layer.adopt(layer)
+        return cell
     }
 }
 
@@ -33,9 +48,9 @@ final class OwnedCell<Value>: @unchecked Sendable {
 class SharedCell<Value>: @unchecked Sendable {
     // @unchecked: `value` and `stackChildren` are only touched while `isLocked` is held.
     @usableFromInline let isLocked = Atomic<Bool>(false)
-    @exclusivity(unchecked) @usableFromInline var value: Value
+    @exclusivity(unchecked) @usableFromInline final var value: Value
     /// Own values of `async let` children of a scope (see ``ScopeFrame``); empty for sessions.
-    @exclusivity(unchecked) @usableFromInline var stackChildren: [UInt: OwnedCell<Value>] = [:]
+    @exclusivity(unchecked) @usableFromInline final var stackChildren: [UInt: OwnedCell<Value>] = [:]
 
     @inlinable
     init(_ value: Value) {
@@ -97,9 +112,11 @@ class SharedCell<Value>: @unchecked Sendable {
 
 /// The writes an `.overlay` child made on top of its scope's live value, in order, one per key
 /// path (a later write to the same key path replaces the earlier one).
+@usableFromInline
 final class OverlayLayer<Value> {
     private var writes: [(keyPath: AnyKeyPath, apply: (inout Value) -> Void)] = []
 
+    @usableFromInline
     func record<T>(_ keyPath: WritableKeyPath<Value, T>, _ newValue: T) {
         if keyPath == \Value.self as AnyKeyPath {
             writes.removeAll()
@@ -107,6 +124,10 @@ final class OverlayLayer<Value> {
             writes.removeAll { $0.keyPath == keyPath }
         }
         writes.append((keyPath, { $0[keyPath: keyPath] = newValue }))
+    }
+
+    func adopt(_ other: OverlayLayer<Value>) {
+        writes = other.writes
     }
 
     func apply(to value: inout Value) {

@@ -193,6 +193,7 @@ extension Local {
         switch fastPlace(address: task.address, serial: task.serial) {
         case .cached(let cell): value = cell._withUnsafeGuaranteedRef { $0.value }
         case .scope(let cell): value = cell.loadValue()
+        case .ownScope(let cell): value = cell.value
         case .slow: value = currentValue()
         }
         change(&value)

@@ -48,6 +48,9 @@ public final class Local<Value: Sendable>: Sendable {
     /// only while the epoch it was cached under is current.
     @usableFromInline let epoch = Atomic<UInt>(0)
     @usableFromInline let fastPath: FastPath
+    /// The library's pthread key, copied here so the fast path reads a field instead of running a
+    /// global's one-time initialization check on every access.
+    @usableFromInline let pthreadKey = ThreadContext.pthreadKey
 
     /// Which discriminator the lookup cache serves.
     @usableFromInline
@@ -133,11 +136,11 @@ public final class Local<Value: Sendable>: Sendable {
         @inline(__always) set {
             switch fastPlace() {
             case .cached(let cell): cell._withUnsafeGuaranteedRef { $0.value[keyPath: keyPath] = newValue }
-            case .scope(let cell):
+            case .scope(let cell), .ownScope(let cell):
                 cell.lock()
                 cell.value[keyPath: keyPath] = newValue
                 cell.unlock()
-            case .slow: write(keyPath, newValue)
+            case .slow: write({ $0[keyPath: keyPath] = newValue }, overlayWrite: { $0.record(keyPath, newValue) })
             }
         }
     }
@@ -165,19 +168,22 @@ public final class Local<Value: Sendable>: Sendable {
             cell.lock()
             defer { cell.unlock() }
             return cell.value[keyPath: keyPath]
+        case .ownScope(let cell): return cell.value[keyPath: keyPath]
         case .slow: return read { $0[keyPath: keyPath] }
         }
     }
 
+    /// The slow path of a write. Takes closures rather than the key path, so that the inlined
+    /// setter's literal key path folds instead of being built as an object on every write.
     @usableFromInline
-    func write<T>(_ keyPath: WritableKeyPath<Value, T>, _ newValue: T) {
+    func write(_ assign: (inout Value) -> Void, overlayWrite: (OverlayLayer<Value>) -> Void) {
         switch currentPlace() {
         case .owned(let cell):
-            cell.value[keyPath: keyPath] = newValue
+            assign(&cell.value)
         case .overlay(_, let layer, _):
-            layer.record(keyPath, newValue)
+            overlayWrite(layer)
         case .shared(let cell):
-            cell.withValue { $0[keyPath: keyPath] = newValue }
+            cell.withValue(assign)
         case .unkeyed:
             missingKeyForWrite()
         }
@@ -210,7 +216,7 @@ public final class Local<Value: Sendable>: Sendable {
         switch fastPlace() {
         case .cached(let cell):
             return try cell._withUnsafeGuaranteedRef { cell in Result { () throws(E) -> R in try body(&cell.value) } }.get()
-        case .scope(let cell):
+        case .scope(let cell), .ownScope(let cell):
             return try cell.withValue { (value: inout Value) throws(E) -> R in try body(&value) }
         case .slow:
             return try updateSlowly(body)
@@ -296,7 +302,12 @@ public final class Local<Value: Sendable>: Sendable {
     @usableFromInline
     enum FastPlace {
         case cached(Unmanaged<OwnedCell<Value>>)
+        /// A scope's value that others may write too (a `.shared` scope): every access locks.
         case scope(SharedCell<Value>)
+        /// The value of a scope the running task owns, which only the owner writes (every policy
+        /// but `.shared`): the owner reads it without the lock, and writes it under the lock
+        /// because children may be copying or reading through it at the time.
+        case ownScope(SharedCell<Value>)
         /// A cache miss, an inheriting child, a session: the slow path decides.
         case slow
     }
@@ -317,15 +328,20 @@ public final class Local<Value: Sendable>: Sendable {
         switch fastPath {
         case .task:
             if !census.isEmpty, let frame = scopeKey.get() {
+                if frame.inheritance == .shared {
+                    return .scope(frame)
+                }
                 let owns = address != 0 && frame.ownerAddress == address && frame.ownerSerial == serial
-                return owns || frame.inheritance == .shared ? .scope(frame) : .slow
+                return owns ? .ownScope(frame) : .slow
             }
         case .thread:
             break
         case .none:
             return .slow
         }
-        guard let cell = ThreadContext.cachedCell(local: localID, address: address, serial: serial, epoch: epoch)
+        guard let cell = ThreadContext.cachedCell(
+            key: pthreadKey, local: localID, address: address, serial: serial, epoch: epoch
+        )
         else {
             return .slow
         }

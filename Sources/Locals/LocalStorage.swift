@@ -119,8 +119,8 @@ extension Local {
             return .shared(frame)
         }
         let cell = childCell(key, of: frame)
-        if let layer = cell.overlay {
-            return .overlay(cell, layer, frame)
+        if let overlayCell = cell as? OverlayCell<Value> {
+            return .overlay(overlayCell, overlayCell.layer, frame)
         }
         return .owned(cell)
     }
@@ -130,7 +130,7 @@ extension Local {
         let seed = { () -> OwnedCell<Value> in
             switch frame.inheritance {
             case .copy, .shared: OwnedCell(frame.loadValue())
-            case .overlay: OwnedCell(frame.loadValue(), overlay: OverlayLayer())
+            case .overlay: OverlayCell(frame.loadValue())
             case .fresh: OwnedCell(self.makeInitialValue(for: key))
             }
         }
@@ -142,7 +142,7 @@ extension Local {
             return cell
         }
         let fresh = seed()
-        let cell = OwnedCell(fresh.value, serial: task.serial, overlay: fresh.overlay)
+        let cell = fresh.rehomed(serial: task.serial, record: nil)
         let replaced = frame.withStackChildren { children in
             children.updateValue(cell, forKey: task.address)
         }
@@ -168,12 +168,7 @@ extension Local {
         let cell: OwnedCell<Value>
         switch key {
         case .task(let task):
-            cell = OwnedCell(
-                seeded.value,
-                serial: task.serial,
-                record: TaskRegistry.recordForCurrentTask(task),
-                overlay: seeded.overlay
-            )
+            cell = seeded.rehomed(serial: task.serial, record: TaskRegistry.recordForCurrentTask(task))
             tables.withLock { tables in
                 if let stale = tables.tasks.updateValue(cell, forKey: task.address) {
                     garbage.cells.append(stale)

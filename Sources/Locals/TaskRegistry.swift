@@ -27,11 +27,11 @@ enum TaskRegistry {
     private static func record(for task: TaskIdentity, pin makePin: () -> TaskPin?) -> TaskRecord? {
         var released: [TaskRecord] = []
         let record = state.withLock { state -> TaskRecord? in
-            if let record = state.records[task.address], record.serial == task.serial {
+            if let record = state.records[task.address], record.serial() == task.serial {
                 return record
             }
             guard let pin = makePin() else { return nil }
-            let record = TaskRecord(serial: task.serial, pin: pin)
+            let record = TaskRecord(pin: pin)
             if let stale = state.records.updateValue(record, forKey: task.address) {
                 released.append(stale)
             }
@@ -58,11 +58,14 @@ enum TaskRegistry {
 /// A heap task's pin, shared by every cell that belongs to the task.
 final class TaskRecord: @unchecked Sendable {
     // @unchecked: `pin` is inspected only under TaskRegistry's lock and otherwise never touched.
-    let serial: UInt32
     @exclusivity(unchecked) var pin: TaskPin
 
-    init(serial: UInt32, pin: TaskPin) {
-        self.serial = serial
+    init(pin: TaskPin) {
         self.pin = pin
+    }
+
+    /// The pinned task's serial number, read from its header (a pinned task's memory stays valid).
+    func serial() -> UInt32 {
+        TaskIdentity(header: UnsafeRawPointer(Unmanaged.passUnretained(pin).toOpaque())).serial
     }
 }

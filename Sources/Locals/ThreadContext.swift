@@ -75,10 +75,10 @@ final class ThreadContext {
     /// address 0), if it was cached under the Local's current removal epoch. No lock, no retain.
     @inlinable
     @inline(__always)
-    static func cachedCell(local: UInt64, address: UInt, serial: UInt32, epoch: borrowing Atomic<UInt>)
-        -> UnsafeMutableRawPointer?
-    {
-        guard let context = pthread_getspecific(pthreadKey) else {
+    static func cachedCell(
+        key: pthread_key_t, local: UInt64, address: UInt, serial: UInt32, epoch: borrowing Atomic<UInt>
+    ) -> UnsafeMutableRawPointer? {
+        guard let context = pthread_getspecific(key) else {
             return nil
         }
         let slots = Unmanaged<ThreadContext>.fromOpaque(context)._withUnsafeGuaranteedRef { $0.slots }
