@@ -46,8 +46,11 @@ final class OverlayCell<Value>: OwnedCell<Value>, @unchecked Sendable {
 /// body of `update` on a shared value, which the docs ask to keep short.
 @usableFromInline
 class SharedCell<Value>: @unchecked Sendable {
-    // @unchecked: `value` and `stackChildren` are only touched while `isLocked` is held.
-    @usableFromInline let isLocked = Atomic<Bool>(false)
+    // @unchecked: `value`, `stackChildren` and `depth` are only touched while the lock is held.
+    /// The holding thread's token (see `ThreadContext.token`), or 0 when free.
+    @usableFromInline let holder = Atomic<UInt>(0)
+    /// How many times the holding thread has re-entered the lock.
+    @exclusivity(unchecked) @usableFromInline final var depth = 0
     @exclusivity(unchecked) @usableFromInline final var value: Value
     /// Own values of `async let` children of a scope (see ``ScopeFrame``); empty for sessions.
     @exclusivity(unchecked) @usableFromInline final var stackChildren: [UInt: OwnedCell<Value>] = [:]
@@ -57,18 +60,36 @@ class SharedCell<Value>: @unchecked Sendable {
         self.value = value
     }
 
+    /// Takes the lock. The thread that holds it may take it again (the body of `update` on a
+    /// shared value touching the same Local): it then works on the value as it stood before.
     @inlinable
     final func lock() {
-        if !isLocked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
-            lockContended()
+        let me = ThreadContext.token
+        if !holder.compareExchange(expected: 0, desired: me, ordering: .acquiring).exchanged {
+            lockContended(me)
         }
     }
 
-    /// The lock was taken: spin briefly, then yield the thread, until it is ours.
+    @inlinable
+    final func unlock() {
+        if depth > 0 {
+            depth -= 1
+        } else {
+            holder.store(0, ordering: .releasing)
+        }
+    }
+
+    /// The lock was taken: by this thread (re-entry), or else spin briefly, then yield the thread,
+    /// until it is ours. Kept out of line: a loop in the inlined lock stops the accessors that
+    /// use it from inlining, and their key paths from folding.
     @usableFromInline
-    final func lockContended() {
+    final func lockContended(_ me: UInt) {
+        if holder.load(ordering: .relaxed) == me {
+            depth += 1
+            return
+        }
         var spins = 0
-        while !isLocked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+        while !holder.compareExchange(expected: 0, desired: me, ordering: .acquiring).exchanged {
             spins += 1
             if spins > 100 {
                 ThreadContext.yield()
@@ -76,11 +97,27 @@ class SharedCell<Value>: @unchecked Sendable {
         }
     }
 
+    /// Changes the value atomically, on a copy that replaces it at the end, so that whatever the
+    /// change drops is released after the lock: a deinit may use this very Local.
     @inlinable
-    final func unlock() {
-        isLocked.store(false, ordering: .releasing)
+    final func mutate<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+        lock()
+        var updated = value
+        let result: R
+        do {
+            result = try body(&updated)
+        } catch {
+            unlock()
+            throw error
+        }
+        swap(&value, &updated)
+        unlock()
+        withExtendedLifetime(updated) {}
+        return result
     }
 
+    /// Runs `body` on the value under the lock. For reads, and writes that release nothing;
+    /// `mutate` is for changes that may drop values.
     @inlinable
     final func withValue<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
         lock()
@@ -102,11 +139,11 @@ class SharedCell<Value>: @unchecked Sendable {
     /// Replaces the value and hands back the old one, to be released outside the lock.
     @inlinable
     final func exchangeValue(_ newValue: Value) -> Value {
-        withValue { value in
-            var old = newValue
-            swap(&old, &value)
-            return old
-        }
+        lock()
+        var old = newValue
+        swap(&old, &value)
+        unlock()
+        return old
     }
 }
 
@@ -118,12 +155,18 @@ final class OverlayLayer<Value> {
 
     @usableFromInline
     func record<T>(_ keyPath: WritableKeyPath<Value, T>, _ newValue: T) {
+        var kept = writes
         if keyPath == \Value.self as AnyKeyPath {
-            writes.removeAll()
+            kept.removeAll()
         } else {
-            writes.removeAll { $0.keyPath == keyPath }
+            kept.removeAll { $0.keyPath == keyPath }
         }
-        writes.append((keyPath, { $0[keyPath: keyPath] = newValue }))
+        kept.append((keyPath, { $0[keyPath: keyPath] = newValue }))
+        // The replaced writes (and the values they hold) are released after the layer is whole
+        // again: their deinits may read this very Local.
+        let replaced = writes
+        writes = kept
+        withExtendedLifetime(replaced) {}
     }
 
     func adopt(_ other: OverlayLayer<Value>) {

@@ -138,8 +138,11 @@ public final class Local<Value: Sendable>: Sendable {
             case .cached(let cell): cell._withUnsafeGuaranteedRef { $0.value[keyPath: keyPath] = newValue }
             case .scope(let cell), .ownScope(let cell):
                 cell.lock()
+                let replaced = cell.value[keyPath: keyPath]
                 cell.value[keyPath: keyPath] = newValue
                 cell.unlock()
+                // Released after the lock: its deinit may use this very Local.
+                withExtendedLifetime(replaced) {}
             case .slow: write({ $0[keyPath: keyPath] = newValue }, overlayWrite: { $0.record(keyPath, newValue) })
             }
         }
@@ -183,7 +186,7 @@ public final class Local<Value: Sendable>: Sendable {
         case .overlay(_, let layer, _):
             overlayWrite(layer)
         case .shared(let cell):
-            cell.withValue(assign)
+            cell.mutate(assign)
         case .unkeyed:
             missingKeyForWrite()
         }
@@ -217,7 +220,7 @@ public final class Local<Value: Sendable>: Sendable {
         case .cached(let cell):
             return try cell._withUnsafeGuaranteedRef { cell in Result { () throws(E) -> R in try body(&cell.value) } }.get()
         case .scope(let cell), .ownScope(let cell):
-            return try cell.withValue { (value: inout Value) throws(E) -> R in try body(&value) }
+            return try cell.mutate(body)
         case .slow:
             return try updateSlowly(body)
         }
@@ -234,7 +237,7 @@ public final class Local<Value: Sendable>: Sendable {
             layer.record(\Value.self, merged)
             return result
         case .shared(let cell):
-            return try cell.withValue { (value: inout Value) throws(E) -> R in try body(&value) }
+            return try cell.mutate(body)
         case .unkeyed:
             missingKeyForWrite()
         }

@@ -134,7 +134,7 @@ extension Local {
             case .fresh: OwnedCell(self.makeInitialValue(for: key))
             }
         }
-        guard case .task(let task) = key, task.isAsyncLet else {
+        guard case .task(let task) = key, task.isKeptByFrame else {
             return findOrCreateOwnedCell(key, seed: seed)
         }
         // An `async let` child: kept by the frame it inherited, which outlives it.
@@ -290,7 +290,7 @@ extension Local {
             if let frame = currentFrame() {
                 if frame.isOwned(by: key) || frame.inheritance == .shared {
                     garbage.values.append(frame.exchangeValue(makeInitialValue(for: key)))
-                } else if case .task(let task) = key, task.isAsyncLet {
+                } else if case .task(let task) = key, task.isKeptByFrame {
                     if let cell = frame.withStackChildren({ $0.removeValue(forKey: task.address) }) {
                         garbage.cells.append(cell)
                     }

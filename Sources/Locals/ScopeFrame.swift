@@ -4,9 +4,10 @@ import Synchronization
 /// itself the shared cell that holds it), published to the
 /// child tasks created inside it through the Local's internal task-local.
 ///
-/// It also keeps the own values of `async let` children (`SharedCell.stackChildren`). Such
-/// a child lives in its parent's stack allocator and cannot be pinned (see `TaskIdentity`), but it
-/// always ends before the frame it inherited does, so the frame releases them.
+/// On runtimes where an `async let` child's heap ancestor cannot be found (see `TaskIdentity`,
+/// fact 4), it also keeps the own values of `async let` children (`SharedCell.stackChildren`):
+/// such a child cannot be pinned, but it always ends before the frame it inherited does, so the
+/// frame releases them.
 ///
 /// A frame lives as long as any task can see it: the scope's own duration, plus every child that
 /// inherited it, including an escaping `Task {}` (task-local bindings are retained that way).

@@ -44,6 +44,18 @@ struct TaskIdentity: Hashable, Sendable {
     /// Whether the task is an `async let` child (stack-allocated in its parent, never pinned).
     @usableFromInline let isAsyncLet: Bool
 
+    /// Two identities are equal when address and serial are: the flags are derived data.
+    @inlinable
+    static func == (lhs: TaskIdentity, rhs: TaskIdentity) -> Bool {
+        lhs.address == rhs.address && lhs.serial == rhs.serial
+    }
+
+    @inlinable
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(address)
+        hasher.combine(serial)
+    }
+
     @usableFromInline static let flagsOffset = 4 * MemoryLayout<UInt>.size
     @usableFromInline static let serialOffset = 4 * MemoryLayout<UInt>.size + MemoryLayout<UInt32>.size
     @usableFromInline static let asyncLetFlag: UInt32 = 1 << 28
@@ -93,6 +105,12 @@ struct TaskIdentity: Hashable, Sendable {
             supported yet; please report it with the output of `swift --version`.
             """
         )
+    }
+
+    /// Whether a child cell of this task lives in the scope frame it inherited rather than in
+    /// the Local's table: an `async let` child whose heap ancestor cannot be found (see fact 4).
+    var isKeptByFrame: Bool {
+        isAsyncLet && Self.parentOffset == nil
     }
 
     /// Where a child task's parent pointer is: right after the `AsyncTask` object, whose size is

@@ -114,6 +114,16 @@ final class ThreadContext {
         initializing.contains { $0.storage == storage && $0.key == key }
     }
 
+    /// A number that identifies the calling thread among the threads alive now (never 0).
+    @inlinable
+    static var token: UInt {
+        #if canImport(Darwin)
+        UInt(bitPattern: pthread_self())
+        #else
+        UInt(pthread_self())
+        #endif
+    }
+
     /// Gives the processor to another thread, for locks that found their lock taken.
     static func yield() {
         sched_yield()
