@@ -108,14 +108,16 @@ enum ModelWriteStyle: String, Sendable, CaseIterable {
     case update
 }
 
-/// How a child task is created.
+/// How a child is created: a task by every path, or a plain thread (which runs outside any
+/// task: a `.task` Local keys it by thread, and its scopes reach the tasks it creates).
 enum ModelSpawn: Sendable, Equatable, CustomStringConvertible {
     case child(ChildKind)
     case detached
+    case thread
 
     var isStructured: Bool {
         switch self {
-        case .detached, .child(.unstructuredTask), .child(.immediateTask): false
+        case .detached, .thread, .child(.unstructuredTask), .child(.immediateTask): false
         case .child: true
         }
     }
@@ -124,10 +126,11 @@ enum ModelSpawn: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .child(let kind): kind.rawValue
         case .detached: "Task.detached"
+        case .thread: "Thread"
         }
     }
 
-    static let all: [ModelSpawn] = ChildKind.allCases.map(ModelSpawn.child) + [.detached]
+    static let all: [ModelSpawn] = ChildKind.allCases.map(ModelSpawn.child) + [.detached, .thread]
 }
 
 struct ModelChange: Sendable, Equatable {
@@ -281,6 +284,9 @@ final class ModelTask {
     }
 
     var isUnstructured: Bool { spawn.map { !$0.isStructured } ?? true }
+    var isThread: Bool { spawn == .thread }
+    /// An unstructured task (not a thread, not the root): one its parent can cancel.
+    var isCancellable: Bool { isUnstructured && !isThread && id != ModelState.rootTask }
     var scopeDepth: Int { blocks.count - 1 }
 }
 
@@ -511,7 +517,8 @@ final class ModelState {
             return observed
         case .spawn(let id, let kind):
             guard tasks[id] == nil else { throw invalid("t\(id) spawned twice") }
-            let inherited = policies.indices.map { kind == .detached ? nil : visibleFrame(task, $0) }
+            guard !task.isThread || !kind.isStructured else { throw invalid("a thread creates a structured child") }
+            let inherited = policies.indices.map { kind == .detached || kind == .thread ? nil : visibleFrame(task, $0) }
             tasks[id] = ModelTask(id: id, spawn: kind, depth: task.depth + 1, inherited: inherited)
             task.children.append(id)
             if kind.isStructured {
@@ -521,12 +528,12 @@ final class ModelState {
             guard task.children.contains(id), let child = tasks[id] else { throw invalid("t\(id) is not a child of t\(task.id)") }
             if !child.ended { task.blockedOn = id }
         case .cancel(let id):
-            guard task.children.contains(id), let child = tasks[id], child.isUnstructured else {
+            guard task.children.contains(id), let child = tasks[id], child.isCancellable else {
                 throw invalid("t\(id) is not an unstructured child of t\(task.id)")
             }
             child.cancelled = true
         case .checkCancellation(let levels):
-            guard task.isUnstructured, task.id != Self.rootTask else { throw invalid("t\(task.id) cannot be cancelled") }
+            guard task.isCancellable else { throw invalid("t\(task.id) cannot be cancelled") }
             if task.cancelled, levels > 0 {
                 try unwind(task, levels: levels)
             }
@@ -742,7 +749,7 @@ struct ModelGenerator {
 
     private mutating func normalAction(_ task: ModelTask) -> ModelAction {
         let running = runningChildren(task)
-        let unstructured = task.children.filter { state.task($0)?.isUnstructured ?? false }
+        let unstructured = task.children.filter { state.task($0)?.isCancellable ?? false }
         let canSpawn = nextTask < maxTasks && task.depth < maxDepth
         let isRoot = task.id == ModelState.rootTask
         while true {
@@ -765,12 +772,13 @@ struct ModelGenerator {
             case 67..<76 where canSpawn:
                 let id = nextTask
                 nextTask += 1
-                return .spawn(child: id, kind: ModelSpawn.all.randomElement(using: &random)!)
+                let kinds = task.isThread ? ModelSpawn.all.filter { !$0.isStructured } : ModelSpawn.all
+                return .spawn(child: id, kind: kinds.randomElement(using: &random)!)
             case 76..<81 where !running.isEmpty:
                 return .awaitChild(running.randomElement(using: &random)!)
             case 81..<83 where !unstructured.isEmpty:
                 return .cancel(unstructured.randomElement(using: &random)!)
-            case 83..<86 where task.isUnstructured && !isRoot:
+            case 83..<86 where task.isCancellable:
                 let levels = (0...task.scopeDepth).filter { state.canUnwind(task, levels: $0) }
                 return .checkCancellation(levels: levels.randomElement(using: &random) ?? 0)
             case 86..<89:
@@ -1059,8 +1067,8 @@ extension ModelAction {
         case .write(let l, let f, let p, let s): return ModelSyncOp.writeText(l, f, p, s)
         case .reset(let l): return "L\(l).reset()"
         case .discardSelf(let l, let viaKey):
-            return "L\(l).discard(key: \(viaKey ? "TaskDiscriminator().currentKey!" : "TaskID.current!"))"
-        case .discardTask(let l, let t): return "L\(l).discard(key: <TaskID of t\(t)>)"
+            return "L\(l).discard(key: \(viaKey ? "TaskDiscriminator().currentKey!" : "TaskID.current! (ThreadID.current on a thread)"))"
+        case .discardTask(let l, let t): return "L\(l).discard(key: <TaskID or ThreadID of t\(t)>)"
         case .discardUnknown(let l, let k): return "L\(l).discard(key: <\(k.rawValue)>)"
         case .open(let scope): return "try await \(scope.description) {"
         case .close: return "}"
