@@ -248,25 +248,39 @@ enum OverwriteSite: String, Codable, CaseIterable, Sendable, CustomTestStringCon
     }
 }
 
-/// Where `update`'s body touches the same Local while no other task shares the value (the docs
-/// ask only shared values, `.shared` scopes and sessions, not to be touched from inside `update`).
+/// Where `update`'s body touches the same Local. The docs ask the body not to touch the Local
+/// where other tasks share the value (`.shared` scopes, sessions): there it reads and writes the
+/// value as it stood before, and what it wrote may be lost, but nothing hangs or crashes (SPEC 5).
 enum UpdateSite: String, Codable, CaseIterable, Sendable, CustomTestStringConvertible {
     case ownValue = "a task's own value"
     case copyScope = "the owner of a .copy scope"
     case overlayScope = "the owner of an .overlay scope"
     case freshScope = "the owner of a .fresh scope"
     case copyChild = "a child of a .copy scope"
+    case overlayChild = "a child of an .overlay scope"
+    case sharedScope = "the owner of a .shared scope (misuse)"
+    case sharedChild = "a child of a .shared scope (misuse)"
+    case session = "a session (misuse)"
     case thread = "a .thread Local"
     case threadFallback = "a .task Local on a plain thread"
 
     var testDescription: String { rawValue }
 
     static func run(_ site: UpdateSite) async {
+        /// Reads the Local inside `update`, then writes it too; returns what the update made.
         @Sendable func touchInUpdate(_ local: Local<Sample>) -> Int {
-            local.update { value in
+            let made = local.update { value in
                 value.count = local.id + 1
                 return value.count
             }
+            local.update { value in
+                local.simple = "nested"
+                value.id = 7
+            }
+            precondition(local.id == 7 && [Sample.initial, "nested"].contains(local.simple))
+            local.simple = "after"
+            precondition(local.simple == "after")
+            return made
         }
         let local = Local { Sample() }
         let result: Int
@@ -276,8 +290,14 @@ enum UpdateSite: String, Codable, CaseIterable, Sendable, CustomTestStringConver
         case .copyScope, .overlayScope, .freshScope:
             let policy: Inheritance = site == .copyScope ? .copy : site == .overlayScope ? .overlay : .fresh
             result = local.withScope(inheritance: policy) { touchInUpdate(local) }
-        case .copyChild:
-            result = await local.withScope(inheritance: .copy) { await Task { touchInUpdate(local) }.value }
+        case .copyChild, .overlayChild, .sharedChild:
+            let policy: Inheritance = site == .copyChild ? .copy : site == .overlayChild ? .overlay : .shared
+            result = await local.withScope(inheritance: policy) { await Task { touchInUpdate(local) }.value }
+        case .sharedScope:
+            result = local.withScope(inheritance: .shared) { touchInUpdate(local) }
+        case .session:
+            let session = Local(SessionDiscriminator()) { Sample() }
+            result = SessionDiscriminator.$session.withValue("s") { touchInUpdate(session) }
         case .thread:
             let thread = Local(.thread) { Sample() }
             result = onNewThreadBlocking { touchInUpdate(thread) } ?? -1
@@ -438,7 +458,7 @@ struct BadInputTests {
         }
     }
 
-    @Test("update's body may touch the same Local where no other task shares the value",
+    @Test("update's body may touch the same Local where no other task shares the value; elsewhere nothing hangs",
           arguments: UpdateSite.allCases)
     func updateBodyTouchesSameLocal(site: UpdateSite) async {
         await #expect(processExitsWith: .success) { [site] in

@@ -147,7 +147,9 @@ struct SoakTests {
                     try? await Task.sleep(for: .seconds(1))
                     let elapsed = Double((clock.now - start).components.seconds)
                     let kib = residentKiB() ?? 0
-                    let alive = ledger.created.load(ordering: .relaxed) - ledger.released.count
+                    // Released first: a value created after this read cannot make the count negative.
+                    let released = ledger.released.count
+                    let alive = ledger.created.load(ordering: .relaxed) - released
                     samples.withLock { $0.append((elapsed, kib, alive)) }
                     if elapsed >= next {
                         log("\(Int(elapsed)) s: \(ledger.summary); VmRSS \(kib / 1024) MiB, \(alive) tracked values alive")
