@@ -8,7 +8,8 @@
 // model replays it: nothing is left to timing.
 //
 // Environment:
-// - LOCALS_MODEL_PROGRAMS: programs per run (default 5,000; 2,000 under Thread Sanitizer).
+// - LOCALS_MODEL_PROGRAMS: programs per run (default 5,000; 2,000 under Thread or Address
+//   Sanitizer, which make everything 4-5x slower).
 // - LOCALS_MODEL_SEED: the first program's seed (decimal or 0x-hex; `random` for a new one).
 //   Program i uses seed + i; a failure prints the seed that reproduces it alone.
 
@@ -21,14 +22,15 @@ import Testing
 struct ModelCheckConfig {
     static let defaultSeed: UInt64 = 0x10CA_1500_0006
     static let defaultPrograms = 5_000
-    static let defaultProgramsUnderThreadSanitizer = 2_000
+    static let defaultProgramsUnderSanitizers = 2_000
 
     var programs: Int
     var seed: UInt64
 
     static func fromEnvironment() -> ModelCheckConfig {
         let environment = ProcessInfo.processInfo.environment
-        let fallback = runningUnderThreadSanitizer ? defaultProgramsUnderThreadSanitizer : defaultPrograms
+        let sanitized = runningUnderThreadSanitizer || runningUnderAddressSanitizer
+        let fallback = sanitized ? defaultProgramsUnderSanitizers : defaultPrograms
         let programs = environment["LOCALS_MODEL_PROGRAMS"].flatMap { Int($0) } ?? fallback
         var seed = defaultSeed
         if let text = environment["LOCALS_MODEL_SEED"]?.lowercased() {
