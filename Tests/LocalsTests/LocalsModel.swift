@@ -297,9 +297,16 @@ final class ModelState {
     private(set) var rootEnded = false
     /// The step being applied (for error messages).
     private var stepIndex = 0
+    /// How many times each Local's initializer must have run: once per key's first touch, and
+    /// again after `reset()` or `discard(key:)` (SPEC 2)...
+    private(set) var initializations: [Int]
+    /// ...plus up to one more for each reset of a scope's value.
+    private(set) var scopeResets: [Int]
 
     init(policies: [Inheritance]) {
         self.policies = policies
+        initializations = policies.map { _ in 0 }
+        scopeResets = policies.map { _ in 0 }
         tasks[0] = ModelTask(id: 0, spawn: nil, depth: 0, inherited: policies.map { _ in nil })
     }
 
@@ -326,7 +333,7 @@ final class ModelState {
     /// Finds the task's value, creating it on first touch (SPEC: a read counts).
     private func touch(_ task: ModelTask, _ local: Int) -> Place {
         guard let frame = visibleFrame(task, local) else {
-            if task.own[local] == nil { task.own[local] = .plain(ModelValue()) }
+            if task.own[local] == nil { task.own[local] = .plain(initialValue(local)) }
             return .plain
         }
         if frame.owner == task.id || frame.policy == .shared {
@@ -336,13 +343,18 @@ final class ModelState {
             switch frame.policy {
             case .copy, .shared: task.own[local] = .plain(frame.value)
             case .overlay: task.own[local] = .overlay([])
-            case .fresh: task.own[local] = .plain(ModelValue())
+            case .fresh: task.own[local] = .plain(initialValue(local))
             }
         }
         if case .overlay(let layer) = task.own[local] {
             return .overlay(frame, layer)
         }
         return .plain
+    }
+
+    private func initialValue(_ local: Int) -> ModelValue {
+        initializations[local] += 1
+        return ModelValue()
     }
 
     private static func merged(_ layer: [ModelChange], on frame: ModelFrame) -> ModelValue {
@@ -402,6 +414,9 @@ final class ModelState {
 
     func reset(_ task: ModelTask, _ local: Int) {
         if let frame = visibleFrame(task, local), frame.owner == task.id || frame.policy == .shared {
+            // The library may call the initializer here or at the next touch (SPEC 2: "again only
+            // after reset()"): the count allows both.
+            scopeResets[local] += 1
             frame.value = ModelValue()
         } else {
             task.own[local] = nil
@@ -558,7 +573,14 @@ final class ModelState {
     }
 
     /// Replays a whole program: what each step observes, or why it is not well formed.
-    static func simulate(_ program: ModelProgram) -> Result<[[ModelPart]], ModelInvalid> {
+    /// What a program must do: each step's observations, and each Local's initializer calls.
+    struct Expectation {
+        var observed: [[ModelPart]]
+        var initializerCalls: [ClosedRange<Int>]
+    }
+
+    /// Replays a whole program: what it must do, or why it is not well formed.
+    static func expectation(_ program: ModelProgram) -> Result<Expectation, ModelInvalid> {
         guard (1...2).contains(program.policies.count) else { return .failure(ModelInvalid(step: 0, reason: "1 or 2 Locals")) }
         let state = ModelState(policies: program.policies)
         var observed: [[ModelPart]] = []
@@ -572,7 +594,13 @@ final class ModelState {
         guard state.rootEnded else {
             return .failure(ModelInvalid(step: program.steps.count, reason: "the root task never ends"))
         }
-        return .success(observed)
+        let calls = zip(state.initializations, state.scopeResets).map { $0...($0 + $1) }
+        return .success(Expectation(observed: observed, initializerCalls: calls))
+    }
+
+    /// Replays a whole program: what each step observes, or why it is not well formed.
+    static func simulate(_ program: ModelProgram) -> Result<[[ModelPart]], ModelInvalid> {
+        expectation(program).map(\.observed)
     }
 }
 

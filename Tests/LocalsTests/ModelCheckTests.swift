@@ -228,6 +228,8 @@ final class ModelContext: Sendable {
     }
 
     let locals: [Local<ModelValue>]
+    /// Counts each Local's initializer calls (for a pool's Locals, since the pool was made).
+    let initializerCalls: [CallCounter]
     let plans: [Int: [Planned]]
     let expected: [[ModelPart]]
     let endedTask: TaskID
@@ -247,8 +249,14 @@ final class ModelContext: Sendable {
     private let observed = Protected<[Int: [ModelPart]]>([:])
 
     init(program: ModelProgram, expected: [[ModelPart]], unknown: UnknownKeys, pool: ModelLocalPool?) {
-        locals = pool?.locals(for: program.policies)
-            ?? program.policies.map { policy in Local(inheritance: policy) { ModelValue() } }
+        if let pool {
+            (locals, initializerCalls) = pool.locals(for: program.policies)
+        } else {
+            initializerCalls = program.policies.map { _ in CallCounter() }
+            locals = zip(program.policies, initializerCalls).map { policy, calls in
+                Local(inheritance: policy) { calls.increment(); return ModelValue() }
+            }
+        }
         var plans: [Int: [Planned]] = [:]
         for (index, step) in program.steps.enumerated() {
             plans[step.task, default: []].append(Planned(step: index, action: step.action))
@@ -271,20 +279,24 @@ final class ModelContext: Sendable {
 /// values at first, whatever earlier programs' tasks (ended, at reused addresses) stored. This
 /// also runs the lazy sweeps of ended tasks, which a program's few tasks never reach alone.
 final class ModelLocalPool: Sendable {
-    private let byPolicy: [Inheritance: [Local<ModelValue>]]
+    private let byPolicy: [Inheritance: [(Local<ModelValue>, CallCounter)]]
 
     init() {
-        var byPolicy: [Inheritance: [Local<ModelValue>]] = [:]
+        var byPolicy: [Inheritance: [(Local<ModelValue>, CallCounter)]] = [:]
         for policy in Inheritance.allCases {
-            byPolicy[policy] = (0..<2).map { _ in Local(inheritance: policy) { ModelValue() } }
+            byPolicy[policy] = (0..<2).map { _ in
+                let calls = CallCounter()
+                return (Local(inheritance: policy) { calls.increment(); return ModelValue() }, calls)
+            }
         }
         self.byPolicy = byPolicy
     }
 
-    func locals(for policies: [Inheritance]) -> [Local<ModelValue>] {
-        policies.enumerated().map { index, policy in
+    func locals(for policies: [Inheritance]) -> ([Local<ModelValue>], [CallCounter]) {
+        let chosen = policies.enumerated().map { index, policy in
             byPolicy[policy]![index > 0 && policies[0] == policy ? 1 : 0]
         }
+        return (chosen.map(\.0), chosen.map(\.1))
     }
 }
 
@@ -695,9 +707,22 @@ struct ModelOutcome {
     var mismatches: [Mismatch] = []
     /// The step the program was stuck at, if it hung.
     var hungAt: Int?
+    /// Each Local's initializer calls, where they were not as many as the model allows.
+    var initializerCalls: (expected: [ClosedRange<Int>], actual: [Int])?
     var reads = 0
 
-    var failed: Bool { !mismatches.isEmpty || hungAt != nil }
+    var failed: Bool { !mismatches.isEmpty || hungAt != nil || initializerCalls != nil }
+
+    /// What went wrong beyond single steps.
+    var summary: String {
+        guard let initializerCalls else { return "" }
+        let each = initializerCalls.actual.indices.map { local in
+            let range = initializerCalls.expected[local]
+            let allowed = range.count == 1 ? "\(range.lowerBound)" : "\(range.lowerBound) to \(range.upperBound)"
+            return "L\(local) \(initializerCalls.actual[local]) (the model allows \(allowed))"
+        }
+        return "MISMATCH: initializer calls: " + each.joined(separator: ", ") + "\n"
+    }
 
     /// Notes for `ModelProgram.listing`.
     var notes: [Int: String] {
@@ -717,10 +742,12 @@ enum ModelCheck {
 
     /// Runs `program` with real tasks and compares every observation with the model's.
     static func execute(_ program: ModelProgram, unknown: ModelContext.UnknownKeys, pool: ModelLocalPool? = nil) async -> ModelOutcome {
-        guard case .success(let expected) = ModelState.simulate(program) else {
+        guard case .success(let expectation) = ModelState.expectation(program) else {
             preconditionFailure("execute needs a well-formed program")
         }
+        let expected = expectation.observed
         let context = ModelContext(program: program, expected: expected, unknown: unknown, pool: pool)
+        let callsBefore = context.initializerCalls.map(\.count)
         let done = Signal()
         let root = Task.detached {
             await ModelRunner(id: ModelState.rootTask, context: context).run()
@@ -737,6 +764,10 @@ enum ModelCheck {
             outcome.hungAt = context.conductor.position
             context.conductor.abort()
             await root.value
+        }
+        let calls = zip(context.initializerCalls, callsBefore).map { $0.count - $1 }
+        if outcome.hungAt == nil, calls.indices.contains(where: { !expectation.initializerCalls[$0].contains(calls[$0]) }) {
+            outcome.initializerCalls = (expected: expectation.initializerCalls, actual: calls)
         }
         let observed = context.observations
         for (step, parts) in expected.enumerated() where !parts.isEmpty || observed[step] != nil {
@@ -817,7 +848,7 @@ struct ModelCheckTests {
                 Model check failed: program \(index) of the run with LOCALS_MODEL_SEED=\(config.seed), on \(locals).
                 Reproduce it alone: LOCALS_MODEL_SEED=\(seed) LOCALS_MODEL_PROGRAMS=1 swift test --filter ModelCheckTests
                 Original: \(program.steps.count) steps. Shrunk (\(runs) runs): \(shrunk.steps.count) steps:
-                \(shrunk.listing(notes: shrunkOutcome.notes))
+                \(shrunkOutcome.summary)\(shrunk.listing(notes: shrunkOutcome.notes))
                 """
             )
             return
