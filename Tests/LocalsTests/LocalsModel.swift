@@ -454,7 +454,9 @@ final class ModelState {
                     break loop
                 }
             case .throwOut(let levels):
-                guard levels >= 1, levels <= syncDepth else { throw invalid("sync throw of \(levels) levels at depth \(syncDepth)") }
+                guard levels >= 1, levels <= syncDepth else {
+                    throw invalid("sync throw of \(levels) levels at depth \(syncDepth)")
+                }
                 pending = levels
                 break loop
             }
@@ -483,8 +485,12 @@ final class ModelState {
     }
 
     private func unwind(_ task: ModelTask, levels: Int) throws(ModelInvalid) {
-        guard levels >= 1, levels <= task.scopeDepth else { throw invalid("t\(task.id) unwinds \(levels) of \(task.scopeDepth) scopes") }
-        guard canUnwind(task, levels: levels) else { throw invalid("t\(task.id) leaves a block with a running structured child") }
+        guard levels >= 1, levels <= task.scopeDepth else {
+            throw invalid("t\(task.id) unwinds \(levels) of \(task.scopeDepth) scopes")
+        }
+        guard canUnwind(task, levels: levels) else {
+            throw invalid("t\(task.id) leaves a block with a running structured child")
+        }
         task.blocks.removeLast(levels)
     }
 
@@ -540,7 +546,9 @@ final class ModelState {
                 task.blocks[task.blocks.count - 1].structured.append(id)
             }
         case .awaitChild(let id):
-            guard task.children.contains(id), let child = tasks[id] else { throw invalid("t\(id) is not a child of t\(task.id)") }
+            guard task.children.contains(id), let child = tasks[id] else {
+                throw invalid("t\(id) is not a child of t\(task.id)")
+            }
             if !child.ended { task.blockedOn = id }
         case .cancel(let id):
             guard task.children.contains(id), let child = tasks[id], child.isCancellable else {
@@ -581,7 +589,9 @@ final class ModelState {
 
     /// Replays a whole program: what it must do, or why it is not well formed.
     static func expectation(_ program: ModelProgram) -> Result<Expectation, ModelInvalid> {
-        guard (1...2).contains(program.policies.count) else { return .failure(ModelInvalid(step: 0, reason: "1 or 2 Locals")) }
+        guard (1...2).contains(program.policies.count) else {
+            return .failure(ModelInvalid(step: 0, reason: "1 or 2 Locals"))
+        }
         let state = ModelState(policies: program.policies)
         var observed: [[ModelPart]] = []
         for (index, step) in program.steps.enumerated() {
@@ -819,7 +829,8 @@ struct ModelGenerator {
                     return .discardTask(local: randomLocal(), target: target)
                 }
             case 94..<95:
-                return .discardUnknown(local: randomLocal(), key: ModelUnknownKey.allCases.randomElement(using: &random)!)
+                let key = ModelUnknownKey.allCases.randomElement(using: &random)!
+                return .discardUnknown(local: randomLocal(), key: key)
             case 95..<100 where !isRoot && task.scopeDepth == 0 && state.canUnwind(task, levels: 1):
                 return .end
             default:
@@ -919,11 +930,14 @@ extension ModelProgram {
             var simpler: [ModelAction] = []
             switch step.action {
             case .sync(let scope, let ops):
-                for op in ops.indices { simpler.append(.sync(scope, ops.enumerated().filter { $0.offset != op }.map(\.element))) }
+                for op in ops.indices {
+                    simpler.append(.sync(scope, ops.enumerated().filter { $0.offset != op }.map(\.element)))
+                }
                 for (op, inner) in ops.enumerated() {
                     if case .scope(_, let innerOps) = inner {
                         var flattened = ops
-                        flattened.replaceSubrange(op...op, with: innerOps.filter { if case .throwOut = $0 { false } else { true } })
+                        let body = innerOps.filter { if case .throwOut = $0 { false } else { true } }
+                        flattened.replaceSubrange(op...op, with: body)
                         simpler.append(.sync(scope, flattened))
                     }
                 }
@@ -1006,7 +1020,8 @@ extension ModelProgram {
             if local != keep { continue }
             var step = step
             step.action = step.action.renumbered(from: keep)
-            if case .sync(let scope, let ops) = step.action, ops.contains(where: { $0.usesOtherLocal(than: 0) }) || scope.local != 0 {
+            if case .sync(let scope, let ops) = step.action,
+               scope.local != 0 || ops.contains(where: { $0.usesOtherLocal(than: 0) }) {
                 continue
             }
             result.append(step)
@@ -1066,7 +1081,8 @@ extension ModelProgram {
     /// The program as pseudo-Swift in its global order, one line per step, indented by each
     /// task's open scopes; `notes` (by step) are appended, e.g. expected and actual reads.
     func listing(notes: [Int: String] = [:]) -> String {
-        var lines = ["Locals: " + policies.enumerated().map { "L\($0.offset) = Local(inheritance: .\($0.element))" }.joined(separator: ", ")]
+        let locals = policies.enumerated().map { "L\($0.offset) = Local(inheritance: .\($0.element))" }
+        var lines = ["Locals: " + locals.joined(separator: ", ")]
         var depth: [Int: Int] = [:]
         for (index, step) in steps.enumerated() {
             var d = depth[step.task, default: 0]
@@ -1095,7 +1111,8 @@ extension ModelAction {
         case .write(let l, let f, let p, let s): return ModelSyncOp.writeText(l, f, p, s)
         case .reset(let l): return "L\(l).reset()"
         case .discardSelf(let l, let viaKey):
-            return "L\(l).discard(key: \(viaKey ? "TaskDiscriminator().currentKey!" : "TaskID.current! (ThreadID.current on a thread)"))"
+            let key = viaKey ? "TaskDiscriminator().currentKey!" : "TaskID.current! (ThreadID.current on a thread)"
+            return "L\(l).discard(key: \(key))"
         case .discardTask(let l, let t): return "L\(l).discard(key: <TaskID or ThreadID of t\(t)>)"
         case .discardUnknown(let l, let k): return "L\(l).discard(key: <\(k.rawValue)>)"
         case .open(let scope): return "try await \(scope.description) {"

@@ -670,7 +670,7 @@ struct BadInputTests {
 
     // MARK: Reset outside any task
 
-    @Test("reset on a plain thread: a no-op with nothing stored; drops the thread's value; inside a scope, resets it until the scope ends",
+    @Test("reset on a plain thread: a no-op with nothing stored, drops a stored value, resets a scope's until it ends",
           arguments: ["task fallback", "thread", "session"])
     func resetOutsideAnyTask(kind: String) async {
         let calls = CallCounter()
@@ -717,7 +717,9 @@ struct BadInputTests {
     /// Opens scopes `depth..<max` nested, alternating two Locals; the innermost throws, and the
     /// level `catchAt` catches. Returns whether every level saw its own values inside, and the
     /// values from before it once its scope ended.
-    static func nest(_ a: Local<Sample>, _ b: Local<Sample>, depth: Int, max: Int, catchAt: Int) throws(DeepError) -> Bool {
+    static func nest(
+        _ a: Local<Sample>, _ b: Local<Sample>, depth: Int, max: Int, catchAt: Int
+    ) throws(DeepError) -> Bool {
         let local = depth.isMultiple(of: 2) ? a : b
         func snapshot() -> [Int] { [a.id, b.id, a.count, b.count] }
         let before = snapshot()

@@ -243,7 +243,10 @@ final class ModelContext: Sendable {
         var exitedThread: ThreadID
 
         static func make() async -> UnknownKeys {
-            UnknownKeys(endedTask: await Task { TaskID.current! }.value, exitedThread: await onNewThread { ThreadID.current })
+            UnknownKeys(
+                endedTask: await Task { TaskID.current! }.value,
+                exitedThread: await onNewThread { ThreadID.current }
+            )
         }
     }
     private let observed = Protected<[Int: [ModelPart]]>([:])
@@ -492,7 +495,9 @@ final class ModelRunner {
     }
 
     /// A synchronous scope and its body.
-    static func runSync(_ context: ModelContext, _ scope: ModelScope, _ ops: [ModelSyncOp], _ observed: inout [ModelPart]) throws(ModelUnwind) {
+    static func runSync(
+        _ context: ModelContext, _ scope: ModelScope, _ ops: [ModelSyncOp], _ observed: inout [ModelPart]
+    ) throws(ModelUnwind) {
         try withSyncScope(context.locals[scope.local], scope) { () throws(ModelUnwind) in
             for op in ops {
                 switch op {
@@ -741,7 +746,9 @@ enum ModelCheck {
     static let hangTimeout: Duration = .seconds(30)
 
     /// Runs `program` with real tasks and compares every observation with the model's.
-    static func execute(_ program: ModelProgram, unknown: ModelContext.UnknownKeys, pool: ModelLocalPool? = nil) async -> ModelOutcome {
+    static func execute(
+        _ program: ModelProgram, unknown: ModelContext.UnknownKeys, pool: ModelLocalPool? = nil
+    ) async -> ModelOutcome {
         guard case .success(let expectation) = ModelState.expectation(program) else {
             preconditionFailure("execute needs a well-formed program")
         }
@@ -766,7 +773,8 @@ enum ModelCheck {
             await root.value
         }
         let calls = zip(context.initializerCalls, callsBefore).map { $0.count - $1 }
-        if outcome.hungAt == nil, calls.indices.contains(where: { !expectation.initializerCalls[$0].contains(calls[$0]) }) {
+        let allowed = expectation.initializerCalls
+        if outcome.hungAt == nil, calls.indices.contains(where: { !allowed[$0].contains(calls[$0]) }) {
             outcome.initializerCalls = (expected: expectation.initializerCalls, actual: calls)
         }
         let observed = context.observations
@@ -780,7 +788,9 @@ enum ModelCheck {
     }
 
     /// Whether `program` fails in any of `attempts` runs (a failure may depend on thread timing).
-    static func fails(_ program: ModelProgram, unknown: ModelContext.UnknownKeys, pool: ModelLocalPool?, attempts: Int) async -> ModelOutcome? {
+    static func fails(
+        _ program: ModelProgram, unknown: ModelContext.UnknownKeys, pool: ModelLocalPool?, attempts: Int
+    ) async -> ModelOutcome? {
         for _ in 0..<attempts {
             let outcome = await execute(program, unknown: unknown, pool: pool)
             if outcome.failed { return outcome }
@@ -799,8 +809,9 @@ enum ModelCheck {
         while improved, runs < maxRuns {
             improved = false
             for candidate in current.0.shrinkCandidates() {
-                guard candidate.steps.count < current.0.steps.count || candidate.steps.count == current.0.steps.count && candidate != current.0,
-                      case .success = ModelState.simulate(candidate)
+                let smaller = candidate.steps.count < current.0.steps.count
+                let simpler = candidate.steps.count == current.0.steps.count && candidate != current.0
+                guard smaller || simpler, case .success = ModelState.simulate(candidate)
                 else { continue }
                 runs += 1
                 if let failure = await fails(candidate) {
@@ -846,7 +857,8 @@ struct ModelCheckTests {
             Issue.record(
                 """
                 Model check failed: program \(index) of the run with LOCALS_MODEL_SEED=\(config.seed), on \(locals).
-                Reproduce it alone: LOCALS_MODEL_SEED=\(seed) LOCALS_MODEL_PROGRAMS=1 swift test --filter ModelCheckTests
+                Reproduce it alone:
+                LOCALS_MODEL_SEED=\(seed) LOCALS_MODEL_PROGRAMS=1 swift test --filter ModelCheckTests
                 Original: \(program.steps.count) steps. Shrunk (\(runs) runs): \(shrunk.steps.count) steps:
                 \(shrunkOutcome.summary)\(shrunk.listing(notes: shrunkOutcome.notes))
                 """
@@ -856,7 +868,8 @@ struct ModelCheckTests {
         let elapsed = clock.now - start
         print(
             "ModelCheck: \(config.programs) programs, \(steps) steps, \(reads) reads checked against the model; "
-                + "LOCALS_MODEL_SEED=\(config.seed); \(elapsed.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))"
+                + "LOCALS_MODEL_SEED=\(config.seed); "
+                + elapsed.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1)))
         )
     }
 

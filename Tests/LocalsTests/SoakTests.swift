@@ -152,7 +152,8 @@ struct SoakTests {
                     let alive = ledger.created.load(ordering: .relaxed) - released
                     samples.withLock { $0.append((elapsed, kib, alive)) }
                     if elapsed >= next {
-                        log("\(Int(elapsed)) s: \(ledger.summary); VmRSS \(kib / 1024) MiB, \(alive) tracked values alive")
+                        log("\(Int(elapsed)) s: \(ledger.summary); VmRSS \(kib / 1024) MiB, "
+                            + "\(alive) tracked values alive")
                         next += 10
                     }
                     if elapsed >= duration {
@@ -227,7 +228,8 @@ struct SoakTests {
                     request.id = mine
                     request.tracked = ledger.tracked()
                     await Task.yield()
-                    ledger.check(request.id == mine, "request \(id) \(policy) \(kind) child wrote \(mine), reads \(request.id)")
+                    ledger.check(request.id == mine,
+                                 "request \(id) \(policy) \(kind) child wrote \(mine), reads \(request.id)")
                 }
                 // A grandchild inherits from the scope, not from the child's writes.
                 let grandchild = await Task { request.id }.value
@@ -255,7 +257,8 @@ struct SoakTests {
             }
             ledger.check(request.id == id, "request \(id): the owner reads \(request.id) after its children")
         }
-        ledger.check(request.id == before, "request \(id): after the scope the owner reads \(request.id), not \(before)")
+        ledger.check(request.id == before,
+                     "request \(id): after the scope the owner reads \(request.id), not \(before)")
     }
 
     /// Short tasks outside any scope, some fire-and-forget: each sees only its own values.
@@ -418,7 +421,7 @@ struct SoakTests {
             }
         }
         ledger.check(locals.thread.id == mine && locals.request.id == mine,
-                     "thread \(worker) wrote \(mine), reads \(locals.thread.id), \(locals.request.id) (before: \(before))")
+                     "thread \(worker) wrote \(mine), reads \(locals.thread.id), \(locals.request.id) (\(before))")
         if mine % 8 == 0 {
             locals.thread.reset()
             ledger.check(locals.thread.id == -1, "thread \(worker) reads \(locals.thread.id) after reset")
