@@ -183,6 +183,7 @@ struct LocalTests {
         let result = await Task { local.simple }.value
         #expect(result == "other thread")
         #expect(calls.count == 2)
+        holder.value = nil  // the Local's initializer captures `holder`: break the cycle
     }
 
     @Test("description names the value type, discriminator and policy")
