@@ -41,12 +41,14 @@ let benchmarks: @Sendable () -> Void = {
         thresholds: [
             // Shared machines are noisy (p90s of two runs here differed by up to 50%): time fails
             // only past 2.5x the recorded p90, and never as an "improvement". Throughput says the
-            // same as wall clock, so it is not checked twice. Allocations are exact: one more or
-            // one fewer than recorded fails, so the count is kept where it is on purpose.
+            // same as wall clock, so it is not checked twice. Allocations are nearly exact: each
+            // sample is 1,000 operations, so one allocation more per operation is 1,000 more per
+            // sample and fails; the 8 of slack absorbs package-benchmark's own allocations, which
+            // moved by 2 between runs in every benchmark alike, anchors included.
             .wallClock: BenchmarkThresholds(relative: [.p90: 150]),
             .throughput: .none,
             .instructions: BenchmarkThresholds(relative: [.p90: 25]),
-            .mallocCountTotal: .strict,
+            .mallocCountTotal: BenchmarkThresholds(absolute: [.p90: 8]),
         ]
     )
 
@@ -166,5 +168,5 @@ let benchmarks: @Sendable () -> Void = {
 
     // The allocation rows (0 per steady-state read or write of a trivial value) are the
     // mallocCountTotal columns of "1.TaskRead.Locals", "4.TaskWrite.Locals" and "3.ThreadRead.Locals",
-    // held at 0 by the strict thresholds above.
+    // held at 0 by the thresholds above.
 }
