@@ -159,10 +159,8 @@ extension Local {
         if let cell = existingOwnedCell(key) {
             return cell
         }
-        // The owner is here and not inside an access: what was parked for it can go now.
-        let parked = tables.withLock { $0.parked.removeValue(forKey: key) }
-        withExtendedLifetime(parked) {}
-        // First touch: compute the value with no lock held, then publish it.
+        // First touch: compute the value with no lock held, then publish it. The owner is here
+        // and not inside an access, so whatever was parked for it (see `parked`) goes too.
         let seeded = seed()
         var garbage = Garbage<Value>()
         let cell: OwnedCell<Value>
@@ -173,6 +171,7 @@ extension Local {
                 if let stale = tables.tasks.updateValue(cell, forKey: task.address) {
                     garbage.cells.append(stale)
                 }
+                garbage.cells += tables.parked.removeValue(forKey: key) ?? []
                 if tables.tasks.count >= tables.sweepAt {
                     garbage.cells += tables.sweepEndedTasks()
                 }
@@ -183,6 +182,7 @@ extension Local {
                 if let stale = tables.threads.updateValue(cell, forKey: thread) {
                     garbage.cells.append(stale)
                 }
+                garbage.cells += tables.parked.removeValue(forKey: key) ?? []
             }
             ThreadContext.current.observeExit(by: self)
         case .custom, .none:
@@ -341,8 +341,8 @@ extension Local {
             guard let current = TaskIdentity.current else { return false }
             return current.address == task.address && current.serial == task.serial
         case .thread(let thread):
-            return TaskIdentity.current == nil && thread == ThreadContext.current.id
-                || mode.isThread && thread == ThreadContext.current.id
+            // A .task Local keys by the thread only outside tasks.
+            return (mode.isThread || TaskIdentity.current == nil) && thread == ThreadContext.current.id
         case .custom, .none:
             return false
         }

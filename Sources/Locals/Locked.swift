@@ -32,21 +32,6 @@ struct Locked<State>: @unchecked Sendable {
     func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
         try storage.withLock(body)
     }
-
-    @inlinable
-    func load() -> State {
-        withLock { $0 }
-    }
-
-    /// Replaces the state and hands back the old one, to be released outside the lock.
-    @inlinable
-    func exchange(_ newState: State) -> State {
-        withLock { state in
-            var old = newState
-            swap(&old, &state)
-            return old
-        }
-    }
 }
 
 /// The state in the header, the mutex in the tail, whose address is stable for the object's life
