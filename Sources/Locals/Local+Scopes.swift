@@ -214,23 +214,35 @@ extension Local {
     }
 
     /// Changes the current key's value for a `.thread` or custom scope; returns what to restore.
+    /// A session's value is changed in one atomic step (other tasks may share it).
     func swapIn(_ change: (inout Value) -> Void) -> (key: StorageKey, value: Value) {
         guard let key = currentKey() else { missingKeyForWrite() }
-        let place = place(for: key, frame: nil)
-        let saved = load(place)
-        var changed = saved
-        change(&changed)
-        switch place {
-        case .owned(let cell): cell.value = changed
-        case .shared(let cell): withExtendedLifetime(cell.exchangeValue(changed)) {}
-        case .overlay, .unkeyed: preconditionFailure("swift-locals: no scope frames without .task")
+        switch place(for: key, frame: nil) {
+        case .owned(let cell):
+            var changed = cell.value
+            change(&changed)
+            swap(&changed, &cell.value)
+            return (key, changed)
+        case .shared(let cell):
+            return (key, cell.mutate { value in
+                let saved = value
+                change(&value)
+                return saved
+            })
+        case .overlay, .unkeyed:
+            preconditionFailure("swift-locals: no scope frames without .task")
         }
-        return (key, saved)
     }
 
+    /// Puts a `.thread` or custom scope's saved value back, into the key's storage as it is now.
+    /// Storage dropped inside the scope (by `reset()` or `discard(key:)`) stays dropped: a scope
+    /// never brings back a session that was discarded.
     func restore(_ saved: (key: StorageKey, value: Value)) {
         if case .thread(let thread) = saved.key, thread == ThreadContext.current.id {
-            ownedCell(saved.key) { saved.value }.value = saved.value
+            guard let cell = existingOwnedCell(saved.key) else { return }
+            var replaced = saved.value
+            swap(&replaced, &cell.value)
+            withExtendedLifetime(replaced) {}  // after the swap: its deinit may use this Local
         } else {
             replaceOwnedCell(saved.key, with: saved.value)
         }

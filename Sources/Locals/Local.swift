@@ -135,7 +135,15 @@ public final class Local<Value: Sendable>: Sendable {
         }
         @inline(__always) set {
             switch fastPlace() {
-            case .cached(let cell): cell._withUnsafeGuaranteedRef { $0.value[keyPath: keyPath] = newValue }
+            case .cached(let cell):
+                // The replaced part is released after the cell is no longer borrowed: its deinit
+                // may use this very Local, even reset its own key (which frees the cell).
+                let replaced = cell._withUnsafeGuaranteedRef { cell in
+                    let replaced = cell.value[keyPath: keyPath]
+                    cell.value[keyPath: keyPath] = newValue
+                    return replaced
+                }
+                withExtendedLifetime(replaced) {}
             case .scope(let cell), .ownScope(let cell):
                 cell.lock()
                 let replaced = cell.value[keyPath: keyPath]
@@ -218,7 +226,9 @@ public final class Local<Value: Sendable>: Sendable {
     public func update<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
         switch fastPlace() {
         case .cached(let cell):
-            return try cell._withUnsafeGuaranteedRef { cell in Result { () throws(E) -> R in try body(&cell.value) } }.get()
+            // Held strongly: the body is user code, and may reset this very key.
+            let cell = cell.takeUnretainedValue()
+            return try body(&cell.value)
         case .scope(let cell), .ownScope(let cell):
             return try cell.mutate(body)
         case .slow:
@@ -279,12 +289,12 @@ public final class Local<Value: Sendable>: Sendable {
             case let key as TaskDiscriminator.Key:
                 switch key {
                 case .task(let task): cells = removeTaskCell(task)
-                case .thread(let thread): cells = removeOwnedCell(.thread(thread), ifSerial: nil)
+                case .thread(let thread): cells = removeOwnedCell(.thread(thread))
                 }
             case let task as TaskID:
                 cells = removeTaskCell(task)
             case let thread as ThreadID:
-                cells = removeOwnedCell(.thread(thread), ifSerial: nil)
+                cells = removeOwnedCell(.thread(thread))
             default:
                 break
             }
@@ -294,7 +304,7 @@ public final class Local<Value: Sendable>: Sendable {
 
     private func removeTaskCell(_ task: TaskID) -> [OwnedCell<Value>] {
         let identity = TaskIdentity(address: task.address, serial: task.serial, isAsyncLet: false)
-        return removeOwnedCell(.task(identity), ifSerial: task.serial)
+        return removeOwnedCell(.task(identity))
     }
 
     // MARK: Internals

@@ -46,7 +46,7 @@ struct LocalTables<Value: Sendable> {
             ended += cells
             parked[key] = nil
         }
-        sweepAt = max(Self.minimumSweep, tasks.count * 2)
+        sweepAt = max(Self.minimumSweep, (tasks.count + parked.count) * 2)
         return ended
     }
 }
@@ -168,12 +168,22 @@ extension Local {
         case .task(let task):
             cell = seeded.rehomed(serial: task.serial, record: TaskRegistry.recordForCurrentTask(task))
             tables.withLock { tables in
+                var freed = false
                 if let stale = tables.tasks.updateValue(cell, forKey: task.address) {
                     garbage.cells.append(stale)
+                    freed = true
                 }
                 garbage.cells += tables.parked.removeValue(forKey: key) ?? []
-                if tables.tasks.count >= tables.sweepAt {
-                    garbage.cells += tables.sweepEndedTasks()
+                // Parked cells count: they hold ended tasks' values until a sweep.
+                if tables.tasks.count + tables.parked.count >= tables.sweepAt {
+                    let ended = tables.sweepEndedTasks()
+                    freed = freed || !ended.isEmpty
+                    garbage.cells += ended
+                }
+                // A freed cell must never be found in a thread's cache again, not even by a task
+                // whose address and 32-bit serial happen to repeat.
+                if freed {
+                    epoch.add(1, ordering: .relaxed)
                 }
             }
         case .thread(let thread):
@@ -192,7 +202,7 @@ extension Local {
         return cell
     }
 
-    private func existingOwnedCell(_ key: StorageKey) -> OwnedCell<Value>? {
+    func existingOwnedCell(_ key: StorageKey) -> OwnedCell<Value>? {
         switch key {
         case .task(let task):
             let cell = tables.withLock { $0.tasks[task.address] }
@@ -295,10 +305,10 @@ extension Local {
                         garbage.cells.append(cell)
                     }
                 } else {
-                    garbage.cells += removeOwnedCell(key, ifSerial: nil)
+                    garbage.cells += removeOwnedCell(key)
                 }
             } else {
-                garbage.cells += removeOwnedCell(key, ifSerial: nil)
+                garbage.cells += removeOwnedCell(key)
             }
         case .none:
             break
@@ -307,14 +317,15 @@ extension Local {
     }
 
     /// Removes a task's or thread's cell from the tables. Returns it for release when the caller
-    /// is its owner; parks it when someone else removes it (the owner may be reading it now).
-    func removeOwnedCell(_ key: StorageKey, ifSerial serial: UInt32?) -> [OwnedCell<Value>] {
+    /// is its owner, or its owner task has ended; parks it otherwise (the owner may be reading it
+    /// now).
+    func removeOwnedCell(_ key: StorageKey) -> [OwnedCell<Value>] {
         let byOwner = isCurrent(key)
         return tables.withLock { tables -> [OwnedCell<Value>] in
             let removed: OwnedCell<Value>
             switch key {
             case .task(let task):
-                guard let cell = tables.tasks[task.address], cell.serial == (serial ?? task.serial) else {
+                guard let cell = tables.tasks[task.address], cell.serial == task.serial else {
                     return []
                 }
                 tables.tasks[task.address] = nil
@@ -326,7 +337,7 @@ extension Local {
                 return []
             }
             epoch.add(1, ordering: .relaxed)
-            if byOwner {
+            if byOwner || removed.record.map({ TaskRegistry.haveEnded([$0])[0] }) == true {
                 return [removed]
             }
             tables.parked[key, default: []].append(removed)
@@ -348,30 +359,25 @@ extension Local {
         }
     }
 
-    /// Replaces the cell of `key` (a task or thread) with a new one holding `value`. Used where a
-    /// scope restores a value from a thread other than the owner's: the owner's cell is never
-    /// written from outside, only swapped.
+    /// Restores `value` as the value of `key` from somewhere other than its owner: a session,
+    /// or the thread an async `.thread` scope started on. Only where the key still has storage
+    /// (a scope never brings back a discarded session or an exited thread's value). A thread's
+    /// cell is swapped, never written from outside, and the old one parked: its owner may be
+    /// reading it.
     func replaceOwnedCell(_ key: StorageKey, with value: Value) {
         var garbage = Garbage<Value>()
         switch key {
         case .thread(let thread):
             let cell = OwnedCell(value)
-            let byOwner = isCurrent(key)
             tables.withLock { tables in
-                if let old = tables.threads.updateValue(cell, forKey: thread) {
-                    if byOwner {
-                        garbage.cells.append(old)
-                    } else {
-                        tables.parked[key, default: []].append(old)
-                    }
-                }
+                guard let old = tables.threads[thread] else { return }
+                tables.threads[thread] = cell
+                tables.parked[key, default: []].append(old)
                 epoch.add(1, ordering: .relaxed)
             }
         case .custom(let session):
             if let cell = tables.withLock({ $0.sessions[session] }) {
                 garbage.values.append(cell.exchangeValue(value))
-            } else {
-                tables.withLock { $0.sessions[session] = SharedCell(value) }
             }
         case .task, .none:
             preconditionFailure("swift-locals: \(key) is not restored by replacement")

@@ -15,7 +15,7 @@ protocol ThreadExitObserver: AnyObject, Sendable {
 }
 
 /// One entry of a thread's lookup cache: which Local and which task (or this thread, address 0)
-/// the cell belongs to, the Local's removal epoch when it was cached, and a retained cell.
+/// the cell belongs to, the Local's removal epoch when it was cached, and the cell (unretained).
 @usableFromInline
 struct CacheSlot {
     @usableFromInline var local: UInt64 = 0
@@ -33,7 +33,8 @@ struct CacheSlot {
 ///
 /// Besides the thread's identity it holds a small cache from (Local, task) to the task's cell, so
 /// that a steady-state access finds its cell without taking the Local's lock. A cached cell is
-/// used only while the Local's removal epoch is unchanged. The cache holds no reference: a cell
+/// used only while the Local's removal epoch is unchanged; every removal of a task's cell, and
+/// every release of one by a sweep, bumps it (a thread's cells are only ever in its own cache). The cache holds no reference: a cell
 /// removed by its own owner is released at once, and one removed by anybody else while its owner
 /// may be running is parked until the owner's next touch or end (see `LocalTables.parked`).
 @usableFromInline
@@ -105,9 +106,12 @@ final class ThreadContext {
 
     func observeExit(by storage: some ThreadExitObserver) {
         let key = ObjectIdentifier(storage)
-        if observers[key]?.storage == nil {
-            observers[key] = Observer(storage: storage)
+        guard observers[key]?.storage == nil else { return }
+        // A long-lived thread may outlive many Locals: forget the ones that are gone.
+        if observers.count >= 16 {
+            observers = observers.filter { $0.value.storage != nil }
         }
+        observers[key] = Observer(storage: storage)
     }
 
     func isInitializing(_ storage: ObjectIdentifier, _ key: StorageKey) -> Bool {
@@ -117,10 +121,10 @@ final class ThreadContext {
     /// A number that identifies the calling thread among the threads alive now (never 0).
     @inlinable
     static var token: UInt {
-        #if canImport(Darwin)
-        UInt(bitPattern: pthread_self())
+        #if canImport(Glibc)
+        UInt(pthread_self())  // pthread_t is an unsigned integer here, a pointer or Int elsewhere
         #else
-        UInt(pthread_self())
+        UInt(bitPattern: pthread_self())
         #endif
     }
 

@@ -27,6 +27,21 @@ struct IntDiscriminator: Discriminator {
 
 @Suite("Custom discriminators: one value per key, compared with ==")
 struct CustomDiscriminatorTests {
+    @Test("a scope on a session does not bring the session back when it is discarded inside")
+    func scopeDoesNotResurrectDiscardedSession() {
+        let counter = DeinitCounter()
+        let cart = Local(SessionDiscriminator()) { Sample() }
+        SessionDiscriminator.$session.withValue("s-42") {
+            cart.id = 7
+            cart.tracked = counter.make()
+            cart.withValue(\.simple, "in scope") {
+                cart.discard(key: "s-42")
+            }
+            #expect(counter.count == 1, "the discarded session's value was restored by the scope")
+            #expect(cart.id == -1)
+        }
+    }
+
     @Test("each session key has its own value, shared by every task using that key")
     func perSessionValues() async {
         let cart = Local(SessionDiscriminator()) { Sample() }

@@ -7,6 +7,23 @@ import Testing
 /// checks that every object of the first batch was deinitialized.
 @Suite("Lifetimes: values of finished tasks and exited threads are released")
 struct LifetimeTests {
+    @Test("discarding the keys of tasks that already ended releases their values, with no other touches")
+    func discardEndedTasksReleases() async {
+        let counter = DeinitCounter()
+        let local = Local { Sample() }
+        let tasks = 2_000
+        for i in 0..<tasks {
+            let id = await Task { () -> TaskID in
+                local.tracked = counter.make(i)
+                return TaskID.current!
+            }.value
+            local.discard(key: id)
+        }
+        // Released at once when the task has ended, or by a sweep that the parked cells
+        // themselves trigger: at most two sweeps' worth (64 each, the minimum) may still be held.
+        #expect(counter.count >= tasks - 128, "released \(counter.count) of \(tasks)")
+    }
+
     static let batch = 2_000
 
     /// The second batch: `count` new tasks, one after another, each touching the Local.

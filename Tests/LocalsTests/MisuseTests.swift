@@ -381,6 +381,23 @@ struct Big: Sendable {
 
 @Suite("Bad input: initializers, deinits, slow keys, large values, colliding keys, unknown keys, deep throws")
 struct BadInputTests {
+    @Test("a value's deinit may reset its own key while a write replaces it, and update's body may too")
+    func resetOwnKeyDuringAccess() async {
+        await Task {
+            let local = Local { Sample() }
+            local.count = 1  // the cell is now in this thread's lookup cache
+            local.tracked = Tracked(tag: 0, counter: DeinitCounter()) { local.reset() }
+            local.tracked = nil  // the deinit resets the key while the write is under way
+            #expect(local.count == 0)
+            local.count = 5
+            local.update { value in
+                local.reset()  // drops the cell `update` is working on
+                value.count += 1
+            }
+            #expect(local.count == 0, "the write landed in the dropped value, not in a new one")
+        }.value
+    }
+
     // MARK: Initializers
 
     @Test("an initializer that reaches its own Local through another Local's initializer stops")
