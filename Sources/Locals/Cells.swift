@@ -46,7 +46,9 @@ final class OverlayCell<Value>: OwnedCell<Value>, @unchecked Sendable {
 /// body of `update` on a shared value, which the docs ask to keep short.
 @usableFromInline
 class SharedCell<Value>: @unchecked Sendable {
-    // @unchecked: `value`, `stackChildren` and `depth` are only touched while the lock is held.
+    // @unchecked: `value`, `stackChildren` and `depth` are only touched while the lock is held,
+    // except that the owner of a scope that is not `.shared` reads `value` without it: nobody but
+    // that owner ever writes it.
     /// The holding thread's token (see `ThreadContext.token`), or 0 when free.
     @usableFromInline let holder = Atomic<UInt>(0)
     /// How many times the holding thread has re-entered the lock.

@@ -218,9 +218,13 @@ public final class Local<Value: Sendable>: Sendable {
     /// let hits = counters.update { $0.hits += 1; return $0.hits }
     /// ```
     ///
-    /// Where other tasks share the value (a `.shared` scope, a session), `body` runs while the
-    /// value's lock is held, as with `Mutex.withLock`: keep it short, and do not touch the same
-    /// Local from inside it. Other Locals are fine.
+    /// Where the value lives in a scope or a session, `body` runs while the value's lock is held,
+    /// as with `Mutex.withLock`, on a copy that replaces the value when `body` returns (so that
+    /// what it drops is released after the lock): keep it short. Children of the scope that copy
+    /// or read through it wait meanwhile. If `body` touches the same Local it sees the value as
+    /// it was before `update`, and its writes are overwritten; if it calls `update` on another
+    /// shared Local while another task nests the two the other way round, both wait forever, as
+    /// with any two locks taken in opposite orders.
     @inlinable
     @discardableResult
     public func update<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
@@ -272,11 +276,12 @@ public final class Local<Value: Sendable>: Sendable {
     ///
     /// Pass a key of the Local's discriminator: the custom discriminator's `Key`,
     /// ``TaskDiscriminator/Key`` (or a ``TaskID`` or ``ThreadID``) for `.task`, a ``ThreadID``
-    /// for `.thread`. Any other key, or a key with no storage, is ignored. A session's value, and
-    /// the value of the running task or thread itself, are released at once. A task's or thread's
-    /// value discarded from elsewhere is dropped at once (its next touch runs the initializer)
-    /// but released at that owner's next touch of this Local, or when it ends or exits: reads
-    /// take no lock, so the owner may be reading it at this very moment.
+    /// for `.thread`. Any other key, or a key with no storage, is ignored. The storage is dropped
+    /// at once: the key's next touch runs the initializer. The value is released at once too for
+    /// a session, for the caller's own key, and for a task that has already ended. The value of a
+    /// task or thread still running elsewhere is released at its next touch of this Local, or
+    /// lazily after it ends, or when the thread exits: reads take no lock, so that owner may be
+    /// reading the value at this very moment.
     public func discard<K: Hashable & Sendable>(key: K) {
         var cells: [OwnedCell<Value>] = []
         var shared: SharedCell<Value>?

@@ -20,9 +20,10 @@ struct LocalTables<Value: Sendable> {
     var tasks: [UInt: OwnedCell<Value>] = [:]
     var threads: [ThreadID: OwnedCell<Value>] = [:]
     var sessions: [SessionKey: SharedCell<Value>] = [:]
-    /// Cells removed by someone other than their owner (a `discard(key:)` from elsewhere) while
-    /// the owner may be reading them through its lookup cache: released at the owner's next touch
-    /// of this Local, or when a sweep finds the owner task ended, or when the owner thread exits.
+    /// Cells removed by someone other than their owner (a `discard(key:)` from elsewhere, an
+    /// async `.thread` scope's restore) while the owner may be reading them through its lookup
+    /// cache: released at the owner's next touch of this Local, or when a sweep finds the owner
+    /// task ended (parked cells count toward the sweep threshold), or when the thread exits.
     var parked: [StorageKey: [OwnedCell<Value>]] = [:]
     /// Session keys whose initializer is running now (on any thread).
     var initializingSessions: Set<SessionKey> = []
