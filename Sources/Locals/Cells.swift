@@ -19,23 +19,12 @@ class OwnedCell<Value>: @unchecked Sendable {
         self.serial = serial
         self.record = record
     }
-
-    /// A copy of this cell's contents for another owner (an overlay cell stays an overlay cell).
-    func rehomed(serial: UInt32, record: TaskRecord?) -> OwnedCell<Value> {
-        OwnedCell(value, serial: serial, record: record)
-    }
 }
 
 /// The cell of a child of an `.overlay` scope: its own writes on top of the scope's live value.
 /// A subclass, so that the cells of every other task stay one field smaller.
 final class OverlayCell<Value>: OwnedCell<Value>, @unchecked Sendable {
     let layer = OverlayLayer<Value>()
-
-    override func rehomed(serial: UInt32, record: TaskRecord?) -> OwnedCell<Value> {
-        let cell = OverlayCell(value, serial: serial, record: record)
-        cell.layer.adopt(layer)
-        return cell
-    }
 }
 
 /// A value that several tasks may touch at once (a session's value; a scope's value, as the
@@ -169,10 +158,6 @@ final class OverlayLayer<Value> {
         let replaced = writes
         writes = kept
         withExtendedLifetime(replaced) {}
-    }
-
-    func adopt(_ other: OverlayLayer<Value>) {
-        writes = other.writes
     }
 
     func apply(to value: inout Value) {

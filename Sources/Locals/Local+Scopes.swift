@@ -251,7 +251,7 @@ extension Local {
     func load(_ place: Place<Value>) -> Value {
         switch place {
         case .owned(let cell): cell.value
-        case .overlay(_, let layer, let frame): overlaid(layer, on: frame)
+        case .overlay(let layer, let frame): overlaid(layer, on: frame)
         case .shared(let cell): cell.loadValue()
         case .unkeyed: makeInitialValue(for: .none)
         }

@@ -191,7 +191,7 @@ public final class Local<Value: Sendable>: Sendable {
         switch currentPlace() {
         case .owned(let cell):
             assign(&cell.value)
-        case .overlay(_, let layer, _):
+        case .overlay(let layer, _):
             overlayWrite(layer)
         case .shared(let cell):
             cell.mutate(assign)
@@ -245,7 +245,7 @@ public final class Local<Value: Sendable>: Sendable {
         switch currentPlace() {
         case .owned(let cell):
             return try body(&cell.value)
-        case .overlay(_, let layer, let frame):
+        case .overlay(let layer, let frame):
             var merged = overlaid(layer, on: frame)
             let result = try body(&merged)
             layer.record(\Value.self, merged)
@@ -371,7 +371,7 @@ public final class Local<Value: Sendable>: Sendable {
         switch currentPlace() {
         case .owned(let cell):
             return body(cell.value)
-        case .overlay(_, let layer, let frame):
+        case .overlay(let layer, let frame):
             return body(overlaid(layer, on: frame))
         case .shared(let cell):
             return cell.withValue { body($0) }

@@ -5,7 +5,7 @@ enum Place<Value: Sendable> {
     /// A value only the running task or thread touches.
     case owned(OwnedCell<Value>)
     /// An `.overlay` child: its own writes on top of the scope's live value.
-    case overlay(OwnedCell<Value>, OverlayLayer<Value>, ScopeFrame<Value>)
+    case overlay(OverlayLayer<Value>, ScopeFrame<Value>)
     /// A value others may touch at once: a scope's value, or a session's.
     case shared(SharedCell<Value>)
     /// A custom discriminator with no current key: nothing is stored.
@@ -63,6 +63,7 @@ enum SessionLookup<Value: Sendable> {
 /// Keeps garbage alive until the lock is released, then drops it, so that deinits run outside it.
 struct Garbage<Value> {
     var cells: [OwnedCell<Value>] = []
+    var sessions: [SharedCell<Value>] = []
     var values: [Value] = []
 }
 
@@ -121,18 +122,18 @@ extension Local {
         }
         let cell = childCell(key, of: frame)
         if let overlayCell = cell as? OverlayCell<Value> {
-            return .overlay(overlayCell, overlayCell.layer, frame)
+            return .overlay(overlayCell.layer, frame)
         }
         return .owned(cell)
     }
 
     /// A child's own cell under a `.copy`, `.overlay` or `.fresh` scope.
     private func childCell(_ key: StorageKey, of frame: ScopeFrame<Value>) -> OwnedCell<Value> {
-        let seed = { () -> OwnedCell<Value> in
+        let seed = { (serial: UInt32, record: TaskRecord?) -> OwnedCell<Value> in
             switch frame.inheritance {
-            case .copy, .shared: OwnedCell(frame.loadValue())
-            case .overlay: OverlayCell(frame.loadValue())
-            case .fresh: OwnedCell(self.makeInitialValue(for: key))
+            case .copy, .shared: OwnedCell(frame.loadValue(), serial: serial, record: record)
+            case .overlay: OverlayCell(frame.loadValue(), serial: serial, record: record)
+            case .fresh: OwnedCell(self.makeInitialValue(for: key), serial: serial, record: record)
             }
         }
         guard case .task(let task) = key, task.isKeptByFrame else {
@@ -142,8 +143,7 @@ extension Local {
         if let cell = frame.withStackChildren({ $0[task.address] }), cell.serial == task.serial {
             return cell
         }
-        let fresh = seed()
-        let cell = fresh.rehomed(serial: task.serial, record: nil)
+        let cell = seed(task.serial, nil)
         let replaced = frame.withStackChildren { children in
             children.updateValue(cell, forKey: task.address)
         }
@@ -153,21 +153,25 @@ extension Local {
 
     /// The running task's or thread's own cell, created with `initial` on first touch.
     func ownedCell(_ key: StorageKey, initial: () -> Value) -> OwnedCell<Value> {
-        findOrCreateOwnedCell(key) { OwnedCell(initial()) }
+        findOrCreateOwnedCell(key) { OwnedCell(initial(), serial: $0, record: $1) }
     }
 
-    private func findOrCreateOwnedCell(_ key: StorageKey, seed: () -> OwnedCell<Value>) -> OwnedCell<Value> {
+    /// Finds the cell of `key`, or makes it on first touch with `seed`, which is given the owner's
+    /// serial and record and may run user code (the initializer): no lock is held meanwhile.
+    private func findOrCreateOwnedCell(
+        _ key: StorageKey,
+        seed: (_ serial: UInt32, _ record: TaskRecord?) -> OwnedCell<Value>
+    ) -> OwnedCell<Value> {
         if let cell = existingOwnedCell(key) {
             return cell
         }
         // First touch: compute the value with no lock held, then publish it. The owner is here
         // and not inside an access, so whatever was parked for it (see `parked`) goes too.
-        let seeded = seed()
         var garbage = Garbage<Value>()
         let cell: OwnedCell<Value>
         switch key {
         case .task(let task):
-            cell = seeded.rehomed(serial: task.serial, record: TaskRegistry.recordForCurrentTask(task))
+            cell = seed(task.serial, TaskRegistry.recordForCurrentTask(task))
             tables.withLock { tables in
                 var freed = false
                 if let stale = tables.tasks.updateValue(cell, forKey: task.address) {
@@ -188,7 +192,7 @@ extension Local {
                 }
             }
         case .thread(let thread):
-            cell = seeded
+            cell = seed(0, nil)
             tables.withLock { tables in
                 if let stale = tables.threads.updateValue(cell, forKey: thread) {
                     garbage.cells.append(stale)
@@ -294,9 +298,8 @@ extension Local {
         var garbage = Garbage<Value>()
         switch key {
         case .custom(let session):
-            if let cell = tables.withLock({ $0.sessions.removeValue(forKey: session) }) {
-                garbage.values.append(cell.loadValue())
-            }
+            // The removed cell (and its value) is released at the end of this function.
+            garbage.sessions += tables.withLock { $0.sessions.removeValue(forKey: session) }.map { [$0] } ?? []
         case .task, .thread:
             if let frame = currentFrame() {
                 if frame.isOwned(by: key) || frame.inheritance == .shared {

@@ -150,7 +150,7 @@ struct TaskIdentity: Hashable, Sendable {
     /// A strong reference to `ancestor`, a heap task that is known to be alive (the heap ancestor
     /// of the running task).
     static func pin(ancestor: TaskIdentity) -> TaskPin {
-        Unmanaged<TaskPin>.fromOpaque(UnsafeRawPointer(bitPattern: ancestor.address)!).retain().takeRetainedValue()
+        Unmanaged<TaskPin>.fromOpaque(UnsafeRawPointer(bitPattern: ancestor.address)!).takeUnretainedValue()
     }
 
     /// A strong reference to the running task, or nil for an `async let` child (which must not be
