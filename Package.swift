@@ -8,7 +8,9 @@ let package = Package(
         .library(name: "Locals", targets: ["Locals"])
     ],
     targets: [
-        .target(name: "Locals"),
+        .target(name: "Locals", dependencies: ["_LocalsRuntime"]),
+        // The runtime entry points and debug variables the library asks, declared in C (not API).
+        .target(name: "_LocalsRuntime"),
         .executableTarget(
             name: "locals-demo",
             dependencies: ["Locals"],

@@ -16,8 +16,8 @@ public struct TaskDiscriminator: Discriminator {
 
     /// The running task, or the running thread outside any task. Never nil.
     public var currentKey: Key? {
-        if let task = TaskIdentity.current {
-            return .task(TaskID(task))
+        if let task = TaskID.current {
+            return .task(task)
         }
         return .thread(ThreadContext.current.id)
     }
@@ -38,19 +38,28 @@ public struct TaskDiscriminator: Discriminator {
     }
 }
 
-/// Identifies a task for as long as it runs: no other task that runs at the same time, or later,
-/// has an equal `TaskID`.
+/// Identifies a task: no other task of the process, running at the same time or later, has an
+/// equal `TaskID`, although Swift reuses the memory of finished tasks at once.
+///
+/// It is the runtime's 64-bit task id (which a process never repeats) with the task's address.
 public struct TaskID: Hashable, Sendable, CustomStringConvertible {
     let address: UInt
-    let serial: UInt32
+    let id: UInt64
 
     init(_ identity: TaskIdentity) {
         address = identity.address
-        serial = identity.serial
+        id = identity.id
     }
 
     /// The running task's identifier, or nil outside any task.
-    public static var current: TaskID? { TaskIdentity.current.map(TaskID.init) }
+    ///
+    /// On a runtime whose task ids could not be confirmed (see ``TaskDiscriminator/support``),
+    /// stops the program with a message naming the runtime.
+    public static var current: TaskID? {
+        guard let task = TaskIdentity.current else { return nil }
+        TaskRuntime.requireIdentity()
+        return TaskID(task)
+    }
 
-    public var description: String { "task #\(serial)" }
+    public var description: String { "task #\(id)" }
 }

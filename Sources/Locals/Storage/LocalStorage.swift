@@ -15,7 +15,7 @@ enum Place<Value: Sendable> {
 /// The per-key tables of one ``Local``. Reached only through its lock; user code (initializers,
 /// deinits) never runs while the lock is held.
 struct LocalTables<Value: Sendable> {
-    /// Heap and `async let` tasks outside scopes, by address; the cell's serial tells the owner
+    /// Heap and `async let` tasks outside scopes, by address; the cell's id tells the owner
     /// from a later task at the same address.
     var tasks: [UInt: OwnedCell<Value>] = [:]
     var threads: [ThreadID: OwnedCell<Value>] = [:]
@@ -109,9 +109,9 @@ extension Local {
             let cell = ownedCell(key) { makeInitialValue(for: key) }
             switch key {
             case .task(let task):
-                ThreadContext.current.cache(cell, local: localID, address: task.address, serial: task.serial, epoch: epoch)
+                ThreadContext.current.cache(cell, local: localID, address: task.address, id: task.id, epoch: epoch)
             case .thread(let thread) where thread == ThreadContext.current.id:
-                ThreadContext.current.cache(cell, local: localID, address: 0, serial: 0, epoch: epoch)
+                ThreadContext.current.cache(cell, local: localID, address: 0, id: 0, epoch: epoch)
             default:
                 break
             }
@@ -129,21 +129,21 @@ extension Local {
 
     /// A child's own cell under a `.copy`, `.overlay` or `.fresh` scope.
     private func childCell(_ key: StorageKey, of frame: ScopeFrame<Value>) -> OwnedCell<Value> {
-        let seed = { (serial: UInt32, record: TaskRecord?) -> OwnedCell<Value> in
+        let seed = { (id: UInt64, record: TaskRecord?) -> OwnedCell<Value> in
             switch frame.inheritance {
-            case .copy, .shared: OwnedCell(frame.loadValue(), serial: serial, record: record)
-            case .overlay: OverlayCell(frame.loadValue(), serial: serial, record: record)
-            case .fresh: OwnedCell(self.makeInitialValue(for: key), serial: serial, record: record)
+            case .copy, .shared: OwnedCell(frame.loadValue(), id: id, record: record)
+            case .overlay: OverlayCell(frame.loadValue(), id: id, record: record)
+            case .fresh: OwnedCell(self.makeInitialValue(for: key), id: id, record: record)
             }
         }
-        guard case .task(let task) = key, task.isKeptByFrame else {
+        guard case .task(let task) = key, TaskRuntime.isKeptByFrame(task) else {
             return findOrCreateOwnedCell(key, seed: seed)
         }
-        // An `async let` child: kept by the frame it inherited, which outlives it.
-        if let cell = frame.withStackChildren({ $0[task.address] }), cell.serial == task.serial {
+        // No pin bounds this task (see `TaskRuntime`): kept by the frame it inherited instead.
+        if let cell = frame.withStackChildren({ $0[task.address] }), cell.id == task.id {
             return cell
         }
-        let cell = seed(task.serial, nil)
+        let cell = seed(task.id, nil)
         let replaced = frame.withStackChildren { children in
             children.updateValue(cell, forKey: task.address)
         }
@@ -153,14 +153,14 @@ extension Local {
 
     /// The running task's or thread's own cell, created with `initial` on first touch.
     func ownedCell(_ key: StorageKey, initial: () -> Value) -> OwnedCell<Value> {
-        findOrCreateOwnedCell(key) { OwnedCell(initial(), serial: $0, record: $1) }
+        findOrCreateOwnedCell(key) { OwnedCell(initial(), id: $0, record: $1) }
     }
 
     /// Finds the cell of `key`, or makes it on first touch with `seed`, which is given the owner's
-    /// serial and record and may run user code (the initializer): no lock is held meanwhile.
+    /// id and record and may run user code (the initializer): no lock is held meanwhile.
     private func findOrCreateOwnedCell(
         _ key: StorageKey,
-        seed: (_ serial: UInt32, _ record: TaskRecord?) -> OwnedCell<Value>
+        seed: (_ id: UInt64, _ record: TaskRecord?) -> OwnedCell<Value>
     ) -> OwnedCell<Value> {
         if let cell = existingOwnedCell(key) {
             return cell
@@ -171,7 +171,7 @@ extension Local {
         let cell: OwnedCell<Value>
         switch key {
         case .task(let task):
-            cell = seed(task.serial, TaskRegistry.recordForCurrentTask(task))
+            cell = seed(task.id, TaskRegistry.recordForCurrentTask(task))
             tables.withLock { tables in
                 var freed = false
                 if let stale = tables.tasks.updateValue(cell, forKey: task.address) {
@@ -186,7 +186,7 @@ extension Local {
                     garbage.cells += ended
                 }
                 // A freed cell must never be found in a thread's cache again, not even by a task
-                // whose address and 32-bit serial happen to repeat.
+                // whose address repeats.
                 if freed {
                     epoch.add(1, ordering: .relaxed)
                 }
@@ -212,7 +212,7 @@ extension Local {
         case .task(let task):
             let cell = tables.withLock { $0.tasks[task.address] }
             // A cell left by an earlier task at this address is replaced when the new one is made.
-            return cell?.serial == task.serial ? cell : nil
+            return cell?.id == task.id ? cell : nil
         case .thread(let thread):
             return tables.withLock { $0.threads[thread] }
         case .custom, .none:
@@ -304,7 +304,7 @@ extension Local {
             if let frame = currentFrame() {
                 if frame.isOwned(by: key) || frame.inheritance == .shared {
                     garbage.values.append(frame.exchangeValue(makeInitialValue(for: key)))
-                } else if case .task(let task) = key, task.isKeptByFrame {
+                } else if case .task(let task) = key, TaskRuntime.isKeptByFrame(task) {
                     if let cell = frame.withStackChildren({ $0.removeValue(forKey: task.address) }) {
                         garbage.cells.append(cell)
                     }
@@ -329,7 +329,7 @@ extension Local {
             let removed: OwnedCell<Value>
             switch key {
             case .task(let task):
-                guard let cell = tables.tasks[task.address], cell.serial == task.serial else {
+                guard let cell = tables.tasks[task.address], cell.id == task.id else {
                     return []
                 }
                 tables.tasks[task.address] = nil
@@ -354,7 +354,7 @@ extension Local {
         switch key {
         case .task(let task):
             guard let current = TaskIdentity.current else { return false }
-            return current.address == task.address && current.serial == task.serial
+            return current.address == task.address && current.id == task.id
         case .thread(let thread):
             // A .task Local keys by the thread only outside tasks.
             return (mode.isThread || TaskIdentity.current == nil) && thread == ThreadContext.current.id

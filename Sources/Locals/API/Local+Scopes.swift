@@ -190,7 +190,7 @@ extension Local {
             return openFrameSlowly(inheritance, change)
         }
         var value: Value
-        switch fastPlace(address: task.address, serial: task.serial) {
+        switch fastPlace(address: task.address, id: task.id) {
         case .cached(let cell): value = cell._withUnsafeGuaranteedRef { $0.value }
         case .scope(let cell): value = cell.loadValue()
         case .ownScope(let cell): value = cell.value

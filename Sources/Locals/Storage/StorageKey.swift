@@ -10,7 +10,7 @@ enum StorageKey: Hashable, Sendable, CustomStringConvertible {
     @usableFromInline
     var description: String {
         switch self {
-        case .task(let task): "task #\(task.serial)"
+        case .task(let task): task.description
         case .thread(let thread): thread.description
         case .custom(let key): "\(key.base)"
         case .none: "no key (currentKey is nil)"

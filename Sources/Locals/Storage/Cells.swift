@@ -8,15 +8,15 @@ import Synchronization
 @usableFromInline
 class OwnedCell<Value>: @unchecked Sendable {
     @exclusivity(unchecked) @usableFromInline final var value: Value
-    /// The owning task's serial number (0 for threads): tells it from a later task at its address.
-    final let serial: UInt32
+    /// The owning task's 64-bit id (0 for threads): tells it from a later task at its address.
+    final let id: UInt64
     /// The pin of the owning heap task (or of an `async let` child's heap ancestor); answers
     /// whether the task has ended.
     final let record: TaskRecord?
 
-    init(_ value: Value, serial: UInt32 = 0, record: TaskRecord? = nil) {
+    init(_ value: Value, id: UInt64 = 0, record: TaskRecord? = nil) {
         self.value = value
-        self.serial = serial
+        self.id = id
         self.record = record
     }
 }

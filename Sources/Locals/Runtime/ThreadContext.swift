@@ -20,10 +20,10 @@ protocol ThreadExitObserver: AnyObject, Sendable {
 struct CacheSlot {
     @usableFromInline var local: UInt64 = 0
     @usableFromInline var address: UInt = 0
-    @usableFromInline var serial: UInt32 = 0
+    @usableFromInline var id: UInt64 = 0
     @usableFromInline var epoch: UInt = 0
     /// An unretained `OwnedCell<Value>` of the Local `local`, or nil. Dereferenced only when
-    /// local, address, serial and epoch all match: then the cell belongs to the running task (or
+    /// local, address, id and epoch all match: then the cell belongs to the running task (or
     /// thread), which is alive, and has not been removed since it was cached, so it is alive too.
     @usableFromInline var cell: UnsafeMutableRawPointer? = nil
 }
@@ -72,19 +72,19 @@ final class ThreadContext {
         Int(truncatingIfNeeded: (address >> 4) ^ (UInt(truncatingIfNeeded: local) &* 0x9E37_79B9)) & slotMask
     }
 
-    /// The cached cell of `local` for the task at `address` with `serial` (or this thread, for
+    /// The cached cell of `local` for the task at `address` with `id` (or this thread, for
     /// address 0), if it was cached under the Local's current removal epoch. No lock, no retain.
     @inlinable
     @inline(__always)
     static func cachedCell(
-        key: pthread_key_t, local: UInt64, address: UInt, serial: UInt32, epoch: borrowing Atomic<UInt>
+        key: pthread_key_t, local: UInt64, address: UInt, id: UInt64, epoch: borrowing Atomic<UInt>
     ) -> UnsafeMutableRawPointer? {
         guard let context = pthread_getspecific(key) else {
             return nil
         }
         let slots = Unmanaged<ThreadContext>.fromOpaque(context)._withUnsafeGuaranteedRef { $0.slots }
         let slot = slots + slotIndex(local: local, address: address)
-        guard slot.pointee.local == local, slot.pointee.address == address, slot.pointee.serial == serial,
+        guard slot.pointee.local == local, slot.pointee.address == address, slot.pointee.id == id,
             slot.pointee.epoch == epoch.load(ordering: .relaxed)
         else {
             return nil
@@ -92,13 +92,13 @@ final class ThreadContext {
         return slot.pointee.cell
     }
 
-    /// Caches `cell` as the value of `local` for the task at `address` with `serial` (or this
+    /// Caches `cell` as the value of `local` for the task at `address` with `id` (or this
     /// thread, for address 0), as of the Local's removal epoch `epoch`.
-    func cache(_ cell: AnyObject, local: UInt64, address: UInt, serial: UInt32, epoch: UInt) {
+    func cache(_ cell: AnyObject, local: UInt64, address: UInt, id: UInt64, epoch: UInt) {
         slots[Self.slotIndex(local: local, address: address)] = CacheSlot(
             local: local,
             address: address,
-            serial: serial,
+            id: id,
             epoch: epoch,
             cell: Unmanaged.passUnretained(cell).toOpaque()
         )

@@ -13,17 +13,17 @@ import Synchronization
 /// inherited it, including an escaping `Task {}` (task-local bindings are retained that way).
 @usableFromInline
 final class ScopeFrame<Value: Sendable>: SharedCell<Value>, @unchecked Sendable {
-    /// The task that opened the scope (address and serial), or address 0 and the thread's
+    /// The task that opened the scope (address and 64-bit id), or address 0 and the thread's
     /// serial for a thread outside any task. Plain integers, so a frame is cheap to make and drop.
     @usableFromInline let ownerAddress: UInt
-    @usableFromInline let ownerSerial: UInt32
+    @usableFromInline let ownerID: UInt64
     @usableFromInline let ownerThread: UInt64
     @usableFromInline let inheritance: Inheritance
     @usableFromInline let census: ScopeCensus
 
     @inlinable
     convenience init(ownerTask: TaskIdentity, inheritance: Inheritance, value: Value, census: ScopeCensus) {
-        self.init(ownerAddress: ownerTask.address, ownerSerial: ownerTask.serial, ownerThread: 0,
+        self.init(ownerAddress: ownerTask.address, ownerID: ownerTask.id, ownerThread: 0,
                   inheritance: inheritance, value: value, census: census)
     }
 
@@ -32,7 +32,7 @@ final class ScopeFrame<Value: Sendable>: SharedCell<Value>, @unchecked Sendable 
         case .task(let task):
             self.init(ownerTask: task, inheritance: inheritance, value: value, census: census)
         case .thread(let thread):
-            self.init(ownerAddress: 0, ownerSerial: 0, ownerThread: thread.serial,
+            self.init(ownerAddress: 0, ownerID: 0, ownerThread: thread.serial,
                       inheritance: inheritance, value: value, census: census)
         case .custom, .none:
             preconditionFailure("swift-locals: scopes with frames are opened by tasks and threads only")
@@ -41,11 +41,11 @@ final class ScopeFrame<Value: Sendable>: SharedCell<Value>, @unchecked Sendable 
 
     @inlinable
     init(
-        ownerAddress: UInt, ownerSerial: UInt32, ownerThread: UInt64,
+        ownerAddress: UInt, ownerID: UInt64, ownerThread: UInt64,
         inheritance: Inheritance, value: Value, census: ScopeCensus
     ) {
         self.ownerAddress = ownerAddress
-        self.ownerSerial = ownerSerial
+        self.ownerID = ownerID
         self.ownerThread = ownerThread
         self.inheritance = inheritance
         self.census = census
@@ -56,7 +56,7 @@ final class ScopeFrame<Value: Sendable>: SharedCell<Value>, @unchecked Sendable 
     /// Whether `key` is the task or thread that opened this scope.
     func isOwned(by key: StorageKey) -> Bool {
         switch key {
-        case .task(let task): ownerAddress == task.address && ownerSerial == task.serial
+        case .task(let task): ownerAddress == task.address && ownerID == task.id
         case .thread(let thread): ownerAddress == 0 && ownerThread == thread.serial
         case .custom, .none: false
         }

@@ -14,24 +14,23 @@ enum TaskRegistry {
     private static let state = Locked.make(State())
 
     /// The record that bounds the running task's lifetime, made on its first request: the task's
-    /// own for a heap task; for an `async let` child (which must not be pinned, see
-    /// `TaskIdentity`) its nearest heap ancestor's, or nil where that cannot be found.
+    /// own for a heap task; for an `async let` child (which must not be pinned) its nearest heap
+    /// ancestor's; nil where the runtime gives no pin (see `TaskRuntime`).
     static func recordForCurrentTask(_ task: TaskIdentity) -> TaskRecord? {
-        if task.isAsyncLet {
-            guard let ancestor = TaskIdentity.heapAncestorOfCurrentAsyncLet() else { return nil }
-            return record(for: ancestor) { TaskIdentity.pin(ancestor: ancestor) }
+        switch TaskRuntime.lifetimeOfCurrentTask(task) {
+        case .pinned(let pin): record(for: task, pin: pin)
+        case .ancestor(let ancestor, let pin): record(for: ancestor, pin: pin)
+        case .unpinned: nil
         }
-        return record(for: task) { TaskIdentity.pinCurrent() }
     }
 
-    private static func record(for task: TaskIdentity, pin makePin: () -> TaskPin?) -> TaskRecord? {
+    private static func record(for task: TaskIdentity, pin: TaskPin) -> TaskRecord {
         var released: [TaskRecord] = []
-        let record = state.withLock { state -> TaskRecord? in
-            if let record = state.records[task.address], record.serial() == task.serial {
+        let record = state.withLock { state -> TaskRecord in
+            if let record = state.records[task.address], record.id == task.id {
                 return record
             }
-            guard let pin = makePin() else { return nil }
-            let record = TaskRecord(pin: pin)
+            let record = TaskRecord(pin: pin, id: task.id)
             if let stale = state.records.updateValue(record, forKey: task.address) {
                 released.append(stale)
             }
@@ -45,7 +44,7 @@ enum TaskRegistry {
             return record
         }
         // Dropping the last pin destroys the task object, which may release its result (user code).
-        withExtendedLifetime(released) {}
+        withExtendedLifetime((released, pin)) {}
         return record
     }
 
@@ -59,13 +58,11 @@ enum TaskRegistry {
 final class TaskRecord: @unchecked Sendable {
     // @unchecked: `pin` is inspected only under TaskRegistry's lock and otherwise never touched.
     @exclusivity(unchecked) var pin: TaskPin
+    /// The pinned task's 64-bit id.
+    let id: UInt64
 
-    init(pin: TaskPin) {
+    init(pin: TaskPin, id: UInt64) {
         self.pin = pin
-    }
-
-    /// The pinned task's serial number, read from its header (a pinned task's memory stays valid).
-    func serial() -> UInt32 {
-        TaskIdentity(header: UnsafeRawPointer(Unmanaged.passUnretained(pin).toOpaque())).serial
+        self.id = id
     }
 }

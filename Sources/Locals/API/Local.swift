@@ -308,7 +308,7 @@ public final class Local<Value: Sendable>: Sendable {
     }
 
     private func removeTaskCell(_ task: TaskID) -> [OwnedCell<Value>] {
-        let identity = TaskIdentity(address: task.address, serial: task.serial, isAsyncLet: false)
+        let identity = TaskIdentity(address: task.address, id: task.id)
         return removeOwnedCell(.task(identity))
     }
 
@@ -334,22 +334,22 @@ public final class Local<Value: Sendable>: Sendable {
     @inline(__always)
     func fastPlace() -> FastPlace {
         if case .task = fastPath, let task = TaskIdentity.current {
-            return fastPlace(address: task.address, serial: task.serial)
+            return fastPlace(address: task.address, id: task.id)
         }
-        return fastPlace(address: 0, serial: 0)
+        return fastPlace(address: 0, id: 0)
     }
 
     /// `fastPlace` for a known running task (address 0: the running thread).
     @inlinable
     @inline(__always)
-    func fastPlace(address: UInt, serial: UInt32) -> FastPlace {
+    func fastPlace(address: UInt, id: UInt64) -> FastPlace {
         switch fastPath {
         case .task:
             if !census.isEmpty, let frame = scopeKey.get() {
                 if frame.inheritance == .shared {
                     return .scope(frame)
                 }
-                let owns = address != 0 && frame.ownerAddress == address && frame.ownerSerial == serial
+                let owns = address != 0 && frame.ownerAddress == address && frame.ownerID == id
                 return owns ? .ownScope(frame) : .slow
             }
         case .thread:
@@ -358,7 +358,7 @@ public final class Local<Value: Sendable>: Sendable {
             return .slow
         }
         guard let cell = ThreadContext.cachedCell(
-            key: pthreadKey, local: localID, address: address, serial: serial, epoch: epoch
+            key: pthreadKey, local: localID, address: address, id: id, epoch: epoch
         )
         else {
             return .slow

@@ -1,0 +1,34 @@
+public import _LocalsRuntime  // public: the inlined read path asks the runtime for the task's id
+
+/// The identity of a running task: its address and the runtime's 64-bit id for it.
+///
+/// Swift has no public task identity that is never reused: `withUnsafeCurrentTask` hands out the
+/// running task's address, and the runtime reuses addresses at once. The concurrency runtime's
+/// exported `swift_task_getJobTaskId` gives the task's full 64-bit id, which a process never
+/// repeats, so address plus id tells a task from every other task, earlier or later, with no
+/// pin needed. `TaskRuntime` confirms at first use that the runtime answers as expected.
+@usableFromInline
+struct TaskIdentity: Hashable, Sendable, CustomStringConvertible {
+    /// The task object's address. Unique among running tasks; reused after a task ends.
+    @usableFromInline let address: UInt
+    /// The runtime's 64-bit id for the task: never shared with any other task of the process.
+    @usableFromInline let id: UInt64
+
+    @inlinable
+    init(address: UInt, id: UInt64) {
+        self.address = address
+        self.id = id
+    }
+
+    /// The identity of the task running now, or nil outside any task.
+    @inlinable
+    static var current: TaskIdentity? {
+        // The closure returns only the address (a trivial Int, the cheapest form): the running
+        // task stays valid after the closure returns, since this code runs in that task.
+        let address = withUnsafeCurrentTask { unsafeBitCast($0, to: UInt.self) }
+        guard let task = UnsafeRawPointer(bitPattern: address) else { return nil }
+        return TaskIdentity(address: address, id: locals_runtime_task_id(task))
+    }
+
+    @usableFromInline var description: String { "task #\(id)" }
+}

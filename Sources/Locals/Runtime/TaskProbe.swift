@@ -1,0 +1,271 @@
+#if canImport(Darwin)
+import Darwin
+#elseif canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
+#endif
+import _LocalsRuntime
+
+/// Confirms what `TaskRuntime` relies on, by creating tasks of every kind and asking the runtime
+/// about them. Runs once per process, at first use, on a thread of its own: every task it makes
+/// runs on that thread (a task executor preference), so the check needs nothing from the global
+/// executor's threads and cannot wait for them, whatever the calling thread is doing.
+enum TaskProbe {
+    /// What one task reports about itself.
+    struct Report {
+        var address: UInt
+        var id: UInt64
+        var flags: UInt32
+        var isa: UInt
+        /// The word at the candidate parent-pointer offset, for a child task.
+        var parentWord: UInt?
+    }
+
+    static func run() -> TaskRuntime.Facts {
+        var facts = TaskRuntime.Facts(runtime: TaskRuntime.describeRuntime())
+        guard locals_runtime_has_task_entry_points() else {
+            facts.failures[.taskIdentity] = "the runtime does not export swift_task_getJobTaskId and swift_task_getJobFlags"
+            return facts
+        }
+        let offset = candidateParentOffset()
+        let executor = ProbeExecutor()
+        let outcome = executor.runToCompletion {
+            await probe(parentOffset: offset.offset, executor: executor)
+        }
+        facts.failures.merge(outcome.failures) { first, _ in first }
+        if let reason = offset.failure {
+            facts.failures[.asyncLetParent] = facts.failures[.asyncLetParent] ?? reason
+        }
+        if facts.confirms(.asyncLetParent) {
+            facts.parentOffset = offset.offset
+        }
+        return facts
+    }
+
+    /// Where the parent pointer would be, if the runtime publishes a task size for a layout
+    /// version the library knows.
+    static func candidateParentOffset() -> (offset: Int?, failure: String?) {
+        let version = locals_runtime_layout_version()
+        guard TaskRuntime.knownLayoutVersions.contains(version) else {
+            return (nil, version == 0 ? "the runtime publishes no layout version" : "unknown layout version \(version)")
+        }
+        let size = locals_runtime_async_task_size()
+        let word = MemoryLayout<UInt>.size
+        // A task object is a few dozen words; anything else is not a size to read past.
+        guard size >= 16 * word, size <= 128 * word, size % word == 0 else {
+            return (nil, "implausible task size \(size)")
+        }
+        return (size, nil)
+    }
+
+    struct Outcome: Sendable {
+        var failures: [TaskRuntime.Fact: String] = [:]
+    }
+
+    static func report(parentOffset: Int?) -> Report {
+        withUnsafeCurrentTask { task in
+            let header = unsafeBitCast(task!, to: UnsafeRawPointer.self)
+            return Report(
+                address: UInt(bitPattern: header),
+                id: locals_runtime_task_id(header),
+                flags: locals_runtime_job_flags(header),
+                isa: header.load(as: UInt.self),
+                parentWord: parentOffset.map { header.load(fromByteOffset: $0, as: UInt.self) }
+            )
+        }
+    }
+
+    static func probe(parentOffset: Int?, executor: ProbeExecutor) async -> Outcome {
+        var outcome = Outcome()
+        // Only child tasks have the word after the task object; the root reports none.
+        let root = report(parentOffset: nil)
+        async let asyncLet = report(parentOffset: parentOffset)
+        async let nested = { () async -> (Report, Report) in
+            async let inner = report(parentOffset: parentOffset)
+            return (report(parentOffset: parentOffset), await inner)
+        }()
+        let groupChild = await withTaskGroup(of: Report.self) { group in
+            group.addTask { report(parentOffset: parentOffset) }
+            return await group.next()!
+        }
+        let unstructured = await Task(executorPreference: executor) { report(parentOffset: nil) }.value
+        let (outer, inner) = await nested
+        let direct = await asyncLet
+        let all = [root, direct, outer, inner, groupChild, unstructured]
+
+        // 1. Identity.
+        if all.contains(where: { $0.id == 0 }) {
+            outcome.failures[.taskIdentity] = "swift_task_getJobTaskId returned 0 for a running task"
+        } else if Set(all.map(\.id)).count != all.count {
+            outcome.failures[.taskIdentity] = "swift_task_getJobTaskId returned one id for two live tasks"
+        }
+
+        // 2. Task kinds and task end.
+        let asyncLets = [direct, outer, inner]
+        let heap = [root, groupChild, unstructured]
+        let metadata = UInt(bitPattern: locals_runtime_task_metadata())
+        if let bad = all.first(where: { $0.flags & TaskRuntime.jobKindMask != 0 }) {
+            outcome.failures[.taskEnd] = "job flags 0x\(String(bad.flags, radix: 16)) do not mark a task"
+        } else if !asyncLets.allSatisfy({ $0.flags & TaskRuntime.asyncLetFlag != 0 })
+            || heap.contains(where: { $0.flags & TaskRuntime.asyncLetFlag != 0 })
+        {
+            outcome.failures[.taskEnd] = "the async let flag does not mark async let children only"
+        } else if metadata == 0 {
+            outcome.failures[.taskEnd] = "the runtime does not publish the task metadata"
+        } else if !all.allSatisfy({ $0.isa == metadata }) {
+            outcome.failures[.taskEnd] = "a task's class is not the published task metadata"
+        } else if let failure = await checkPins(executor: executor) {
+            outcome.failures[.taskEnd] = failure
+        }
+
+        // 3. The parent pointer.
+        if parentOffset != nil {
+            if direct.parentWord != root.address || groupChild.parentWord != root.address {
+                outcome.failures[.asyncLetParent] = "the word after a child task object is not its parent"
+            } else if inner.parentWord != outer.address {
+                outcome.failures[.asyncLetParent] = "the word after a nested async let child is not its parent"
+            }
+        }
+        return outcome
+    }
+
+    /// Hands a pin out of the task it pins.
+    final class PinBox: @unchecked Sendable {
+        // @unchecked: written by the pinned task before it returns, read after it was awaited.
+        var pin: TaskPin?
+        var uniqueWhileRunning = true
+    }
+
+    /// A pinned heap task is not uniquely referenced while it runs, and is once it has ended and
+    /// its handle is gone.
+    static func checkPins(executor: ProbeExecutor) async -> String? {
+        let box = PinBox()
+        await pinAndFinish(box, executor: executor)  // the handle is gone when this returns
+        guard var pin = box.pin.take() else { return "a heap task could not be pinned" }
+        if box.uniqueWhileRunning {
+            return "a pinned running task is uniquely referenced"
+        }
+        // The task releases itself as it completes; give the executor a few turns to finish that.
+        for _ in 0..<100 {
+            if TaskPin.taskHasEnded(&pin) { return nil }
+            await Task.yield()
+        }
+        return "an ended task with no handle left is still referenced by more than its pin"
+    }
+
+    static func pinAndFinish(_ box: PinBox, executor: ProbeExecutor) async {
+        await Task(executorPreference: executor) {
+            withUnsafeCurrentTask { task in
+                var pin = unsafeBitCast(task!, to: TaskPin.self)
+                box.uniqueWhileRunning = TaskPin.taskHasEnded(&pin)
+                box.pin = pin
+            }
+        }.value
+    }
+}
+
+/// A task executor that runs its jobs on one thread of its own, until the work it was started
+/// with finishes. Used once per process, by `TaskProbe`.
+final class ProbeExecutor: TaskExecutor, @unchecked Sendable {
+    // @unchecked: `jobs` and `done` are only touched with `mutex` held.
+    private var jobs: [UnownedJob] = []
+    private var done = false
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        pthread_mutex_lock(mutex)
+        jobs.append(job)
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Runs `work` in a task on this executor's own thread, and blocks the caller until it ends.
+    func runToCompletion<R: Sendable>(_ work: @escaping @Sendable () async -> R) -> R {
+        let result = ResultBox<R>()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        Task(executorPreference: self) {
+            result.value = await work()
+            self.finish()
+        }
+        startThreadAndJoin(context)
+        return result.value!
+    }
+
+    /// Runs `drain` on a new thread for the executor passed retained in `context`, and waits for it.
+    private func startThreadAndJoin(_ context: UnsafeMutableRawPointer) {
+        #if canImport(Darwin)
+        var thread: pthread_t?
+        let created = pthread_create(&thread, nil, { raw in
+            Unmanaged<ProbeExecutor>.fromOpaque(raw).takeRetainedValue().drain()
+            return nil
+        }, context)
+        precondition(created == 0, "swift-locals: could not start a thread to check the runtime: \(created)")
+        pthread_join(thread!, nil)
+        #else
+        #if canImport(Musl)
+        var thread: pthread_t = nil  // a pointer on musl
+        #else
+        var thread = pthread_t()  // an integer on glibc and Android
+        #endif
+        let created = pthread_create(&thread, nil, { raw in
+            drainProbeExecutor(raw)
+            return nil
+        }, context)
+        precondition(created == 0, "swift-locals: could not start a thread to check the runtime: \(created)")
+        pthread_join(thread, nil)
+        #endif
+    }
+
+    private func finish() {
+        pthread_mutex_lock(mutex)
+        done = true
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Runs jobs as they come, until the work is done and no job is left.
+    fileprivate func drain() {
+        let me = asUnownedTaskExecutor()
+        while true {
+            pthread_mutex_lock(mutex)
+            while jobs.isEmpty && !done {
+                pthread_cond_wait(condition, mutex)
+            }
+            let batch = jobs
+            jobs.removeAll()
+            let finished = done && batch.isEmpty
+            pthread_mutex_unlock(mutex)
+            if finished { return }
+            for job in batch {
+                job.runSynchronously(on: me)
+            }
+        }
+    }
+
+    private final class ResultBox<R>: @unchecked Sendable {
+        // @unchecked: written by the probe's task before the thread that ran it is joined.
+        var value: R?
+    }
+}
+
+/// The probe thread's body (the start routine's argument is optional on some C libraries).
+private func drainProbeExecutor(_ raw: UnsafeMutableRawPointer?) {
+    Unmanaged<ProbeExecutor>.fromOpaque(raw!).takeRetainedValue().drain()
+}
