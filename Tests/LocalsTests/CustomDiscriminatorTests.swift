@@ -1,3 +1,4 @@
+import Foundation
 import Locals
 import Testing
 
@@ -179,7 +180,6 @@ struct CustomDiscriminatorTests {
         SessionDiscriminator.$session.withValue("kept") { local.simple = "kept" }
         #expect(calls.count == 2)
         local.discard(key: "never used")
-        local.discard(key: 17)  // a key of another type is ignored
         #expect(counter.count == 0)
         local.discard(key: "ended")
         #expect(counter.count == 1)
@@ -215,5 +215,72 @@ struct CustomDiscriminatorTests {
             SessionDiscriminator.$session.withValue("s") { local.simple }
         }
         #expect(seen == "from task")
+    }
+
+    /// The CPU time the calling thread has used, in seconds.
+    static func threadCPUTime() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+
+    @Test("contexts that wait for a session's initializer sleep until it is ready")
+    func waitersSleep() async {
+        // The initializer takes 300 ms; two threads touch the same session meanwhile. A waiter
+        // that spins uses about as much CPU as it waits; one that sleeps almost none.
+        let started = DispatchSemaphore(value: 0)
+        let local = Local(SessionDiscriminator()) { () -> Sample in
+            started.signal()
+            usleep(300_000)
+            var value = Sample()
+            value.simple = "loaded"
+            return value
+        }
+        let loader = Task.detached { SessionDiscriminator.$session.withValue("cart") { local.simple } }
+        started.wait()
+        let waiters = await withTaskGroup(of: (String, Double).self) { group in
+            for _ in 0..<2 {
+                group.addTask {
+                    await onNewThread { () -> (String, Double) in
+                        let before = Self.threadCPUTime()
+                        let seen = SessionDiscriminator.$session.withValue("cart") { local.simple }
+                        return (seen, Self.threadCPUTime() - before)
+                    }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(await loader.value == "loaded")
+        for (seen, cpu) in waiters {
+            #expect(seen == "loaded")
+            #expect(cpu < 0.1, "a waiter used \(cpu) s of CPU while the initializer ran for 0.3 s")
+        }
+    }
+
+    @Test("an initializer that waits for a thread touching the same session deadlocks asleep, as any lock cycle")
+    func initializerCycleSleeps() async {
+        await #expect(processExitsWith: .success) {
+            // The program hangs by design; a watchdog ends it after a second, successfully only
+            // if the hung threads used (almost) no CPU meanwhile.
+            Thread.detachNewThread {
+                sleep(1)
+                var time = timespec()
+                clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+                let cpu = Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+                exit(cpu < 0.5 ? 0 : 1)
+            }
+            let holder = Box<Local<Sample>>()
+            let local = Local(SessionDiscriminator()) { () -> Sample in
+                let helper = DispatchSemaphore(value: 0)
+                Thread.detachNewThread {
+                    _ = SessionDiscriminator.$session.withValue("cart") { holder.value!.simple }
+                    helper.signal()
+                }
+                helper.wait()
+                return Sample()
+            }
+            holder.value = local
+            _ = SessionDiscriminator.$session.withValue("cart") { local.simple }
+        }
     }
 }

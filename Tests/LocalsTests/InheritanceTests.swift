@@ -198,9 +198,46 @@ struct InheritanceTests {
         }
     }
 
-    @Test("overlay reads through nested key paths to the owner's live value", arguments: ChildKind.allCases)
-    func overlayNestedKeyPaths(kind: ChildKind) async {
-        let local = Local(inheritance: .overlay) { Sample() }
+    /// A value with a nested struct, for writes to stored parts below the top level.
+    struct Nested: Sendable {
+        struct Inner: Sendable {
+            var name = "i"
+            var note = "i"
+        }
+        var inner = Inner()
+        var list = ["i", "i", "i"]
+        var simple = "i"
+    }
+
+    @Test("overlay: a write to a nested stored part overlays just that part", arguments: ChildKind.allCases)
+    func overlayNestedStoredPaths(kind: ChildKind) async {
+        let local = Local(inheritance: .overlay) { Nested() }
+        await local.withValues({ $0.inner.name = "parent"; $0.inner.note = "parent" }) {
+            let childWrote = Signal()
+            let ownerWrote = Signal()
+            let seen = await inChild(kind, { () -> (String, String, String) in
+                local[dynamicMember: \.inner.name] = "child"
+                childWrote.fire()
+                await ownerWrote.wait()
+                return (local.inner.name, local.inner.note, local.simple)
+            }, meanwhile: {
+                await childWrote.wait()
+                local.inner.note = "parent later"
+                local.inner.name = "parent later"
+                local.simple = "parent later"
+                ownerWrote.fire()
+            })
+            #expect(seen.0 == "child", "the child's own part")
+            #expect(seen.1 == "parent later", "the sibling part reads through")
+            #expect(seen.2 == "parent later")
+            #expect(local.inner.name == "parent later", "the child's write stayed in its layer")
+        }
+    }
+
+    @Test("overlay: an element write freezes the child's view, so no later change of the owner's makes a read trap",
+          arguments: ChildKind.allCases)
+    func overlayElementWriteFreezes(kind: ChildKind) async {
+        let local = Local(inheritance: .overlay) { Nested() }
         await local.withValues({ $0.list = ["a", "b", "c"]; $0.simple = "parent" }) {
             let childWrote = Signal()
             let ownerWrote = Signal()
@@ -209,19 +246,42 @@ struct InheritanceTests {
                 let afterWrite = local.list
                 childWrote.fire()
                 await ownerWrote.wait()
+                // The owner emptied the list: the child's element write must not be replayed on it.
                 return (afterWrite, local.list, local.simple, local[dynamicMember: \.list[2]])
             }, meanwhile: {
                 await childWrote.wait()
-                local[dynamicMember: \.list[0]] = "A"
-                local[dynamicMember: \.list[2]] = "C"
+                local.list = []
                 local.simple = "parent later"
                 ownerWrote.fire()
             })
             #expect(seen.0 == ["a", "X", "c"])
-            #expect(seen.1 == ["A", "X", "C"], "the child's list should read through all but element 1")
-            #expect(seen.2 == "parent later")
-            #expect(seen.3 == "C")
-            #expect(local.list == ["A", "b", "C"], "the child's write reached the owner")
+            #expect(seen.1 == ["a", "X", "c"], "the child keeps the view its element write froze")
+            #expect(seen.2 == "parent", "a frozen child no longer reads through")
+            #expect(seen.3 == "c")
+            #expect(local.list == [], "the child's write stayed its own")
+        }
+    }
+
+    @Test("overlay: a child's element write, then the owner shrinks the array: every later read works")
+    func overlayShrinkAfterElementWriteDoesNotTrap() async {
+        // The smallest program of the defect: an element write through the nested key path, the
+        // owner clears the list, the child reads any attribute.
+        let local = Local(inheritance: .overlay) { Nested() }
+        await local.withValues({ $0.list = ["x", "y"] }) {
+            let childWrote = Signal()
+            let ownerCleared = Signal()
+            async let child: (String, [String]) = {
+                local[dynamicMember: \.list[1]] = "child"
+                childWrote.fire()
+                await ownerCleared.wait()
+                return (local.simple, local.list)
+            }()
+            await childWrote.wait()
+            local.list = []
+            ownerCleared.fire()
+            let (simple, list) = await child
+            #expect(simple == "i")
+            #expect(list == ["x", "child"])
         }
     }
 

@@ -183,9 +183,10 @@ indirect enum ModelSyncOp: Sendable, Equatable {
     case throwOut(levels: Int)
 }
 
-/// Keys a `.task` Local has no storage for.
+/// Keys of a `.task` Local's key types that it has no storage for. (A key of another type
+/// stops the program: see MisuseTests.)
 enum ModelUnknownKey: String, Sendable, CaseIterable {
-    case int, string, thisThread, endedTask
+    case thisThread, endedTask
 }
 
 enum ModelAction: Sendable, Equatable {
@@ -386,13 +387,15 @@ final class ModelState {
             value[field] = part
             task.own[local] = .plain(value)
         case .overlay(let frame, var layer):
-            // An overlay child records the key paths it writes through, in order (SPEC 4, and the
-            // `Inheritance.overlay` docs): property syntax on `list[1]` writes all of `list`;
-            // `update` and the whole value replace everything.
+            // An overlay child records the stored parts it writes through, in order (SPEC 4, and
+            // the `Inheritance.overlay` docs): property syntax on `list[1]` writes all of `list`.
+            // `update`, the whole value and an element's own key path (`\.list[1]`, which could
+            // trap if replayed on a list the owner shrank) freeze the child's view: from then on
+            // its value is what it saw, changed, and nothing reads through.
             var merged = Self.merged(layer, on: frame)
             let change: ModelChange
             switch (style, field) {
-            case (.update, _):
+            case (.update, _), (.keyPath, .element):
                 merged[field] = part
                 change = ModelChange(field: .whole, part: .whole(merged))
             case (.property, .element):

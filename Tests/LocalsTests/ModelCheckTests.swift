@@ -464,8 +464,6 @@ final class ModelRunner {
             }
         case .discardUnknown(let local, let key):
             switch key {
-            case .int: context.locals[local].discard(key: 42)
-            case .string: context.locals[local].discard(key: "no such key")
             case .thisThread:
                 // Outside any task this is the running thread's own key: use another thread's.
                 context.locals[local].discard(key: TaskID.current == nil ? context.otherThread : ThreadID.current)

@@ -115,6 +115,16 @@ final class Tracked: Sendable {
     }
 }
 
+// MARK: - The runtime checks this process runs with
+
+/// Whether the library confirmed task end detection on this runtime. CI also runs the suite with
+/// each runtime check forced to fail (`LOCALS_FORCE_FALLBACK`); tests of a prompt release then
+/// give way to tests of the fallback's release.
+let pinsTasks = TaskDiscriminator.support.taskEnd.isConfirmed
+
+/// Whether the library confirmed where an `async let` child's parent is.
+let findsAsyncLetParents = TaskDiscriminator.support.asyncLetParent.isConfirmed
+
 /// Counts calls of a Local's initializer.
 final class CallCounter: Sendable {
     private let calls = Atomic<Int>(0)

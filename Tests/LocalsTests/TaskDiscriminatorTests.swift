@@ -229,8 +229,6 @@ struct TaskDiscriminatorTests {
             return (id, counter.count)
         }
         await written.wait()
-        local.discard(key: "not a task key")
-        local.discard(key: 42)
         local.discard(key: try #require(ids.value))
         discarded.fire()
         let (id, releasedAtNextTouch) = await task.value

@@ -86,7 +86,9 @@ struct TaskRuntimeTests {
         }
         let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
         let lines = stderr.split(separator: "\n").filter { $0.hasPrefix("swift-locals:") }
-        let expected = fact == .taskEnd ? 2 : 1  // the parent pointer needs task end detection
+        // The parent pointer needs task end detection; the CI may force more checks to fail.
+        let forced = forcedFallbacks.union([fact])
+        let expected = forced.union(forced.contains(.taskEnd) ? [.asyncLetParent] : []).count
         #expect(lines.count == expected, "\(stderr)")
         #expect(lines.contains { $0.contains(fact.rawValue) && $0.contains("layout version") })
     }
@@ -108,14 +110,16 @@ struct TaskRuntimeTests {
         await #expect(processExitsWith: .success) {
             TaskRuntime.forceFailing([.taskIdentity])
             let perThread = Local(.thread) { 0 }
-            perThread.value = 7
             let outsideTasks = Local { 0 }
+            // Plain threads only: a task may move to another thread at an await.
             let seen = await onNewThread { () -> [Int] in
+                perThread.value = 7
                 outsideTasks.value = 3
-                return [perThread.value, outsideTasks.value]
+                let other = onNewThreadBlocking { [perThread.value, outsideTasks.value] } ?? []
+                return [perThread.value, outsideTasks.value] + other
             }
-            guard perThread.value == 7, seen == [0, 3], !TaskDiscriminator.support.taskIdentity.isConfirmed else {
-                throw ForcedFallbackFailure(description: "thread values were mixed up")
+            guard seen == [7, 3, 0, 0], !TaskDiscriminator.support.taskIdentity.isConfirmed else {
+                throw ForcedFallbackFailure(description: "thread values were mixed up: \(seen)")
             }
         }
     }

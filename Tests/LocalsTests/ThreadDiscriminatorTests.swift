@@ -1,3 +1,4 @@
+import Foundation
 import Dispatch
 import Locals
 import Testing
@@ -95,5 +96,31 @@ struct ThreadDiscriminatorTests {
         #expect(agree)
         // A fresh plain thread never sees it.
         #expect(await onNewThread { local.simple } == Sample.initial)
+    }
+
+    @Test("an async scope that ends on another thread leaves the starting thread's value for its next touch to release")
+    func migratedScopesReleasedAtNextTouch() async {
+        let counter = DeinitCounter()
+        let local = Local(.thread) { Sample() }
+        // One long-lived plain thread starts each scope with Task.immediate; the scope's task
+        // moves to the global pool at its first await and ends there, so the scope restores the
+        // starting thread's value from elsewhere. That thread then reads, as servers do.
+        let worst = await onNewThread { () -> Int in
+            var worst = 0
+            for i in 0..<300 {
+                let ended = DispatchSemaphore(value: 0)
+                Task.immediate {
+                    await local.withValues({ $0.tracked = counter.make(i) }) {
+                        await Task.yield()
+                    }
+                    ended.signal()
+                }
+                ended.wait()
+                _ = local.simple  // the starting thread's next touch
+                worst = max(worst, i + 1 - counter.count)
+            }
+            return worst
+        }
+        #expect(worst <= 1, "up to \(worst) scoped values were held for the starting thread")
     }
 }

@@ -48,11 +48,12 @@ extension Local {
         _ change: (inout Value) -> Void,
         operation: () throws(E) -> R
     ) throws(E) -> R {
-        guard case .task = fastPath else {
+        guard storage.kind == .task else {
             return try withSwappedValues(change, operation: operation)
         }
-        let frame = openFrame(inheritance, change)
-        return try scopeKey.withValue(frame) {
+        let opened = storage.openScope(inheritance ?? self.inheritance, change)
+        defer { storage.closeScope(opened) }
+        return try storage.scopeKey.withValue(opened.frame) {
             Result { () throws(E) -> R in try operation() }
         }.get()
     }
@@ -125,12 +126,13 @@ extension Local {
         isolation: isolated (any Actor)? = #isolation,
         operation: () async throws(E) -> R
     ) async throws(E) -> R {
-        guard case .task = fastPath else {
+        guard storage.kind == .task else {
             return try await withSwappedValues(change, isolation: isolation, operation: operation)
         }
-        let frame = openFrame(inheritance, change)
-        return try await scopeKey.withValue(
-            frame,
+        let opened = storage.openScope(inheritance ?? self.inheritance, change)
+        defer { storage.closeScope(opened) }
+        return try await storage.scopeKey.withValue(
+            opened.frame,
             operation: { () async -> Result<R, E> in
                 do throws(E) {
                     return .success(try await operation())
@@ -161,8 +163,8 @@ extension Local {
         _ change: (inout Value) -> Void,
         operation: () throws(E) -> R
     ) throws(E) -> R {
-        let saved = swapIn(change)
-        defer { restore(saved) }
+        let saved = storage.swapIn(change)
+        defer { storage.restore(saved) }
         return try operation()
     }
 
@@ -172,88 +174,8 @@ extension Local {
         isolation: isolated (any Actor)?,
         operation: () async throws(E) -> R
     ) async throws(E) -> R {
-        let saved = swapIn(change)
-        let result: Result<R, E>
-        do throws(E) {
-            result = .success(try await operation())
-        } catch {
-            result = .failure(error)
-        }
-        restore(saved)
-        return try result.get()
-    }
-
-    /// The frame of a new `.task` scope, starting from the owner's current value.
-    @inlinable
-    func openFrame(_ inheritance: Inheritance?, _ change: (inout Value) -> Void) -> ScopeFrame<Value> {
-        guard let task = TaskIdentity.current else {
-            return openFrameSlowly(inheritance, change)
-        }
-        var value: Value
-        switch fastPlace(address: task.address, id: task.id) {
-        case .cached(let cell): value = cell._withUnsafeGuaranteedRef { $0.value }
-        case .scope(let cell): value = cell.loadValue()
-        case .ownScope(let cell): value = cell.value
-        case .slow: value = currentValue()
-        }
-        change(&value)
-        return ScopeFrame(ownerTask: task, inheritance: inheritance ?? self.inheritance, value: value, census: census)
-    }
-
-    @usableFromInline
-    func currentValue() -> Value {
-        load(currentPlace())
-    }
-
-    @usableFromInline
-    func openFrameSlowly(_ inheritance: Inheritance?, _ change: (inout Value) -> Void) -> ScopeFrame<Value> {
-        guard let key = currentKey() else { missingKeyForWrite() }
-        var value = load(place(for: key, frame: currentFrame()))
-        change(&value)
-        return ScopeFrame(owner: key, inheritance: inheritance ?? self.inheritance, value: value, census: census)
-    }
-
-    /// Changes the current key's value for a `.thread` or custom scope; returns what to restore.
-    /// A session's value is changed in one atomic step (other tasks may share it).
-    func swapIn(_ change: (inout Value) -> Void) -> (key: StorageKey, value: Value) {
-        guard let key = currentKey() else { missingKeyForWrite() }
-        switch place(for: key, frame: nil) {
-        case .owned(let cell):
-            var changed = cell.value
-            change(&changed)
-            swap(&changed, &cell.value)
-            return (key, changed)
-        case .shared(let cell):
-            return (key, cell.mutate { value in
-                let saved = value
-                change(&value)
-                return saved
-            })
-        case .overlay, .unkeyed:
-            preconditionFailure("swift-locals: no scope frames without .task")
-        }
-    }
-
-    /// Puts a `.thread` or custom scope's saved value back, into the key's storage as it is now.
-    /// Storage dropped inside the scope (by `reset()` or `discard(key:)`) stays dropped: a scope
-    /// never brings back a session that was discarded.
-    func restore(_ saved: (key: StorageKey, value: Value)) {
-        if case .thread(let thread) = saved.key, thread == ThreadContext.current.id {
-            guard let cell = existingOwnedCell(saved.key) else { return }
-            var replaced = saved.value
-            swap(&replaced, &cell.value)
-            withExtendedLifetime(replaced) {}  // after the swap: its deinit may use this Local
-        } else {
-            replaceOwnedCell(saved.key, with: saved.value)
-        }
-    }
-
-    func load(_ place: Place<Value>) -> Value {
-        switch place {
-        case .owned(let cell): cell.value
-        case .overlay(let layer, let frame): overlaid(layer, on: frame)
-        case .shared(let cell): cell.loadValue()
-        case .unkeyed: makeInitialValue(for: .none)
-        }
+        let saved = storage.swapIn(change)
+        defer { storage.restore(saved) }
+        return try await operation()
     }
 }

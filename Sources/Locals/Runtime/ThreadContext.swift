@@ -14,37 +14,40 @@ protocol ThreadExitObserver: AnyObject, Sendable {
     func threadExited(_ thread: ThreadID)
 }
 
-/// One entry of a thread's lookup cache: which Local and which task (or this thread, address 0)
-/// the cell belongs to, the Local's removal epoch when it was cached, and the cell (unretained).
+/// One entry of a thread's lookup cache.
+///
+/// A task or thread entry names a Local, a task (address and 64-bit id; address 0 for this thread
+/// itself) and the Local's removal epoch when it was cached, and points to the cell without
+/// retaining it. A session entry names a Local and points to a session cell it retains.
 @usableFromInline
 struct CacheSlot {
     @usableFromInline var local: UInt64 = 0
     @usableFromInline var address: UInt = 0
     @usableFromInline var id: UInt64 = 0
     @usableFromInline var epoch: UInt = 0
-    /// An unretained `OwnedCell<Value>` of the Local `local`, or nil. Dereferenced only when
-    /// local, address, id and epoch all match: then the cell belongs to the running task (or
-    /// thread), which is alive, and has not been removed since it was cached, so it is alive too.
     @usableFromInline var cell: UnsafeMutableRawPointer? = nil
+    /// Whether the slot holds a retain on `cell` (a session cell).
+    @usableFromInline var retained = false
 }
 
 /// What swift-locals keeps for one OS thread, in a single pthread key whose destructor runs when
 /// the thread exits (as swift-nio's `ThreadSpecificVariable` does). Only its own thread touches it.
 ///
 /// Besides the thread's identity it holds a small cache from (Local, task) to the task's cell, so
-/// that a steady-state access finds its cell without taking the Local's lock. A cached cell is
-/// used only while the Local's removal epoch is unchanged; every removal of a task's cell, and
-/// every release of one by a sweep, bumps it (a thread's cells are only ever in its own cache). The cache holds no reference: a cell
-/// removed by its own owner is released at once, and one removed by anybody else while its owner
-/// may be running is parked until the owner's next touch or end (see `LocalTables.parked`).
+/// that a steady-state access finds its cell without taking any lock. The rule for when a cached
+/// cell may be used belongs to the storage engine (`Storage`); this type only keeps the slots.
 @usableFromInline
 final class ThreadContext {
     /// This thread's identity; never reused by a later thread.
     let id: ThreadID
     @usableFromInline let slots: UnsafeMutablePointer<CacheSlot>
-    @inlinable static var slotMask: Int { 15 }
+    @inlinable static var slotMask: Int { 63 }
     /// Keys whose initializer is running on this thread right now, to stop re-entrant touches.
-    var initializing: [(storage: ObjectIdentifier, key: StorageKey)] = []
+    var initializing: [(storage: ObjectIdentifier, key: OwnerKey)] = []
+    /// Session keys whose initializer is running on this thread right now, by session table.
+    var initializingSessions: [(table: ObjectIdentifier, key: AnyHashable)] = []
+    /// How deep custom discriminators' `currentKey` calls are nested on this thread right now.
+    @usableFromInline var keyDepth = 0
     /// Storages that hold a value for this thread and are told when it exits.
     private var observers: [ObjectIdentifier: Observer] = [:]
 
@@ -61,6 +64,9 @@ final class ThreadContext {
     }
 
     deinit {
+        for index in 0...Self.slotMask {
+            release(slots[index])
+        }
         slots.deallocate()
         for observer in observers.values {
             observer.storage?.threadExited(id)
@@ -72,36 +78,26 @@ final class ThreadContext {
         Int(truncatingIfNeeded: (address >> 4) ^ (UInt(truncatingIfNeeded: local) &* 0x9E37_79B9)) & slotMask
     }
 
-    /// The cached cell of `local` for the task at `address` with `id` (or this thread, for
-    /// address 0), if it was cached under the Local's current removal epoch. No lock, no retain.
+    /// The calling thread's context, or nil if it has none yet. No allocation, no lock.
     @inlinable
     @inline(__always)
-    static func cachedCell(
-        key: pthread_key_t, local: UInt64, address: UInt, id: UInt64, epoch: borrowing Atomic<UInt>
-    ) -> UnsafeMutableRawPointer? {
-        guard let context = pthread_getspecific(key) else {
-            return nil
-        }
-        let slots = Unmanaged<ThreadContext>.fromOpaque(context)._withUnsafeGuaranteedRef { $0.slots }
-        let slot = slots + slotIndex(local: local, address: address)
-        guard slot.pointee.local == local, slot.pointee.address == address, slot.pointee.id == id,
-            slot.pointee.epoch == epoch.load(ordering: .relaxed)
-        else {
-            return nil
-        }
-        return slot.pointee.cell
+    static func existing(key: pthread_key_t) -> Unmanaged<ThreadContext>? {
+        guard let raw = pthread_getspecific(key) else { return nil }
+        return Unmanaged<ThreadContext>.fromOpaque(raw)
     }
 
-    /// Caches `cell` as the value of `local` for the task at `address` with `id` (or this
-    /// thread, for address 0), as of the Local's removal epoch `epoch`.
-    func cache(_ cell: AnyObject, local: UInt64, address: UInt, id: UInt64, epoch: UInt) {
-        slots[Self.slotIndex(local: local, address: address)] = CacheSlot(
-            local: local,
-            address: address,
-            id: id,
-            epoch: epoch,
-            cell: Unmanaged.passUnretained(cell).toOpaque()
-        )
+    /// Puts `slot` at its place, and releases what the place held after it is whole again: a
+    /// released session cell may run a deinit that uses this very cache.
+    func store(_ slot: CacheSlot, at index: Int) {
+        let old = slots[index]
+        slots[index] = slot
+        release(old)
+    }
+
+    private func release(_ slot: CacheSlot) {
+        if slot.retained, let cell = slot.cell {
+            Unmanaged<AnyObject>.fromOpaque(cell).release()
+        }
     }
 
     func observeExit(by storage: some ThreadExitObserver) {
@@ -114,8 +110,12 @@ final class ThreadContext {
         observers[key] = Observer(storage: storage)
     }
 
-    func isInitializing(_ storage: ObjectIdentifier, _ key: StorageKey) -> Bool {
+    func isInitializing(_ storage: ObjectIdentifier, _ key: OwnerKey) -> Bool {
         initializing.contains { $0.storage == storage && $0.key == key }
+    }
+
+    func isInitializingSession(_ table: ObjectIdentifier, _ key: AnyHashable) -> Bool {
+        initializingSessions.contains { $0.table == table && $0.key == key }
     }
 
     /// A number that identifies the calling thread among the threads alive now (never 0).
@@ -126,11 +126,6 @@ final class ThreadContext {
         #else
         UInt(bitPattern: pthread_self())
         #endif
-    }
-
-    /// Gives the processor to another thread, for locks that found their lock taken.
-    static func yield() {
-        sched_yield()
     }
 
     /// The calling thread's context, created on its first use.

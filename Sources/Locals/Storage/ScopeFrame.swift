@@ -1,82 +1,91 @@
-import Synchronization
-
-/// One open scope of a `.task` ``Local``: the value its owner reads and writes (the frame is
-/// itself the shared cell that holds it), published to the
+/// One open scope of a `.task` ``Local``: the value its owner reads and writes, published to the
 /// child tasks created inside it through the Local's internal task-local.
 ///
-/// On runtimes where an `async let` child's heap ancestor cannot be found (see `TaskIdentity`,
-/// fact 4), it also keeps the own values of `async let` children (`SharedCell.stackChildren`):
-/// such a child cannot be pinned, but it always ends before the frame it inherited does, so the
-/// frame releases them.
-///
 /// A frame lives as long as any task can see it: the scope's own duration, plus every child that
-/// inherited it, including an escaping `Task {}` (task-local bindings are retained that way).
+/// inherited it, including an escaping `Task {}` (task-local bindings are retained that way),
+/// plus every `.shared` or `.overlay` child's cell that reads through it.
+///
+/// `@unchecked Sendable`: `value` and `kept` are only touched with the lock held, except that the
+/// owner of a scope that is not `.shared` reads `value` without it: nobody but that owner ever
+/// writes it. The rest is set at creation.
 @usableFromInline
-final class ScopeFrame<Value: Sendable>: SharedCell<Value>, @unchecked Sendable {
-    /// The task that opened the scope (address and 64-bit id), or address 0 and the thread's
-    /// serial for a thread outside any task. Plain integers, so a frame is cheap to make and drop.
-    @usableFromInline let ownerAddress: UInt
-    @usableFromInline let ownerID: UInt64
-    @usableFromInline let ownerThread: UInt64
+final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
+    @exclusivity(unchecked) @usableFromInline var value: Value
     @usableFromInline let inheritance: Inheritance
-    @usableFromInline let census: ScopeCensus
-
-    @inlinable
-    convenience init(ownerTask: TaskIdentity, inheritance: Inheritance, value: Value, census: ScopeCensus) {
-        self.init(ownerAddress: ownerTask.address, ownerID: ownerTask.id, ownerThread: 0,
-                  inheritance: inheritance, value: value, census: census)
-    }
-
-    convenience init(owner: StorageKey, inheritance: Inheritance, value: Value, census: ScopeCensus) {
-        switch owner {
-        case .task(let task):
-            self.init(ownerTask: task, inheritance: inheritance, value: value, census: census)
-        case .thread(let thread):
-            self.init(ownerAddress: 0, ownerID: 0, ownerThread: thread.serial,
-                      inheritance: inheritance, value: value, census: census)
-        case .custom, .none:
-            preconditionFailure("swift-locals: scopes with frames are opened by tasks and threads only")
-        }
-    }
+    /// The task or thread that opened the scope.
+    @usableFromInline let owner: OwnerKey
+    /// Where the owner's accesses went before the scope opened, restored when it closes.
+    @usableFromInline let savedRoute: Route
+    @usableFromInline let savedScope: ScopeFrame<Value>?
+    /// Children with no pin (see `TaskRuntime`) whose cells this frame bounds: they end before the
+    /// frame does, so their cells leave the storage when the frame goes.
+    @exclusivity(unchecked) private var kept: [OwnerKey] = []
+    /// A frame no task-local publishes: an `.overlay` child's own value after `Cell.freeze`. Set
+    /// once, before the frame is used.
+    @exclusivity(unchecked) var isPrivate = false
+    private var keeper: Storage<Value>?
 
     @inlinable
     init(
-        ownerAddress: UInt, ownerID: UInt64, ownerThread: UInt64,
-        inheritance: Inheritance, value: Value, census: ScopeCensus
+        value: Value, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route, savedScope: ScopeFrame<Value>?
     ) {
-        self.ownerAddress = ownerAddress
-        self.ownerID = ownerID
-        self.ownerThread = ownerThread
+        self.value = value
         self.inheritance = inheritance
-        self.census = census
-        super.init(value)
-        census.count.add(1, ordering: .relaxed)
+        self.owner = owner
+        self.savedRoute = savedRoute
+        self.savedScope = savedScope
     }
 
-    /// Whether `key` is the task or thread that opened this scope.
-    func isOwned(by key: StorageKey) -> Bool {
-        switch key {
-        case .task(let task): ownerAddress == task.address && ownerID == task.id
-        case .thread(let thread): ownerAddress == 0 && ownerThread == thread.serial
-        case .custom, .none: false
+    /// The route of the owner's accesses while the scope is open.
+    @inlinable
+    var ownerRoute: Route { inheritance == .shared ? .sharedScope : .scope }
+
+    @inlinable
+    func loadValue() -> Value {
+        lock()
+        defer { unlock() }
+        return value
+    }
+
+    /// Replaces the value and hands back the old one, to be released outside the lock.
+    func exchangeValue(_ newValue: Value) -> Value {
+        lock()
+        var old = newValue
+        swap(&old, &value)
+        unlock()
+        return old
+    }
+
+    /// Changes the value atomically, on a copy that replaces it at the end, so that whatever the
+    /// change drops is released after the lock: a deinit may use this very Local.
+    @inlinable
+    func mutate<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+        lock()
+        var updated = value
+        let result: R
+        do {
+            result = try body(&updated)
+        } catch {
+            unlock()
+            throw error
+        }
+        swap(&value, &updated)
+        unlock()
+        withExtendedLifetime(updated) {}
+        return result
+    }
+
+    /// Bounds the cell of `child` (a task with no pin) by this frame's life.
+    func keep(_ child: OwnerKey, in storage: Storage<Value>) {
+        withLock {
+            kept.append(child)
+            keeper = storage
         }
     }
 
     deinit {
-        census.count.subtract(1, ordering: .releasing)
-    }
-}
-
-/// Counts a Local's frames that some task can still see. While it is zero, an access skips the
-/// task-local lookup altogether.
-@usableFromInline
-final class ScopeCensus: Sendable {
-    @usableFromInline let count = Atomic<Int>(0)
-
-    init() {}
-
-    @inlinable
-    var isEmpty: Bool {
-        count.load(ordering: .acquiring) == 0
+        if let keeper, !kept.isEmpty {
+            keeper.removeCells(keptBy: kept)
+        }
     }
 }

@@ -1,0 +1,193 @@
+/// Whose value a cell holds: a task (its address and 64-bit id), or a thread (address 0 and the
+/// thread's serial number). Never shared by two tasks or threads of the process.
+@usableFromInline
+struct OwnerKey: Hashable, Sendable, CustomStringConvertible {
+    @usableFromInline let address: UInt
+    @usableFromInline let id: UInt64
+
+    @inlinable
+    init(address: UInt, id: UInt64) {
+        self.address = address
+        self.id = id
+    }
+
+    init(_ task: TaskIdentity) {
+        self.init(address: task.address, id: task.id)
+    }
+
+    init(_ thread: ThreadID) {
+        self.init(address: 0, id: thread.serial)
+    }
+
+    var isThread: Bool { address == 0 }
+
+    /// The key of a custom discriminator's context that has none (`currentKey` is nil): nothing
+    /// is stored under it, but an initializer can still recurse.
+    @usableFromInline static let noKey = OwnerKey(address: 0, id: 0)
+
+    @usableFromInline
+    var description: String { isThread ? "thread #\(id)" : "task #\(id)" }
+}
+
+/// Where a task's (or thread's) accesses to its cell go.
+@usableFromInline
+enum Route: UInt8, Sendable {
+    /// The cell's own value: only its owner touches it, with no lock.
+    case own
+    /// The value of a scope the owner opened (any policy but `.shared`): only the owner writes it,
+    /// so the owner reads it with no lock and writes it under the scope's lock (children may be
+    /// copying or reading through it).
+    case scope
+    /// The value of a `.shared` scope, the owner's or inherited: every access locks.
+    case sharedScope
+    /// An `.overlay` child: its own writes (the cell's layer) on top of the scope's live value.
+    case overlay
+}
+
+/// Where one `.task` or `.thread` Local's accesses go for one task or thread (its owner).
+///
+/// A cell of this class itself has no value of its own: it belongs to a child that reads through
+/// a `.shared` scope, or to an owner whose cell was dropped inside its own scope. Cells with a
+/// value are `OwnedCell`s (the `.own` route only ever points into one), and `.overlay` children
+/// have an `OverlayCell`, which keeps their writes.
+///
+/// `@unchecked Sendable`: only the owner reads or writes the route, the scope and what the
+/// subclasses add; a task runs on one thread at a time and the runtime orders its steps across
+/// threads. Everyone else only adds the cell to or removes it from a locked table; nobody else
+/// writes into it.
+@usableFromInline
+class Cell<Value: Sendable>: @unchecked Sendable {
+    @exclusivity(unchecked) @usableFromInline final var route: Route
+    /// The scope `route` points into (nil for `.own`), not retained: while the owner runs, the
+    /// scope is kept alive by the task-local binding that published it (or, for the owner's own
+    /// scope, by the call that opened it), and nobody but the owner follows this pointer. So an
+    /// ended task's cell, waiting to be swept, keeps no scope (and no scope's value) alive.
+    @exclusivity(unchecked) @usableFromInline final unowned(unsafe) var scope: ScopeFrame<Value>?
+    /// A frozen `.overlay` child's own value (see `freeze`): the one frame only this cell keeps.
+    @exclusivity(unchecked) final var frozen: ScopeFrame<Value>?
+    @usableFromInline final let owner: OwnerKey
+    /// Made for an owner whose cell was dropped inside its own scope: it only ever points into
+    /// the owner's scopes, and goes when the scope it was made in closes.
+    @exclusivity(unchecked) final var isPlaceholder = false
+    /// The pin of the owning heap task (or of an `async let` child's heap ancestor); answers
+    /// whether the task has ended. Nil for threads, and where the runtime gives no pin.
+    final let record: TaskRecord?
+
+    init(owner: OwnerKey, record: TaskRecord?, route: Route, scope: ScopeFrame<Value>?) {
+        self.owner = owner
+        self.record = record
+        self.route = route
+        self.scope = scope
+    }
+
+    deinit {
+        if let record {
+            TaskRegistry.release(record)
+        }
+    }
+
+    /// Whether the owner is a task that has ended (never true for threads or unpinned tasks).
+    final var ownerHasEnded: Bool {
+        record.map(TaskRegistry.hasEnded) ?? false
+    }
+
+    /// The cell's own value: only for the `.own` route, which only an `OwnedCell` takes.
+    @inlinable
+    final var own: OwnedCell<Value> {
+        unsafeDowncast(self, to: OwnedCell<Value>.self)
+    }
+
+    /// An `.overlay` child's view: the scope's live value with the child's writes on top.
+    final func overlaid() -> Value {
+        var merged = scope.unsafelyUnwrapped.loadValue()
+        (self as? OverlayCell<Value>)?.layer.apply(to: &merged)
+        return merged
+    }
+
+    /// An `.overlay` child stops reading through: from now on it reads and writes `value` (what
+    /// it sees now, changed) as its own, kept in a private frame that no other task sees, until
+    /// `reset()` sends it back to the scope.
+    final func freeze(_ value: Value) {
+        // Not linked to the scope it froze from: an ended child's cell keeps nothing of it alive.
+        let kept = ScopeFrame(value: value, inheritance: .copy, owner: owner, savedRoute: .overlay, savedScope: nil)
+        kept.isPrivate = true
+        route = .scope
+        scope = kept
+        frozen = kept
+        // Released once the cell is whole again: a deinit may use this very Local.
+        let dropped = (self as? OverlayCell<Value>)?.layer.clear()
+        withExtendedLifetime(dropped) {}
+    }
+}
+
+/// A cell with a value of its own: a task or thread outside any scope, or a child of a `.copy` or
+/// `.fresh` scope. Its route is `.own` except while the owner has a scope of its own open.
+@usableFromInline
+final class OwnedCell<Value: Sendable>: Cell<Value>, @unchecked Sendable {
+    @exclusivity(unchecked) @usableFromInline var value: Value
+
+    init(_ value: Value, owner: OwnerKey, record: TaskRecord?) {
+        self.value = value
+        super.init(owner: owner, record: record, route: .own, scope: nil)
+    }
+}
+
+/// The cell of a child of an `.overlay` scope: its own writes on top of the scope's live value.
+final class OverlayCell<Value: Sendable>: Cell<Value>, @unchecked Sendable {
+    let layer = OverlayLayer<Value>()
+
+    init(owner: OwnerKey, record: TaskRecord?, scope: ScopeFrame<Value>) {
+        super.init(owner: owner, record: record, route: .overlay, scope: scope)
+    }
+}
+
+/// The writes an `.overlay` child made on top of its scope's live value, each to a stored part of
+/// the value (a stored property, or a stored property of one), in order; a later write to the
+/// same part replaces the earlier one.
+///
+/// Only stored parts are recorded, because only they exist in every value of the type: a write
+/// through a subscript (`\.list[1]`), a force-unwrap or a computed property could trap when
+/// replayed on the owner's live value after the owner shrank the array or cleared the optional.
+/// Such a write freezes the child's view instead (see `Cell.freeze`).
+final class OverlayLayer<Value> {
+    struct Write {
+        let keyPath: AnyKeyPath
+        /// The bytes of the value the write covers.
+        let range: Range<Int>
+        let apply: (inout Value) -> Void
+    }
+
+    private(set) var writes: [Write] = []
+
+    var isEmpty: Bool { writes.isEmpty }
+
+    /// Drops every write; hands them back, to be released once the layer is whole again.
+    func clear() -> [Write] {
+        let dropped = writes
+        writes = []
+        return dropped
+    }
+
+    /// Records a write to the stored part `keyPath` (at `offset`). The replaced write (and the value
+    /// it holds) is released after the layer is whole again: its deinit may read this very Local.
+    func record<T>(_ keyPath: WritableKeyPath<Value, T>, offset: Int, _ newValue: T) {
+        var kept = writes
+        kept.removeAll { $0.keyPath == keyPath }
+        kept.append(Write(keyPath: keyPath, range: offset..<offset + MemoryLayout<T>.size) { $0[keyPath: keyPath] = newValue })
+        let replaced = writes
+        writes = kept
+        withExtendedLifetime(replaced) {}
+    }
+
+    /// Whether a read of the `size` bytes at `offset` may see one of the child's writes.
+    func overlaps(offset: Int, size: Int) -> Bool {
+        let range = offset..<offset + size
+        return writes.contains { $0.range.overlaps(range) }
+    }
+
+    func apply(to value: inout Value) {
+        for write in writes {
+            write.apply(&value)
+        }
+    }
+}

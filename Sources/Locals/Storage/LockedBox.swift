@@ -1,0 +1,145 @@
+#if canImport(Darwin)
+import Darwin
+#elseif canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
+#endif
+import Synchronization
+
+/// An object with a small lock inside it: the base of every value that several tasks may touch
+/// at once (a scope's value, a session's value).
+///
+/// The lock is one atomic word holding the holder thread's token, so that a scope costs one
+/// allocation and an uncontended access one compare-and-swap and one store. The thread that holds
+/// it may take it again (the body of `update` on a shared value touching the same Local: it then
+/// works on the value as it stood before). A thread that finds it taken spins briefly, then
+/// sleeps on a condition variable until the holder lets go: waiting never burns a core. Thread
+/// Sanitizer sees the atomic acquire and release.
+@usableFromInline
+class LockedBox: @unchecked Sendable {
+    // @unchecked: subclasses' state is only touched with the lock held (see each subclass).
+    /// The holding thread's token (see `ThreadContext.token`), or 0 when free.
+    @usableFromInline final let holder = Atomic<UInt>(0)
+    /// Threads asleep waiting for this lock.
+    @usableFromInline final let sleepers = Atomic<Int>(0)
+    /// How many times the holding thread has re-entered the lock.
+    @exclusivity(unchecked) @usableFromInline final var depth = 0
+
+    @inlinable
+    init() {}
+
+    @inlinable
+    final func lock() {
+        let me = ThreadContext.token
+        if !holder.compareExchange(expected: 0, desired: me, ordering: .acquiring).exchanged {
+            lockContended(me)
+        }
+    }
+
+    @inlinable
+    final func unlock() {
+        if depth > 0 {
+            depth -= 1
+            return
+        }
+        holder.store(0, ordering: .releasing)
+        if sleepers.load(ordering: .relaxed) != 0 {
+            wakeSleepers()
+        }
+    }
+
+    /// The lock was taken: by this thread (re-entry), or else spin briefly, then sleep until it is
+    /// free. Kept out of line: a loop in the inlined lock stops the accessors that use it from
+    /// inlining, and their key paths from folding.
+    @usableFromInline
+    final func lockContended(_ me: UInt) {
+        if holder.load(ordering: .relaxed) == me {
+            depth += 1
+            return
+        }
+        for _ in 0..<64 {
+            if holder.load(ordering: .relaxed) == 0,
+                holder.compareExchange(expected: 0, desired: me, ordering: .acquiring).exchanged
+            {
+                return
+            }
+        }
+        let bed = Beds.bed(for: self)
+        while true {
+            bed.withLock {
+                sleepers.add(1, ordering: .sequentiallyConsistent)
+                if holder.load(ordering: .sequentiallyConsistent) != 0 {
+                    // A wake-up that slips between the check and the wait is caught by the
+                    // timeout: the sleeper checks again within a millisecond, never spins.
+                    bed.wait(milliseconds: 1)
+                }
+                sleepers.subtract(1, ordering: .relaxed)
+            }
+            if holder.compareExchange(expected: 0, desired: me, ordering: .acquiring).exchanged {
+                return
+            }
+        }
+    }
+
+    @usableFromInline
+    final func wakeSleepers() {
+        Beds.bed(for: self).wakeAll()
+    }
+
+    /// Runs `body` with the lock held.
+    @inlinable
+    final func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+}
+
+/// Where threads sleep while they wait for a `LockedBox`: a fixed set of condition variables,
+/// picked by the box's address, so that a box needs no memory of its own for sleepers.
+enum Beds {
+    final class Bed: @unchecked Sendable {
+        // @unchecked: the mutex and condition are used only through the pthread calls below.
+        private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+        init() {
+            pthread_mutex_init(mutex, nil)
+            pthread_cond_init(condition, nil)
+        }
+
+        func withLock<R>(_ body: () -> R) -> R {
+            pthread_mutex_lock(mutex)
+            defer { pthread_mutex_unlock(mutex) }
+            return body()
+        }
+
+        /// Waits for a wake-up, or `milliseconds`, with the mutex held (see `withLock`).
+        func wait(milliseconds: Int) {
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            var nanoseconds = Int(now.tv_nsec) + milliseconds * 1_000_000
+            var deadline = now
+            deadline.tv_sec += nanoseconds / 1_000_000_000
+            nanoseconds %= 1_000_000_000
+            deadline.tv_nsec = .init(nanoseconds)
+            _ = pthread_cond_timedwait(condition, mutex, &deadline)
+        }
+
+        func wakeAll() {
+            pthread_mutex_lock(mutex)
+            pthread_cond_broadcast(condition)
+            pthread_mutex_unlock(mutex)
+        }
+    }
+
+    private static let beds = (0..<64).map { _ in Bed() }
+
+    static func bed(for box: AnyObject) -> Bed {
+        let address = UInt(bitPattern: Unmanaged.passUnretained(box).toOpaque())
+        return beds[Int((address >> 4) & 63)]
+    }
+}

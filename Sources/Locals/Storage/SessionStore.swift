@@ -1,0 +1,70 @@
+/// The value of one session (one key of a custom discriminator), shared by every task and thread
+/// whose discriminator returns that key: every access goes through its lock.
+///
+/// `@unchecked Sendable`: `value` is only touched with the lock held. It is nil once the session
+/// was discarded (or its Local released): a thread's lookup cache may still hold the cell, and
+/// finds it empty.
+@usableFromInline
+class SessionCell<Value: Sendable>: LockedBox, @unchecked Sendable {
+    @exclusivity(unchecked) @usableFromInline final var value: Value?
+
+    init(_ value: Value) {
+        self.value = value
+    }
+
+    /// Empties the cell and hands back its value, to be released outside the lock.
+    final func take() -> Value? {
+        lock()
+        defer { unlock() }
+        return value.take()
+    }
+}
+
+/// A session cell with its key, which a cached lookup compares with the running context's key.
+final class KeyedSessionCell<Key: Hashable & Sendable, Value: Sendable>: SessionCell<Value>, @unchecked Sendable {
+    let key: Key
+
+    init(_ value: Value, key: Key) {
+        self.key = key
+        super.init(value)
+    }
+}
+
+/// The sessions of a Local with a custom discriminator. The discriminator's key type is known only
+/// to the conforming `SessionTable`, so `Storage` (generic over the value alone) reaches it
+/// through this protocol.
+@usableFromInline
+protocol SessionStore<Value>: AnyObject, Sendable {
+    associatedtype Value: Sendable
+
+    /// The running context's session cell, retained, made on first touch; nil where the
+    /// discriminator has no current key. Its value may be nil (the session was discarded since the
+    /// cell was cached): then `forget` it and call again.
+    func currentCell(_ storage: Storage<Value>) -> SessionCell<Value>?
+
+    /// Forgets a cached cell that was found empty, so that the next `currentCell` looks afresh.
+    func forget(_ cell: SessionCell<Value>, _ storage: Storage<Value>)
+
+    /// Drops `key`'s storage now; stops the program if `key` is not of the discriminator's type.
+    func discard<K: Hashable & Sendable>(key: K, _ storage: Storage<Value>)
+
+    /// Drops the running context's session, if it has a key.
+    func resetCurrent(_ storage: Storage<Value>)
+
+    /// The running context's session key (made on first touch), with its value before `change`
+    /// was applied to it in one atomic step: what a scope restores.
+    func swapIn(_ change: (inout Value) -> Void, _ storage: Storage<Value>) -> SessionScopeSaved<Value>
+
+    /// Puts a scope's saved value back, if its session still has storage.
+    func restore(_ saved: SessionScopeSaved<Value>)
+
+    /// Empties every session's cell: the Local is being released.
+    func releaseAll()
+}
+
+/// What a scope on a session saved: the session's key and its value before the scope.
+@usableFromInline
+struct SessionScopeSaved<Value: Sendable> {
+    let key: AnyHashable
+    let value: Value
+}

@@ -1,0 +1,192 @@
+/// The sessions of a Local whose discriminator is `D`, kept by `D.Key` itself (no type erasure on
+/// the access path), in shards with a lock each, so that two sessions contend only when their keys
+/// fall in one shard, and never on the access path.
+///
+/// **The lookup cache.** Each thread caches up to two sessions per Local (two slots of its
+/// `ThreadContext`), each holding a retain on its cell, so that a steady-state access compares the
+/// current key with the cached cell's key and goes straight to that cell's lock: no table, no
+/// hashing. A session removed meanwhile (`discard(key:)`, `reset()`) is emptied in place: a thread
+/// whose cache still holds the cell finds it empty, forgets it and looks again. The retain keeps
+/// the cell's memory valid however long a cache holds it; the value itself is released at once.
+final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unchecked Sendable {
+    // @unchecked: `shards` is only touched through their locks; `discriminator` is Sendable.
+    typealias Cell = KeyedSessionCell<D.Key, Value>
+
+    struct Shard {
+        var cells: [D.Key: Cell] = [:]
+        /// Keys whose initializer is running now, on some thread.
+        var initializing: Set<D.Key> = []
+    }
+
+    let discriminator: D
+    private let shards = (0..<16).map { _ in Locked.make(Shard()) }
+
+    init(_ discriminator: D) {
+        self.discriminator = discriminator
+    }
+
+    private func shard(_ key: D.Key) -> Locked<Shard> {
+        shards[key.hashValue & 15]
+    }
+
+    /// The discriminator's current key. Stops the program, naming the discriminator, when
+    /// `currentKey` recurses (it touches a Local whose discriminator calls it again).
+    private func currentKey(_ context: ThreadContext) -> D.Key? {
+        context.keyDepth += 1
+        defer { context.keyDepth -= 1 }
+        if context.keyDepth > 64 {
+            fatalError(
+                """
+                swift-locals: \(D.self).currentKey touched a Local whose discriminator called \
+                \(D.self).currentKey again, and so on without end. A discriminator's currentKey must not \
+                read or write a Local with that same discriminator; compute the key from something else \
+                (a @TaskLocal, a plain variable).
+                """
+            )
+        }
+        return discriminator.currentKey
+    }
+
+    func currentCell(_ storage: Storage<Value>) -> SessionCell<Value>? {
+        let context = ThreadContext.current
+        guard let key = currentKey(context) else { return nil }
+        let first = ThreadContext.slotIndex(local: storage.localID, address: 0)
+        if let cell = cached(key, at: first, context, storage) ?? cached(key, at: first ^ 1, context, storage) {
+            return cell
+        }
+        return lookUp(key, context, storage)
+    }
+
+    private func cached(_ key: D.Key, at index: Int, _ context: ThreadContext, _ storage: Storage<Value>) -> Cell? {
+        let slot = context.slots[index]
+        guard slot.local == storage.localID, let raw = slot.cell else { return nil }
+        // The slot retains the cell, and this Local's slots hold only its own session cells.
+        let cell = Unmanaged<Cell>.fromOpaque(raw).takeUnretainedValue()
+        return cell.key == key ? cell : nil
+    }
+
+    private enum Lookup {
+        case found(Cell)
+        case mine
+        case reentrant
+    }
+
+    /// Finds `key`'s cell, or makes it: once per key, with no lock held while the initializer
+    /// runs. A context that needs the key meanwhile sleeps until it is ready.
+    private func lookUp(_ key: D.Key, _ context: ThreadContext, _ storage: Storage<Value>) -> Cell {
+        let shard = shard(key)
+        let me = ObjectIdentifier(self)
+        let lookup = shard.waitForLock(until: { shard -> Lookup? in
+            if let cell = shard.cells[key] { return .found(cell) }
+            if shard.initializing.contains(key) {
+                return context.isInitializingSession(me, AnyHashable(key)) ? .reentrant : nil
+            }
+            shard.initializing.insert(key)
+            return .mine
+        })
+        let cell: Cell
+        switch lookup {
+        case .found(let found):
+            cell = found
+        case .reentrant:
+            storage.reentrantInitializer(key: "\(key)")
+        case .mine:
+            context.initializingSessions.append((me, AnyHashable(key)))
+            let value = storage.initialValue()
+            context.initializingSessions.removeLast()
+            cell = Cell(value, key: key)
+            shard.withLock { shard in
+                shard.cells[key] = cell
+                shard.initializing.remove(key)
+            }
+            shard.wakeWaiters()
+        }
+        cache(cell, context, storage)
+        return cell
+    }
+
+    /// Caches `cell` in one of this Local's two slots: where it already is, or an empty or foreign
+    /// one, or else the first.
+    private func cache(_ cell: Cell, _ context: ThreadContext, _ storage: Storage<Value>) {
+        let first = ThreadContext.slotIndex(local: storage.localID, address: 0)
+        let index = context.slots[first].local == storage.localID && context.slots[first ^ 1].local != storage.localID
+            ? first ^ 1 : first
+        context.store(
+            CacheSlot(local: storage.localID, cell: Unmanaged.passRetained(cell).toOpaque(), retained: true),
+            at: index
+        )
+    }
+
+    func forget(_ cell: SessionCell<Value>, _ storage: Storage<Value>) {
+        let context = ThreadContext.current
+        let first = ThreadContext.slotIndex(local: storage.localID, address: 0)
+        let raw = Unmanaged.passUnretained(cell).toOpaque()
+        for index in [first, first ^ 1] where context.slots[index].local == storage.localID && context.slots[index].cell == raw {
+            context.store(CacheSlot(), at: index)
+        }
+    }
+
+    func discard<K: Hashable & Sendable>(key: K, _ storage: Storage<Value>) {
+        guard let key = key as? D.Key else {
+            fatalError(
+                """
+                swift-locals: discard(key:) on Local<\(Value.self)> was given a key of type \(K.self), but \
+                its discriminator \(D.self) keys sessions by \(D.Key.self): no session could ever have \
+                that key, so its value would be kept forever. Pass the \(D.Key.self) that \
+                \(D.self).currentKey returns.
+                """
+            )
+        }
+        remove(key)
+    }
+
+    private func remove(_ key: D.Key) {
+        let cell = shard(key).withLock { $0.cells.removeValue(forKey: key) }
+        let value = cell?.take()
+        withExtendedLifetime((cell, value)) {}
+    }
+
+    func resetCurrent(_ storage: Storage<Value>) {
+        guard let key = currentKey(ThreadContext.current) else { return }
+        remove(key)
+    }
+
+    func swapIn(_ change: (inout Value) -> Void, _ storage: Storage<Value>) -> SessionScopeSaved<Value> {
+        while true {
+            guard let cell = currentCell(storage) as? Cell else { storage.missingKeyForWrite() }
+            cell.lock()
+            if var value = cell.value {
+                let saved = value
+                change(&value)
+                cell.value = value
+                cell.unlock()
+                return SessionScopeSaved(key: AnyHashable(cell.key), value: saved)
+            }
+            cell.unlock()
+            forget(cell, storage)
+        }
+    }
+
+    func restore(_ saved: SessionScopeSaved<Value>) {
+        guard let key = saved.key.base as? D.Key, let cell = shard(key).withLock({ $0.cells[key] }) else { return }
+        cell.lock()
+        var replaced = cell.value.map { _ in saved.value }
+        if replaced != nil {
+            swap(&replaced, &cell.value)
+        }
+        cell.unlock()
+        withExtendedLifetime(replaced) {}  // after the lock: its deinit may use this Local
+    }
+
+    func releaseAll() {
+        var values: [Value?] = []
+        for shard in shards {
+            let cells = shard.withLock { shard in
+                defer { shard.cells.removeAll() }
+                return Array(shard.cells.values)
+            }
+            values += cells.map { $0.take() }
+        }
+        withExtendedLifetime(values) {}
+    }
+}

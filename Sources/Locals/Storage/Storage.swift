@@ -1,0 +1,634 @@
+#if canImport(Darwin)
+import Darwin
+#elseif canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
+#endif
+import Synchronization
+
+/// The storage engine of one ``Local``: every value it holds, for every task, thread and session,
+/// and the one rule for when a value may be found without a lock.
+///
+/// **Tasks and threads** (`.task` and `.thread`): each task or thread that touches the Local owns
+/// a `Cell`, in a table under this storage's lock. The cell's route says where the owner's
+/// accesses go: its own value, a scope it opened, or the scope it inherited (`.shared`,
+/// `.overlay`). A steady-state access finds its cell in the calling thread's lookup cache
+/// (`ThreadContext`) with no lock and no reference counting:
+///
+/// - A cache slot names the Local (by an id no other Local ever gets), the task (its address and
+///   its 64-bit id, which no other task ever gets; address 0 for the thread itself) and this
+///   storage's epoch when it was cached, and points to the cell without retaining it.
+/// - A cached cell is used only while its slot's names match the running task exactly and the
+///   epoch is unchanged. The epoch is bumped whenever a cell is removed while its owner may still
+///   run (`reset`, `discard`, a `.thread` scope restored from elsewhere), so a matching slot always
+///   points to a live cell of the running task. A cell whose owner has ended (a sweep, a reused
+///   address, a released scope) is freed with no bump: its owner's id never runs again.
+/// - A cell removed by someone other than its owner may be in use by the owner right now, so it
+///   is parked here, and released at the owner's next touch of the Local (the bumped epoch sends
+///   that touch here), or once the owner has ended, or when the thread exits.
+///
+/// Ended tasks are found without any hook: each task's cell holds the task's pin (a
+/// `TaskRecord`), and every first touch of a new task looks at a few cells, from where the last
+/// look stopped, and frees those whose task has ended. In a steady workload only a handful of
+/// ended tasks are held; after a burst, each later first touch retires some.
+///
+/// **Sessions** (custom discriminators): see `SessionStore`, whose slots retain their cell.
+///
+/// Nothing of user code (initializers, deinits) runs while a lock of this type is held: removed
+/// cells and replaced values are released after it.
+@usableFromInline
+final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
+    // @unchecked: `tables` is only touched through its lock; the rest is immutable or atomic.
+
+    @usableFromInline
+    enum Kind: UInt8, Sendable {
+        case task, thread, custom
+    }
+
+    @usableFromInline let kind: Kind
+    /// Never reused by another Local: names this storage in the threads' lookup caches.
+    @usableFromInline let localID = LocalIDs.next()
+    /// Bumped whenever a cell is removed while its owner may still run.
+    @usableFromInline let epoch = Atomic<UInt>(0)
+    /// The library's pthread key, copied here so the fast path reads a field instead of running a
+    /// global's one-time initialization check on every access.
+    @usableFromInline let pthreadKey = ThreadContext.pthreadKey
+    /// The one task-local a `.task` Local binds: the innermost scope it opened.
+    @usableFromInline let scopeKey = TaskLocal<ScopeFrame<Value>?>(wrappedValue: nil)
+    /// The values of a custom discriminator's keys.
+    @usableFromInline let sessions: (any SessionStore<Value>)?
+    let initialValue: @Sendable () -> Value
+    /// The discriminator's type name, for messages.
+    let discriminatorName: String
+    private let tables = Locked.make(Tables())
+
+    struct Tables {
+        var tasks = CellTable<Value>()
+        var threads: [UInt64: Cell<Value>] = [:]
+        /// Cells removed by someone other than their owner, which the owner may be reading through
+        /// its lookup cache right now (see the type's documentation).
+        var parked: [Cell<Value>] = []
+        var parkedCursor = 0
+    }
+
+    /// How many cells each first touch looks at for ended tasks.
+    static var sweepBudget: Int { 4 }
+
+    init<D: Discriminator>(_ discriminator: D, initialValue: @escaping @Sendable () -> Value) {
+        self.initialValue = initialValue
+        discriminatorName = String(describing: D.self)
+        if discriminator is TaskDiscriminator {
+            kind = .task
+            sessions = nil
+        } else if discriminator is ThreadDiscriminator {
+            kind = .thread
+            sessions = nil
+        } else {
+            kind = .custom
+            sessions = SessionTable<D, Value>(discriminator)
+        }
+    }
+
+    deinit {
+        let cells = tables.withLock { tables in
+            (tables.tasks.allCells(), tables.threads, tables.parked)
+        }
+        withExtendedLifetime(cells) {}
+        sessions?.releaseAll()
+    }
+
+    // MARK: Finding the running context's cell
+
+    /// The running context's cell from the calling thread's lookup cache, if the rule above says
+    /// it may be used; nil sends the caller to `resolveCell()`. No lock, no retain.
+    @inlinable
+    @inline(__always)
+    func cachedCell() -> Unmanaged<Cell<Value>>? {
+        var address: UInt = 0
+        var id: UInt64 = 0
+        if kind == .task, let task = TaskIdentity.current {
+            address = task.address
+            id = task.id
+        }
+        guard let context = ThreadContext.existing(key: pthreadKey) else { return nil }
+        let slot = context._withUnsafeGuaranteedRef { $0.slots } + ThreadContext.slotIndex(local: localID, address: address)
+        guard slot.pointee.local == localID, slot.pointee.address == address, slot.pointee.id == id,
+            slot.pointee.epoch == epoch.load(ordering: .relaxed), let cell = slot.pointee.cell
+        else {
+            return nil
+        }
+        return Unmanaged.fromOpaque(cell)
+    }
+
+    /// Runs `body` on the running context's cell (a task's or thread's), found in the cache or
+    /// else resolved, and made on first touch.
+    @inlinable
+    @inline(__always)
+    func withCell<R>(_ body: (Cell<Value>) throws -> R) rethrows -> R {
+        if let cell = cachedCell() {
+            return try cell._withUnsafeGuaranteedRef(body)
+        }
+        return try body(resolveCell())
+    }
+
+    /// The running task's or thread's key, and the names its cache slots use.
+    private func currentOwner(_ context: ThreadContext) -> (owner: OwnerKey, cacheAddress: UInt, cacheID: UInt64) {
+        if kind == .task, let task = TaskIdentity.current {
+            return (OwnerKey(task), task.address, task.id)
+        }
+        return (OwnerKey(context.id), 0, 0)
+    }
+
+    /// The running context's cell, found under the lock or made on first touch, and cached. Also
+    /// releases whatever was parked for the running context.
+    @usableFromInline
+    func resolveCell() -> Cell<Value> {
+        let context = ThreadContext.current
+        let (owner, cacheAddress, cacheID) = currentOwner(context)
+        // Read the epoch before the lookup: a removal after it makes the cached entry stale.
+        let epoch = self.epoch.load(ordering: .relaxed)
+        var parked: [Cell<Value>] = []
+        let found = tables.withLock { tables -> Cell<Value>? in
+            if !tables.parked.isEmpty {
+                parked = Self.takeParked(of: owner, from: &tables)
+            }
+            return Self.cell(of: owner, in: tables)
+        }
+        withExtendedLifetime(parked) {}
+        let cell = found ?? makeCell(for: owner, context: context)
+        let index = ThreadContext.slotIndex(local: localID, address: cacheAddress)
+        context.store(
+            CacheSlot(
+                local: localID, address: cacheAddress, id: cacheID, epoch: epoch,
+                cell: Unmanaged.passUnretained(cell).toOpaque()
+            ),
+            at: index
+        )
+        return cell
+    }
+
+    /// The running context's cell if it has one, without making it.
+    func existingCell() -> Cell<Value>? {
+        if let cell = cachedCell() {
+            return cell.takeUnretainedValue()
+        }
+        let (owner, _, _) = currentOwner(ThreadContext.current)
+        return tables.withLock { Self.cell(of: owner, in: $0) }
+    }
+
+    private static func cell(of owner: OwnerKey, in tables: Tables) -> Cell<Value>? {
+        if owner.isThread {
+            return tables.threads[owner.id]
+        }
+        guard let cell = tables.tasks.cell(at: owner.address), cell.owner.id == owner.id else { return nil }
+        return cell
+    }
+
+    private static func takeParked(of owner: OwnerKey, from tables: inout Tables) -> [Cell<Value>] {
+        var taken: [Cell<Value>] = []
+        tables.parked.removeAll { cell in
+            guard cell.owner == owner else { return false }
+            taken.append(cell)
+            return true
+        }
+        return taken
+    }
+
+    // MARK: First touch
+
+    /// Makes the running context's cell on its first touch: its value, and its route, from the
+    /// scope the running task sees (if any) and its policy. Runs the initializer, with no lock held.
+    private func makeCell(for owner: OwnerKey, context: ThreadContext) -> Cell<Value> {
+        let task = owner.isThread ? nil : TaskIdentity(address: owner.address, id: owner.id)
+        let record = task.flatMap(TaskRegistry.adoptRecordForCurrentTask)
+        let frame = kind == .task ? scopeKey.get() : nil
+        let cell: Cell<Value>
+        var keptBy: ScopeFrame<Value>?
+        if let frame, frame.owner == owner {
+            // The owner's cell was dropped (by `discard(key:)` from elsewhere) inside its own
+            // scope: a cell with no value of its own until the scope closes (see `restore`).
+            cell = Cell(owner: owner, record: record, route: frame.ownerRoute, scope: frame)
+            cell.isPlaceholder = true
+        } else if let frame {
+            switch frame.inheritance {
+            case .copy:
+                cell = OwnedCell(frame.loadValue(), owner: owner, record: record)
+            case .fresh:
+                cell = OwnedCell(makeInitialValue(for: owner), owner: owner, record: record)
+            case .shared:
+                cell = Cell(owner: owner, record: record, route: .sharedScope, scope: frame)
+            case .overlay:
+                cell = OverlayCell(owner: owner, record: record, scope: frame)
+            }
+            // A task with no pin is bounded by the scope it inherited, which outlives it.
+            if task != nil, record == nil {
+                keptBy = frame
+            }
+        } else {
+            cell = OwnedCell(makeInitialValue(for: owner), owner: owner, record: record)
+        }
+        var garbage: [Cell<Value>] = []
+        tables.withLock { tables in
+            if owner.isThread {
+                if let stale = tables.threads.updateValue(cell, forKey: owner.id) {
+                    garbage.append(stale)
+                }
+            } else if let stale = tables.tasks.insert(cell) {
+                // A task that ended at this address (tasks with no pin do not hold theirs).
+                garbage.append(stale)
+            }
+            if !tables.parked.isEmpty {
+                garbage += Self.takeParked(of: owner, from: &tables)
+                // A task with no pin that was parked at this address has ended: its address is
+                // another task's now.
+                tables.parked.removeAll { cell in
+                    guard !owner.isThread, cell.owner.address == owner.address else { return false }
+                    garbage.append(cell)
+                    return true
+                }
+                garbage += Self.sweepParked(&tables)
+            }
+            garbage += tables.tasks.sweep(budget: Self.sweepBudget) { $0.ownerHasEnded }
+        }
+        keptBy?.keep(owner, in: self)
+        if owner.isThread {
+            context.observeExit(by: self)
+        }
+        withExtendedLifetime(garbage) {}
+        return cell
+    }
+
+    /// Looks at a few parked cells, from where the last look stopped, and takes out those whose
+    /// owner task has ended.
+    private static func sweepParked(_ tables: inout Tables) -> [Cell<Value>] {
+        var ended: [Cell<Value>] = []
+        var looked = 0
+        while looked < sweepBudget, !tables.parked.isEmpty {
+            let index = tables.parkedCursor % tables.parked.count
+            if tables.parked[index].ownerHasEnded {
+                ended.append(tables.parked.remove(at: index))
+            } else {
+                tables.parkedCursor = index + 1
+            }
+            looked += 1
+        }
+        return ended
+    }
+
+    /// Runs the initializer for `owner`, stopping the program if it touches the same key again.
+    @usableFromInline
+    func makeInitialValue(for owner: OwnerKey) -> Value {
+        let context = ThreadContext.current
+        let me = ObjectIdentifier(self)
+        if context.isInitializing(me, owner) {
+            reentrantInitializer(key: owner.description)
+        }
+        context.initializing.append((me, owner))
+        defer {
+            if let index = context.initializing.lastIndex(where: { $0.storage == me && $0.key == owner }) {
+                context.initializing.remove(at: index)
+            }
+        }
+        return initialValue()
+    }
+
+    func reentrantInitializer(key: String) -> Never {
+        fatalError(
+            """
+            swift-locals: the initializer of Local<\(Value.self)> (discriminator \(discriminatorName)) \
+            touched the same Local for the same key (\(key)) while computing that key's first value, \
+            which would never finish. Compute the initial value without reading or writing this \
+            Local; other Locals are fine.
+            """
+        )
+    }
+
+    @usableFromInline
+    func missingKeyForWrite() -> Never {
+        fatalError(
+            """
+            swift-locals: cannot write Local<\(Value.self)>: \(discriminatorName).currentKey is nil \
+            here, so there is no key to store the value under. Write only where the discriminator \
+            has a current key (for example inside the scope that sets your session), or make \
+            currentKey return one. Reads without a key return the initializer's value unstored.
+            """
+        )
+    }
+
+    // MARK: Removal
+
+    /// Takes out `owner`'s cell. Returns it for release when the caller is its owner or the owner
+    /// task has ended; parks it otherwise (the owner may be reading it now).
+    func removeCell(of owner: OwnerKey, byOwner: Bool) -> [Cell<Value>] {
+        tables.withLock { tables -> [Cell<Value>] in
+            let removed: Cell<Value>?
+            if owner.isThread {
+                removed = tables.threads.removeValue(forKey: owner.id)
+            } else {
+                removed = tables.tasks.remove(at: owner.address) { $0.owner.id == owner.id }
+            }
+            guard let removed else { return [] }
+            epoch.add(1, ordering: .relaxed)
+            if byOwner || removed.ownerHasEnded {
+                return [removed]
+            }
+            tables.parked.append(removed)
+            return []
+        }
+    }
+
+    /// Takes out the cells of children that `ScopeFrame` bounded, now that it is gone. Their
+    /// tasks have ended (each saw the frame while it ran), so nothing needs to be parked.
+    func removeCells(keptBy frame: [OwnerKey]) {
+        let removed = tables.withLock { tables in
+            frame.compactMap { owner in tables.tasks.remove(at: owner.address) { $0.owner.id == owner.id } }
+        }
+        withExtendedLifetime(removed) {}
+    }
+
+    /// Swaps `owner`'s cell (a thread's) for a new one holding `value`, from somewhere other than
+    /// the owner, and parks the old one: its owner may be reading it. Only where the owner still
+    /// has a cell: a scope never brings back an exited thread's value.
+    func replaceCell(of owner: OwnerKey, with value: Value) {
+        let cell = OwnedCell(value, owner: owner, record: nil)
+        tables.withLock { tables in
+            guard let old = tables.threads[owner.id] else { return }
+            tables.threads[owner.id] = cell
+            tables.parked.append(old)
+            epoch.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// Whether `owner` is the running task or thread.
+    func isCurrent(_ owner: OwnerKey) -> Bool {
+        if owner.isThread {
+            // A .task Local keys by the thread only outside tasks.
+            return (kind == .thread || TaskIdentity.current == nil) && ThreadContext.current.id.serial == owner.id
+        }
+        guard let current = TaskIdentity.current else { return false }
+        return OwnerKey(current) == owner
+    }
+
+    func threadExited(_ thread: ThreadID) {
+        let owner = OwnerKey(thread)
+        let cells = tables.withLock { tables in
+            (tables.threads.removeValue(forKey: thread.serial), Self.takeParked(of: owner, from: &tables))
+        }
+        withExtendedLifetime(cells) {}
+    }
+
+    // MARK: Scopes
+
+    /// Opens a `.task` scope for the running context: a frame starting from its current value
+    /// changed by `change`, which its cell's route points into until `closeScope`.
+    @inlinable
+    func openScope(
+        _ inheritance: Inheritance, _ change: (inout Value) -> Void
+    ) -> (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt) {
+        let cell: Unmanaged<Cell<Value>> = cachedCell() ?? Unmanaged.passUnretained(resolveCell())
+        // The cell stays alive while the epoch stays: nobody else frees a running owner's cell
+        // without bumping it.
+        let epoch = self.epoch.load(ordering: .relaxed)
+        let frame = cell._withUnsafeGuaranteedRef { cell -> ScopeFrame<Value> in
+            var value = Access.load(cell)
+            change(&value)
+            let frame = ScopeFrame(
+                value: value, inheritance: inheritance, owner: cell.owner,
+                savedRoute: cell.route, savedScope: cell.scope
+            )
+            cell.route = frame.ownerRoute
+            cell.scope = frame
+            return frame
+        }
+        return (cell, frame, epoch)
+    }
+
+    /// Closes a scope `openScope` opened: the owner's accesses go back where they went before.
+    @inlinable
+    func closeScope(_ opened: (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt)) {
+        if epoch.load(ordering: .relaxed) == opened.epoch {
+            opened.cell._withUnsafeGuaranteedRef { cell in
+                cell.route = opened.frame.savedRoute
+                cell.scope = opened.frame.savedScope
+            }
+        } else {
+            closeScopeSlowly(opened.frame)
+        }
+    }
+
+    /// Closes a scope after some cell was removed meanwhile: the owner's cell may be a placeholder,
+    /// made inside its own scope with no value of its own. A placeholder cannot take the owner
+    /// back where it was before the scope (its own value, its `.overlay` layer), so it goes: the
+    /// owner's next touch makes a new cell from the scope it sees then, running the initializer as
+    /// after any `discard(key:)`.
+    @usableFromInline
+    func closeScopeSlowly(_ frame: ScopeFrame<Value>) {
+        guard let cell = tables.withLock({ Self.cell(of: frame.owner, in: $0) }), cell.scope === frame else { return }
+        if cell.isPlaceholder {
+            let removed = removeCell(of: frame.owner, byOwner: true)
+            withExtendedLifetime(removed) {}
+            return
+        }
+        cell.route = frame.savedRoute
+        cell.scope = frame.savedScope
+    }
+}
+
+extension Storage {
+    // MARK: Sessions
+
+    /// Reads one part of the running context's session value, or of the initial value, unstored,
+    /// where the discriminator has no current key.
+    @inlinable
+    @inline(__always)
+    func sessionRead<T>(_ keyPath: KeyPath<Value, T>) -> T {
+        let sessions = self.sessions.unsafelyUnwrapped
+        while true {
+            guard let cell = sessions.currentCell(self) else {
+                return makeInitialValue(for: .noKey)[keyPath: keyPath]
+            }
+            cell.lock()
+            let part = cell.value?[keyPath: keyPath]
+            cell.unlock()
+            if let part {
+                return part
+            }
+            sessions.forget(cell, self)
+        }
+    }
+
+    /// Writes one part of the running context's session value.
+    @inlinable
+    @inline(__always)
+    func sessionWrite<T>(_ keyPath: WritableKeyPath<Value, T>, _ newValue: T) {
+        let sessions = self.sessions.unsafelyUnwrapped
+        while true {
+            guard let cell = sessions.currentCell(self) else { missingKeyForWrite() }
+            cell.lock()
+            if cell.value != nil {
+                let replaced = cell.value.unsafelyUnwrapped[keyPath: keyPath]
+                cell.value![keyPath: keyPath] = newValue
+                cell.unlock()
+                withExtendedLifetime(replaced) {}  // after the lock: its deinit may use this Local
+                return
+            }
+            cell.unlock()
+            sessions.forget(cell, self)
+        }
+    }
+
+    /// Changes the running context's session value in one atomic step, on a copy that replaces it
+    /// at the end, so that whatever the change drops is released after the lock.
+    @inlinable
+    func sessionUpdate<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+        let sessions = self.sessions.unsafelyUnwrapped
+        while true {
+            guard let cell = sessions.currentCell(self) else { missingKeyForWrite() }
+            cell.lock()
+            guard var updated = cell.value else {
+                cell.unlock()
+                sessions.forget(cell, self)
+                continue
+            }
+            let result: R
+            do {
+                result = try body(&updated)
+            } catch {
+                cell.unlock()
+                throw error
+            }
+            var replaced = Optional(updated)
+            swap(&replaced, &cell.value)
+            cell.unlock()
+            withExtendedLifetime(replaced) {}
+            return result
+        }
+    }
+
+    // MARK: Reset and discard
+
+    /// Drops the running context's own storage (see ``Local/reset()``).
+    func resetCurrent() {
+        if kind == .custom {
+            sessions.unsafelyUnwrapped.resetCurrent(self)
+            return
+        }
+        guard let cell = existingCell() else {
+            // No cell yet: a scope the running task owns, or shares, still has a value to reset.
+            if kind == .task, let frame = scopeKey.get(),
+                frame.inheritance == .shared || frame.owner == currentOwner(ThreadContext.current).owner
+            {
+                let replaced = frame.exchangeValue(makeInitialValue(for: frame.owner))
+                withExtendedLifetime(replaced) {}
+            }
+            return
+        }
+        switch cell.route {
+        case .own:
+            let removed = removeCell(of: cell.owner, byOwner: true)
+            withExtendedLifetime(removed) {}
+        case .scope where cell.scope.unsafelyUnwrapped.isPrivate:
+            // A frozen `.overlay` child starts over from the scope it inherited.
+            // The task is in no scope of its own now, so the innermost one it sees is the one it
+            // inherited and froze from.
+            let kept = cell.frozen
+            cell.route = .overlay
+            cell.scope = scopeKey.get()
+            cell.frozen = nil
+            withExtendedLifetime(kept) {}
+        case .scope, .sharedScope:
+            let replaced = cell.scope.unsafelyUnwrapped.exchangeValue(makeInitialValue(for: cell.owner))
+            withExtendedLifetime(replaced) {}
+        case .overlay:
+            let dropped = unsafeDowncast(cell, to: OverlayCell<Value>.self).layer.clear()
+            withExtendedLifetime(dropped) {}
+        }
+    }
+
+    /// Drops one key's storage (see ``Local/discard(key:)``).
+    func discard<K: Hashable & Sendable>(key: K) {
+        if kind == .custom {
+            sessions.unsafelyUnwrapped.discard(key: key, self)
+            return
+        }
+        let owner: OwnerKey? =
+            switch key {
+            case let key as TaskDiscriminator.Key:
+                switch key {
+                case .task(let task): kind == .task ? OwnerKey(address: task.address, id: task.id) : nil
+                case .thread(let thread): OwnerKey(thread)
+                }
+            case let task as TaskID: kind == .task ? OwnerKey(address: task.address, id: task.id) : nil
+            case let thread as ThreadID: OwnerKey(thread)
+            default: nil
+            }
+        guard let owner else {
+            let expected = kind == .task ? "TaskDiscriminator.Key, TaskID or ThreadID" : "ThreadID"
+            fatalError(
+                """
+                swift-locals: discard(key:) on Local<\(Value.self)> was given a key of type \(K.self), but \
+                its discriminator \(discriminatorName) keys values by \(expected): no context could ever \
+                have that key, so nothing would be discarded. Pass one of those.
+                """
+            )
+        }
+        let removed = removeCell(of: owner, byOwner: isCurrent(owner))
+        withExtendedLifetime(removed) {}
+    }
+
+    // MARK: Scopes of .thread and custom discriminators
+
+    /// What a `.thread` or custom scope restores.
+    @usableFromInline
+    enum Swapped {
+        case thread(OwnerKey, Value)
+        case session(SessionScopeSaved<Value>)
+    }
+
+    /// Changes the current key's value for a `.thread` or custom scope; returns what to restore.
+    /// A session's value is changed in one atomic step (other tasks may share it).
+    @usableFromInline
+    func swapIn(_ change: (inout Value) -> Void) -> Swapped {
+        if kind == .custom {
+            return .session(sessions.unsafelyUnwrapped.swapIn(change, self))
+        }
+        let cell = (cachedCell()?.takeUnretainedValue() ?? resolveCell()).own
+        var changed = cell.value
+        change(&changed)
+        swap(&changed, &cell.value)
+        return .thread(cell.owner, changed)
+    }
+
+    /// Puts a `.thread` or custom scope's saved value back, into the key's storage as it is now.
+    /// Storage dropped inside the scope (by `reset()` or `discard(key:)`) stays dropped: a scope
+    /// never brings back a discarded session or an exited thread's value.
+    @usableFromInline
+    func restore(_ saved: Swapped) {
+        switch saved {
+        case .session(let saved):
+            sessions.unsafelyUnwrapped.restore(saved)
+        case .thread(let owner, let value):
+            if isCurrent(owner) {
+                guard let cell = existingCell()?.own else { return }
+                var replaced = value
+                swap(&replaced, &cell.value)
+                withExtendedLifetime(replaced) {}  // after the swap: its deinit may use this Local
+            } else {
+                // An async scope that ended on another thread: the owner may be reading its cell.
+                replaceCell(of: owner, with: value)
+            }
+        }
+    }
+}
+
+/// Hands out Local identifiers that are never reused, unlike object addresses.
+enum LocalIDs {
+    private static let counter = Atomic<UInt64>(0)
+
+    static func next() -> UInt64 {
+        counter.add(1, ordering: .relaxed).newValue
+    }
+}
