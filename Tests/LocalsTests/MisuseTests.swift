@@ -23,7 +23,16 @@ enum Reentrant {
     }
 }
 
-@Suite("Misuse: the two documented stops, and nothing else traps")
+/// A discriminator whose key depends on the very Local it keys: it would recurse without end.
+struct SelfReferentialDiscriminator: Discriminator {
+    var currentKey: String? { "user-" + SelfReferential.local.name }
+}
+
+enum SelfReferential {
+    static let local = Local(SelfReferentialDiscriminator()) { MisuseValue() }
+}
+
+@Suite("Misuse: the documented stops, and nothing else traps")
 struct MisuseTests {
     static func stderr(_ result: ExitTest.Result?) -> String {
         result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
@@ -113,6 +122,15 @@ struct MisuseTests {
             return thread.simple
         }
         #expect(kept == "kept")
+    }
+
+    @Test("a custom discriminator whose currentKey touches the same Local stops, naming the discriminator")
+    func recursiveDiscriminatorStops() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = SelfReferential.local.name
+        }
+        let message = Self.stderr(result)
+        #expect(message.contains("SelfReferentialDiscriminator.currentKey"), "\(message)")
     }
 
     @Test("discard(key:) with a key of a type the discriminator never produces stops, naming both types")
