@@ -1,5 +1,5 @@
-// One benchmark per row of SPEC section 6 beside the anchor it is judged against, measured in the
-// same run on the same machine. Names start with the row's number, so that the report (sorted by
+// One benchmark per row of the performance contract beside the anchor it is judged against,
+// measured in the same run on the same machine. Names start with the row's number, so that the report (sorted by
 // name) shows each row next to its anchor; row 4 (write) is judged against row 1's Locals read.
 // Names hold no spaces: package-benchmark 1.38.1 writes threshold files with spaces turned into
 // underscores but looks them up with the spaces, so a name with a space is never checked.

@@ -11,8 +11,8 @@ import Musl
 import Locals
 import ServiceContextModule
 
-/// The value the measured Locals hold: the shape of SPEC's `RequestState`, plus the `Int` the rows
-/// read and write.
+/// The value the measured Locals hold: the shape of the documentation's `RequestState`, plus the
+/// `Int` the rows read and write.
 ///
 /// `requestID` is longer than 15 UTF-8 bytes, so it lives on the heap: a read that copies the
 /// whole value out instead of projecting `x` in place pays for the retain and release, as it

@@ -1,5 +1,5 @@
-// Prints SPEC section 6 from one run: each operation beside its anchor, measured in the same
-// process, alternating, with the ratio, the target, and whether it is met.
+// Prints the performance contract of swift-locals from one run: each operation beside its anchor,
+// measured in the same process, alternating, with the ratio, the target, and whether it is met.
 //
 //     swift run -c release --package-path Benchmarks locals-compare [--quick]
 
@@ -30,9 +30,10 @@ struct LocalsCompare {
                 """
                 usage: locals-compare [--quick]
 
-                Prints SPEC section 6 of swift-locals: every operation beside its anchor, measured
-                in the same run, with the ratio, the target and whether it is met. The default run
-                takes about 30 seconds on 2 cores; --quick takes about 5 seconds and is coarser.
+                Prints the performance contract of swift-locals: every operation beside its
+                anchor, measured in the same run, with the ratio, the target and whether it is met.
+                The default run takes about 30 seconds on 2 cores; --quick takes about 5 seconds
+                and is coarser.
                 """
             )
             return
@@ -84,7 +85,7 @@ struct LocalsCompare {
         let swiftVersion = System.run("swift --version")?.split(separator: "\n").first.map(String.init)
         let root = System.libraryRoot
         let revision = System.run("git -C '\(root)' describe --always --dirty --abbrev=10") ?? "unknown"
-        print("swift-locals performance: SPEC section 6, every row beside its anchor, one run")
+        print("swift-locals performance: every row of the performance contract beside its anchor, one run")
         print("")
         print("  machine   \(System.cpuModel), \(System.onlineCores) cores (nproc)")
         print("  swift     \(swiftVersion ?? "unknown (swift --version did not run)")")

@@ -1,4 +1,4 @@
-// The memory rows and the two-tasks row of SPEC section 6.
+// The memory rows and the two-tasks rows of the performance contract.
 
 import Locals
 import LocalsBenchmarkSupport
