@@ -1,6 +1,7 @@
 // One benchmark per row of the performance contract beside the anchor it is judged against,
-// measured in the same run on the same machine. Names start with the row's number, so that the report (sorted by
-// name) shows each row next to its anchor; row 4 (write) is judged against row 1's Locals read.
+// measured in the same run on the same machine. Names start with the row's number in two digits
+// (package-benchmark sorts names as text, so "10." would land before "2."), so that the report
+// shows each row next to its anchor; row 04 (write) is judged against row 01's Locals read.
 // Names hold no spaces: package-benchmark 1.38.1 writes threshold files with spaces turned into
 // underscores but looks them up with the spaces, so a name with a space is never checked.
 //
@@ -54,7 +55,7 @@ let benchmarks: @Sendable () -> Void = {
 
     // MARK: Read, `.task`, steady state, no scope: at most 1.5x one identity call
 
-    Benchmark("1.TaskRead.Locals") { benchmark async in
+    Benchmark("01.TaskRead.Locals") { benchmark async in
         let local = taskLocal
         blackHole(local.x)  // first touch: creates this task's storage
         benchmark.startMeasurement()
@@ -64,7 +65,7 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
     }
 
-    Benchmark("1.TaskRead.AnchorIdentityCall") { benchmark async in
+    Benchmark("01.TaskRead.AnchorIdentityCall") { benchmark async in
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
             blackHole(withUnsafeCurrentTask { unsafeBitCast($0, to: Int.self) })
@@ -74,7 +75,7 @@ let benchmarks: @Sendable () -> Void = {
 
     // MARK: Read inside a scope: at most 1.5x (one @TaskLocal read + one identity call)
 
-    Benchmark("2.ReadInScope.Locals") { benchmark async in
+    Benchmark("02.ReadInScope.Locals") { benchmark async in
         let local = taskLocal
         local.withValue(\.x, 1) {
             blackHole(local.x)
@@ -86,7 +87,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("2.ReadInScope.AnchorTaskLocalReadPlusIdentityCall") { benchmark async in
+    Benchmark("02.ReadInScope.AnchorTaskLocalReadPlusIdentityCall") { benchmark async in
         let anchor = Anchor.$value
         anchor.withValue(1) {
             benchmark.startMeasurement()
@@ -101,7 +102,7 @@ let benchmarks: @Sendable () -> Void = {
     // ours to gate: its allocation count moves between runs, so it gets some slack.
     var peerConfiguration = Benchmark.defaultConfiguration
     peerConfiguration.thresholds?[.mallocCountTotal] = BenchmarkThresholds(absolute: [.p90: 16])
-    Benchmark("2.ReadInScope.PeerServiceContextRead", configuration: peerConfiguration) { benchmark async in
+    Benchmark("02.ReadInScope.PeerServiceContextRead", configuration: peerConfiguration) { benchmark async in
         ServiceContext.withValue(serviceContextWithValue(1)) {
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {
@@ -113,7 +114,7 @@ let benchmarks: @Sendable () -> Void = {
 
     // MARK: Read, `.thread`: at most 3x pthread_getspecific
 
-    Benchmark("3.ThreadRead.Locals") { benchmark async in
+    Benchmark("03.ThreadRead.Locals") { benchmark async in
         let local = threadLocal
         blackHole(local.x)  // first touch on this thread
         benchmark.startMeasurement()
@@ -123,7 +124,7 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
     }
 
-    Benchmark("3.ThreadRead.AnchorPthreadGetspecific") { benchmark async in
+    Benchmark("03.ThreadRead.AnchorPthreadGetspecific") { benchmark async in
         let key = pthreadKey
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
@@ -132,9 +133,9 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
     }
 
-    // MARK: Write, `.task`, steady state: at most 1.5x the same read ("1.TaskRead.Locals")
+    // MARK: Write, `.task`, steady state: at most 1.5x the same read ("01.TaskRead.Locals")
 
-    Benchmark("4.TaskWrite.Locals") { benchmark async in
+    Benchmark("04.TaskWrite.Locals") { benchmark async in
         let local = taskLocal
         local.x = 0  // first touch
         benchmark.startMeasurement()
@@ -147,7 +148,7 @@ let benchmarks: @Sendable () -> Void = {
 
     // MARK: Scope enter + exit: at most 3x TaskLocal.withValue enter + exit
 
-    Benchmark("5.ScopeEnterExit.Locals") { benchmark async in
+    Benchmark("05.ScopeEnterExit.Locals") { benchmark async in
         let local = taskLocal
         blackHole(local.x)  // first touch
         benchmark.startMeasurement()
@@ -157,7 +158,7 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
     }
 
-    Benchmark("5.ScopeEnterExit.AnchorTaskLocalWithValue") { benchmark async in
+    Benchmark("05.ScopeEnterExit.AnchorTaskLocalWithValue") { benchmark async in
         let anchor = Anchor.$value
         benchmark.startMeasurement()
         for i in benchmark.scaledIterations {
@@ -167,6 +168,6 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // The allocation rows (0 per steady-state read or write of a trivial value) are the
-    // mallocCountTotal columns of "1.TaskRead.Locals", "4.TaskWrite.Locals" and "3.ThreadRead.Locals",
-    // held at 0 by the thresholds above.
+    // mallocCountTotal columns of "01.TaskRead.Locals", "04.TaskWrite.Locals" and
+    // "03.ThreadRead.Locals", held at 0 by the thresholds above.
 }
