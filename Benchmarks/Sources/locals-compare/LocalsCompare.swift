@@ -32,7 +32,7 @@ struct LocalsCompare {
 
                 Prints the performance contract of swift-locals: every operation beside its
                 anchor, measured in the same run, with the ratio, the target and whether it is met.
-                The default run takes about 30 seconds on 2 cores; --quick takes about 5 seconds
+                The default run takes about 45 seconds on 2 cores; --quick takes about 6 seconds
                 and is coarser.
                 """
             )
