@@ -4,7 +4,7 @@
 // dependencies (the way swift-log and swift-nio keep package-benchmark out of their root manifest).
 //
 //     swift package --package-path Benchmarks benchmark                  # package-benchmark suite
-//     swift run -c release --package-path Benchmarks locals-compare       # SPEC section 6 table
+//     swift run -c release --package-path Benchmarks locals-compare       # performance table
 //     Benchmarks/ci.sh                                                    # build only, for CI
 import PackageDescription
 
@@ -39,7 +39,7 @@ let package = Package(
             path: "LocalsBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
-        // One run, one table: SPEC section 6 with every anchor measured beside its row.
+        // One run, one table: the performance contract, every anchor measured beside its row.
         .executableTarget(
             name: "locals-compare",
             dependencies: [

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Benchmarks package in release mode, the way the benchmarks run: the package-benchmark
-# suite (LocalsBenchmarks), the SPEC section 6 table (locals-compare) and the profiling loop
+# suite (LocalsBenchmarks), the performance table (locals-compare) and the profiling loop
 # (locals-profile). Runs no benchmark: timings on shared CI machines are noise. Fails on a
 # compiler warning in this package's own sources.
 #

@@ -10,9 +10,10 @@ import Musl
 #endif
 import Locals
 import ServiceContextModule
+import Synchronization
 
-/// The value the measured Locals hold: the shape of SPEC's `RequestState`, plus the `Int` the rows
-/// read and write.
+/// The value the measured Locals hold: the shape of the documentation's `RequestState`, plus the
+/// `Int` the rows read and write.
 ///
 /// `requestID` is longer than 15 UTF-8 bytes, so it lives on the heap: a read that copies the
 /// whole value out instead of projecting `x` in place pays for the retain and release, as it
@@ -30,6 +31,46 @@ public let taskLocal = Local { RequestState() }
 
 /// The `.thread` Local of the thread rows.
 public let threadLocal = Local(.thread) { RequestState() }
+
+/// A custom discriminator as the documentation writes one: a session ID held in a `@TaskLocal`.
+public struct SessionDiscriminator: Discriminator {
+    @TaskLocal public static var sessionID: String?
+
+    public init() {}
+
+    public var currentKey: String? { Self.sessionID }
+}
+
+/// The sessions the session rows bind, one per task of the two-sessions row. Both are at most 15
+/// UTF-8 bytes, so they are stored inline: binding and comparing them never allocates.
+public let sessionIDs = ["s-1", "s-2"]
+
+/// The custom-discriminator Local of the session rows (the documentation's `cart`).
+public let sessionLocal = Local(SessionDiscriminator()) { RequestState() }
+
+/// The anchor of the session rows: the dictionary behind a lock a user would write by hand,
+/// holding a value for each of ``sessionIDs``.
+///
+/// A class around the `Mutex`, held in a local constant by the loops as the Local is, so that
+/// neither side pays a global's one-time initialization check on every access (a `Mutex` cannot
+/// be copied into a local constant itself).
+public final class SessionTable: Sendable {
+    public let values = Mutex<[String: RequestState]>(
+        Dictionary(uniqueKeysWithValues: sessionIDs.map { ($0, RequestState()) })
+    )
+
+    public init() {}
+
+    /// The anchor's read: the same `currentKey` the Local reads (the session's `@TaskLocal`), then
+    /// the lookup, under the lock.
+    @inlinable
+    @inline(__always)
+    public func currentX() -> Int? {
+        values.withLock { $0[SessionDiscriminator.sessionID!]?.x }
+    }
+}
+
+public let sessionTable = SessionTable()
 
 /// A plain `@TaskLocal`: the platform's own scoped, per-task value.
 public enum Anchor {

@@ -1,4 +1,4 @@
-// The memory rows and the two-tasks row of SPEC section 6.
+// The memory rows and the two-tasks rows of the performance contract.
 
 import Locals
 import LocalsBenchmarkSupport
@@ -134,13 +134,23 @@ func liveEntriesChild(touching: Bool, count: Int) async {
 
 // MARK: Reads from 2 tasks at once vs 1
 
-/// What each task of the scaling row does in its loop.
+/// What each task of a scaling row does in its loop, and where the tasks are made.
 enum ScalingWorkload: Sendable {
-    /// `local.x` of a `.task` Local: the row.
+    /// `local.x` of a `.task` Local, in plain tasks of the global pool.
     case localRead
-    /// The identity call: the control, which shares nothing between tasks and so shows how far
-    /// two tasks can scale on this machine at all.
+    /// The identity call in plain tasks: the control of ``localRead``, which shares nothing
+    /// between tasks and so shows how far two tasks can scale on this machine at all.
     case identityCall
+    /// `local.x` in children of one `.copy` scope, the scope opened before the clock starts.
+    case scopeChildRead
+    /// The identity call in children of one `.copy` scope: the control of ``scopeChildRead``.
+    case scopeChildIdentityCall
+    /// A custom-discriminator Local's `x`, each task bound to a session of its own.
+    case sessionRead
+    /// The session ID's `@TaskLocal` alone, under the same bindings: the control of
+    /// ``sessionRead``. It is the part of a session read that shares nothing between tasks, so
+    /// whatever the row falls short of it comes from what the sessions share.
+    case sessionIDRead
 }
 
 struct ScalingResult {
@@ -151,22 +161,48 @@ struct ScalingResult {
     var ratio: Double { 2 * oneTaskSeconds / twoTasksSeconds }
 }
 
-/// Seconds for `tasks` tasks of the global pool, started together, each to run `workload`
-/// `operations` times.
+/// Seconds for `tasks` tasks, started together, each to run `workload` `operations` times. The
+/// scope of the scope-children rows is opened, and closed, outside the timed part.
 nonisolated func timeConcurrent(_ workload: ScalingWorkload, tasks: Int, operations: Int) async -> Double {
+    switch workload {
+    case .scopeChildRead, .scopeChildIdentityCall:
+        await taskLocal.withValues(inheritance: .copy, { $0.x = 1 }) {
+            await timeTasks(workload, tasks: tasks, operations: operations)
+        }
+    case .localRead, .identityCall, .sessionRead, .sessionIDRead:
+        await timeTasks(workload, tasks: tasks, operations: operations)
+    }
+}
+
+/// Seconds for `tasks` task-group children of the running task, started together, each to run
+/// `workload` `operations` times.
+nonisolated func timeTasks(_ workload: ScalingWorkload, tasks: Int, operations: Int) async -> Double {
     let start = System.now()
     await withDiscardingTaskGroup { group in
-        for _ in 0..<tasks {
+        for index in 0..<tasks {
             group.addTask {
                 switch workload {
-                case .localRead:
+                case .localRead, .scopeChildRead:
                     let local = taskLocal
                     for _ in 0..<operations {
                         sink(local.x)
                     }
-                case .identityCall:
+                case .identityCall, .scopeChildIdentityCall:
                     for _ in 0..<operations {
                         sink(withUnsafeCurrentTask { unsafeBitCast($0, to: Int.self) })
+                    }
+                case .sessionRead:
+                    let sessions = sessionLocal
+                    SessionDiscriminator.$sessionID.withValue(sessionIDs[index]) {
+                        for _ in 0..<operations {
+                            sink(sessions.x)
+                        }
+                    }
+                case .sessionIDRead:
+                    SessionDiscriminator.$sessionID.withValue(sessionIDs[index]) {
+                        for _ in 0..<operations {
+                            sink(SessionDiscriminator.sessionID)
+                        }
                     }
                 }
             }
@@ -175,16 +211,33 @@ nonisolated func timeConcurrent(_ workload: ScalingWorkload, tasks: Int, operati
     return Double(System.now() - start) / 1e9
 }
 
-/// One task alone against two at once, alternating, best of `settings.runs` each.
-func measureScaling(_ workload: ScalingWorkload, _ settings: Settings, nanoseconds: Double) async -> ScalingResult {
-    let operations = max(100_000, Int(settings.secondsPerRun * 1e9 / max(nanoseconds, 1)))
-    var result = ScalingResult(readsPerTask: operations, oneTaskSeconds: .infinity, twoTasksSeconds: .infinity)
-    _ = await timeConcurrent(workload, tasks: 2, operations: operations / 10)
-    for _ in 0..<settings.runs {
-        let one = await timeConcurrent(workload, tasks: 1, operations: operations)
-        let two = await timeConcurrent(workload, tasks: 2, operations: operations)
-        result.oneTaskSeconds = min(result.oneTaskSeconds, one)
-        result.twoTasksSeconds = min(result.twoTasksSeconds, two)
+/// A scaling row and its control: one task alone against two at once, each, the row's runs and
+/// the control's alternating so that a neighbour busy on the other core shows in both; best of
+/// `settings.runs` each. `nanoseconds` are the ops' costs, measured earlier, that size the runs.
+func measureScaling(
+    _ row: ScalingWorkload,
+    nanoseconds: Double,
+    control: ScalingWorkload,
+    controlNanoseconds: Double,
+    _ settings: Settings
+) async -> (row: ScalingResult, control: ScalingResult) {
+    func operations(_ nanoseconds: Double) -> Int {
+        max(100_000, Int(settings.secondsPerScalingRun * 1e9 / max(nanoseconds, 1)))
     }
-    return result
+    var results = [operations(nanoseconds), operations(controlNanoseconds)].map {
+        ScalingResult(readsPerTask: $0, oneTaskSeconds: .infinity, twoTasksSeconds: .infinity)
+    }
+    for (index, workload) in [row, control].enumerated() {
+        _ = await timeConcurrent(workload, tasks: 2, operations: results[index].readsPerTask / 10)
+    }
+    for _ in 0..<settings.runs {
+        for (index, workload) in [row, control].enumerated() {
+            let operations = results[index].readsPerTask
+            let one = await timeConcurrent(workload, tasks: 1, operations: operations)
+            let two = await timeConcurrent(workload, tasks: 2, operations: operations)
+            results[index].oneTaskSeconds = min(results[index].oneTaskSeconds, one)
+            results[index].twoTasksSeconds = min(results[index].twoTasksSeconds, two)
+        }
+    }
+    return (results[0], results[1])
 }

@@ -13,12 +13,18 @@ struct Settings {
     var liveTasks: Int
     /// Fresh processes per side of the bytes-per-entry row; the smallest reading counts.
     var liveRounds: Int
+    /// About how long one task of a two-tasks row runs in one run. Shorter than `secondsPerRun`:
+    /// each of those rows makes four runs per round (one task and two, the row and its control),
+    /// and starting a task costs microseconds, still far below this.
+    var secondsPerScalingRun: Double
 
     static let standard = Settings(
-        runs: 5, secondsPerRun: 0.25, sequentialTasks: 1_000_000, liveTasks: 100_000, liveRounds: 2
+        runs: 5, secondsPerRun: 0.25, sequentialTasks: 1_000_000, liveTasks: 100_000, liveRounds: 2,
+        secondsPerScalingRun: 0.15
     )
     static let quick = Settings(
-        runs: 3, secondsPerRun: 0.04, sequentialTasks: 100_000, liveTasks: 20_000, liveRounds: 1
+        runs: 3, secondsPerRun: 0.04, sequentialTasks: 100_000, liveTasks: 20_000, liveRounds: 1,
+        secondsPerScalingRun: 0.03
     )
 
     static let minimumIterations = 10_000
@@ -65,6 +71,28 @@ func compare(
     for _ in 0..<settings.runs {
         best.operation = min(best.operation, operation(iterations))
         best.anchor = min(best.anchor, anchor(iterations))
+    }
+    return best
+}
+
+/// ``compare(_:operation:anchor:)`` for rows whose runs await: each run opens a scope, or makes
+/// the task that does the timing, before it times.
+func compareAsync(
+    _ settings: Settings,
+    operation: (Int) async -> Double,
+    anchor: (Int) async -> Double
+) async -> Timing {
+    let pilot = Settings.minimumIterations
+    var slowest = 0.1
+    for _ in 0..<2 {
+        slowest = max(slowest, await operation(pilot), await anchor(pilot))
+    }
+    let wanted = Int(settings.secondsPerRun * 1e9 / slowest)
+    let iterations = min(max(wanted, Settings.minimumIterations), Settings.maximumIterations)
+    var best = Timing(operation: .infinity, anchor: .infinity, iterations: iterations)
+    for _ in 0..<settings.runs {
+        best.operation = min(best.operation, await operation(iterations))
+        best.anchor = min(best.anchor, await anchor(iterations))
     }
     return best
 }
