@@ -50,12 +50,13 @@ public final class Local<Value: Sendable>: Sendable {
     ///     counts), never while a lock is held, and again only after ``reset()`` or
     ///     ``discard(key:)``. It may use other Locals; touching this same Local for the same key
     ///     stops the program, since that would never finish.
+    @inlinable
     public init<D: Discriminator>(
         _ discriminator: D = .task,
         inheritance: Inheritance = .copy,
         initialValue: @escaping @Sendable () -> Value
     ) {
-        storage = Storage(discriminator, initialValue: initialValue)
+        storage = Storage.make(discriminator, initialValue: initialValue)
         self.inheritance = inheritance
     }
 
@@ -78,7 +79,11 @@ public final class Local<Value: Sendable>: Sendable {
         }
         @inline(__always) set {
             if storage.kind == .custom {
-                storage.sessionWrite(keyPath, newValue)
+                guard let cell = storage.lockedSessionCell() else { storage.missingKeyForWrite() }
+                let replaced = cell.value.pointee[keyPath: keyPath]
+                cell.value.pointee[keyPath: keyPath] = newValue
+                cell.unlock()
+                withExtendedLifetime(replaced) {}  // after the lock: its deinit may use this Local
                 return
             }
             let replaced = storage.withCell { Access.write($0, keyPath, newValue) }
@@ -104,7 +109,11 @@ public final class Local<Value: Sendable>: Sendable {
     @inline(__always)
     func project<T>(_ keyPath: KeyPath<Value, T>) -> T {
         if storage.kind == .custom {
-            return storage.sessionRead(keyPath)
+            guard let cell = storage.lockedSessionCell() else {
+                return storage.makeInitialValue(for: .noKey)[keyPath: keyPath]
+            }
+            defer { cell.unlock() }
+            return cell.value.pointee[keyPath: keyPath]
         }
         return storage.withCell { Access.read($0, keyPath) }
     }

@@ -8,13 +8,14 @@
 /// it, discarded it, or was itself released), the record leaves the registry and the pin is
 /// dropped, so nothing of a task outlives the storage that used it.
 ///
-/// Records live in shards picked by task address, each with its own lock; uniqueness is checked
-/// only under the shard's lock, so two sweeps never inspect the same pin at once.
+/// Records live in shards picked by task id, each an `AddressTable` under its own lock; a
+/// record's pin (and so its address) and use count are only touched under that lock, so two
+/// sweeps never inspect the same pin at once.
 enum TaskRegistry {
-    private static let shards = (0..<16).map { _ in Locked.make([UInt: TaskRecord]()) }
+    private static let shards = (0..<16).map { _ in Locked.make(AddressTable<TaskRecord>()) }
 
-    static func shard(of address: UInt) -> Locked<[UInt: TaskRecord]> {
-        shards[Int((address >> 6) & 15)]
+    static func shard(of id: UInt64) -> Locked<AddressTable<TaskRecord>> {
+        shards[Int(truncatingIfNeeded: id & 15)]
     }
 
     /// The record that bounds the running task's lifetime, with one more user: the task's own
@@ -30,15 +31,15 @@ enum TaskRegistry {
 
     private static func adopt(_ task: TaskIdentity, pin: TaskPin) -> TaskRecord {
         var replaced: TaskRecord?
-        let record = shard(of: task.address).withLock { records -> TaskRecord in
-            if let record = records[task.address], record.id == task.id {
+        let record = shard(of: task.id).withLock { records -> TaskRecord in
+            if let record = records.entry(at: task.address), record.id == task.id {
                 record.users += 1
                 return record
             }
-            // A record left at this address has no users yet being counted down, or belongs to
-            // an ended task whose last cell is on its way out: the new task takes the place.
-            let record = TaskRecord(pin: pin, id: task.id, address: task.address)
-            replaced = records.updateValue(record, forKey: task.address)
+            // A record left at this address belongs to a task that has ended, whose last cell is
+            // on its way out: the new task takes the place.
+            let record = TaskRecord(pin: pin, id: task.id)
+            replaced = records.insert(record)
             return record
         }
         // Dropping a pin may destroy the task object, which may release its result (user code).
@@ -48,33 +49,37 @@ enum TaskRegistry {
 
     /// One user of `record` (a cell) is gone: the last one takes the record out of the registry.
     static func release(_ record: TaskRecord) {
-        let removed = shard(of: record.address).withLock { records -> TaskRecord? in
+        let removed = shard(of: record.id).withLock { records -> TaskRecord? in
             record.users -= 1
-            guard record.users == 0, records[record.address] === record else { return nil }
-            return records.removeValue(forKey: record.address)
+            guard record.users == 0 else { return nil }
+            return records.remove(at: record.tableAddress) { $0 === record }
         }
         withExtendedLifetime(removed) {}
     }
 
     /// Whether the record's task has ended.
     static func hasEnded(_ record: TaskRecord) -> Bool {
-        shard(of: record.address).withLock { _ in TaskPin.taskHasEnded(&record.pin) }
+        shard(of: record.id).withLock { _ in TaskPin.taskHasEnded(&record.pin) }
     }
 }
 
-/// A heap task's pin, shared by every cell that belongs to the task.
-final class TaskRecord: @unchecked Sendable {
+/// A heap task's pin, shared by every cell that belongs to the task: 40 bytes, for every task that
+/// touches a Local.
+final class TaskRecord: @unchecked Sendable, AddressKeyed {
     // @unchecked: `pin` and `users` are touched only under the registry shard's lock.
     @exclusivity(unchecked) var pin: TaskPin
     /// How many cells use this record.
     @exclusivity(unchecked) var users = 1
-    /// The pinned task's 64-bit id and address.
+    /// The pinned task's 64-bit id.
     let id: UInt64
-    let address: UInt
 
-    init(pin: TaskPin, id: UInt64, address: UInt) {
+    init(pin: TaskPin, id: UInt64) {
         self.pin = pin
         self.id = id
-        self.address = address
+    }
+
+    /// The pinned task's address (read under the shard's lock, as the pin is).
+    var tableAddress: UInt {
+        UInt(bitPattern: Unmanaged.passUnretained(pin).toOpaque())
     }
 }

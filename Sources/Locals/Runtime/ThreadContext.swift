@@ -43,13 +43,13 @@ final class ThreadContext {
     @usableFromInline let slots: UnsafeMutablePointer<CacheSlot>
     @inlinable static var slotMask: Int { 63 }
     /// Keys whose initializer is running on this thread right now, to stop re-entrant touches.
-    var initializing: [(storage: ObjectIdentifier, key: OwnerKey)] = []
+    @exclusivity(unchecked) var initializing: [(storage: ObjectIdentifier, key: OwnerKey)] = []
     /// Session keys whose initializer is running on this thread right now, by session table.
-    var initializingSessions: [(table: ObjectIdentifier, key: AnyHashable)] = []
+    @exclusivity(unchecked) var initializingSessions: [(table: ObjectIdentifier, key: AnyHashable)] = []
     /// How deep custom discriminators' `currentKey` calls are nested on this thread right now.
-    @usableFromInline var keyDepth = 0
+    @exclusivity(unchecked) @usableFromInline var keyDepth = 0
     /// Storages that hold a value for this thread and are told when it exits.
-    private var observers: [ObjectIdentifier: Observer] = [:]
+    @exclusivity(unchecked) private var observers: [ObjectIdentifier: Observer] = [:]
 
     private struct Observer {
         weak var storage: (any ThreadExitObserver)?

@@ -1,6 +1,9 @@
 /// One access to a task's or thread's cell, by the cell's route: the only code that reads or
 /// writes a value where it lives. Inlined into the caller, so that a literal key path folds to a
-/// field access, except for the `.overlay` route, which is out of line.
+/// field access: the key path is only ever applied here, never passed on as a value or captured
+/// by a closure given to code out of line, which would make the caller build the key path object
+/// (a shared, reference-counted object) on every access. Only an `.overlay` child's write needs
+/// the object, to tell a stored part from an element.
 @usableFromInline
 enum Access {
     /// Reads one part of the value the cell's owner sees.
@@ -12,14 +15,20 @@ enum Access {
             return cell.own.value[keyPath: keyPath]
         case .scope:
             // The owner's own scope: only the owner writes it, so it reads without the lock.
-            return cell.scope.unsafelyUnwrapped.value[keyPath: keyPath]
+            return cell.withScope { $0.value[keyPath: keyPath] }
         case .sharedScope:
-            let frame = cell.scope.unsafelyUnwrapped
-            frame.lock()
-            defer { frame.unlock() }
-            return frame.value[keyPath: keyPath]
+            return cell.withScope { frame in
+                frame.lock()
+                defer { frame.unlock() }
+                return frame.value[keyPath: keyPath]
+            }
         case .overlay:
-            return overlayRead(cell, keyPath)
+            return cell.withScope { frame in
+                let overlay = unsafeDowncast(cell, to: OverlayCell<Value>.self)
+                let view = overlay.beginRead(frame)
+                defer { overlay.endRead(frame) }
+                return view?.pointee[keyPath: keyPath] ?? frame.value[keyPath: keyPath]
+            }
         }
     }
 
@@ -44,14 +53,16 @@ enum Access {
             return replaced
         case .scope, .sharedScope:
             // Children may be copying or reading through the scope's value: write under its lock.
-            let frame = cell.scope.unsafelyUnwrapped
-            frame.lock()
-            let replaced = frame.value[keyPath: keyPath]
-            frame.value[keyPath: keyPath] = newValue
-            frame.unlock()
-            return replaced
+            return cell.withScope { frame in
+                frame.lock()
+                let replaced = frame.value[keyPath: keyPath]
+                frame.value[keyPath: keyPath] = newValue
+                frame.version &+= 1
+                frame.unlock()
+                return replaced
+            }
         case .overlay:
-            overlayWrite(cell, keyPath, newValue)
+            overlayWrite(cell, keyPath: { keyPath }, newValue)
             return nil
         }
     }
@@ -64,7 +75,7 @@ enum Access {
         case .own:
             return try body(&cell.own.value)
         case .scope, .sharedScope:
-            return try cell.scope.unsafelyUnwrapped.mutate(body)
+            return try cell.withScope { frame throws(E) in try frame.mutate(body) }
         case .overlay:
             return try overlayUpdate(cell, body)
         }
@@ -76,28 +87,11 @@ enum Access {
     static func overlayUpdate<Value, R, E: Error>(
         _ cell: Cell<Value>, _ body: (inout Value) throws(E) -> R
     ) throws(E) -> R {
-        var merged = cell.overlaid()
+        let overlay = unsafeDowncast(cell, to: OverlayCell<Value>.self)
+        var merged = overlay.overlaid()
         let result = try body(&merged)
-        cell.freeze(merged)
+        overlay.freeze(merged)
         return result
-    }
-
-    /// An `.overlay` child's read: a part the child has not written comes from the scope's live
-    /// value, under its lock, with no copy; anything else from the merged view.
-    @usableFromInline
-    static func overlayRead<Value, T>(_ cell: Cell<Value>, _ keyPath: KeyPath<Value, T>) -> T {
-        if let layer = (cell as? OverlayCell<Value>)?.layer, !layer.isEmpty {
-            let untouched = MemoryLayout<Value>.offset(of: keyPath).map {
-                !layer.overlaps(offset: $0, size: MemoryLayout<T>.size)
-            }
-            if untouched != true {
-                return cell.overlaid()[keyPath: keyPath]
-            }
-        }
-        let frame = cell.scope.unsafelyUnwrapped
-        frame.lock()
-        defer { frame.unlock() }
-        return frame.value[keyPath: keyPath]
     }
 
     /// An `.overlay` child's write. A stored part of the value goes into the child's layer, on top
@@ -106,13 +100,19 @@ enum Access {
     /// owner changed it, so it is applied to the child's view now, and the child keeps that view
     /// as its own value from then on.
     @usableFromInline
-    static func overlayWrite<Value, T>(_ cell: Cell<Value>, _ keyPath: WritableKeyPath<Value, T>, _ newValue: T) {
+    static func overlayWrite<Value, T>(
+        _ cell: Cell<Value>, keyPath makeKeyPath: () -> WritableKeyPath<Value, T>, _ newValue: T
+    ) {
+        let keyPath = makeKeyPath()
         if keyPath != \Value.self as AnyKeyPath, let offset = MemoryLayout<Value>.offset(of: keyPath) {
-            unsafeDowncast(cell, to: OverlayCell<Value>.self).layer.record(keyPath, offset: offset, newValue)
+            let overlay = unsafeDowncast(cell, to: OverlayCell<Value>.self)
+            overlay.layer.record(keyPath, offset: offset, newValue)
+            overlay.layerChanged()
             return
         }
-        var merged = cell.overlaid()
+        let overlay = unsafeDowncast(cell, to: OverlayCell<Value>.self)
+        var merged = overlay.overlaid()
         merged[keyPath: keyPath] = newValue
-        cell.freeze(merged)
+        overlay.freeze(merged)
     }
 }

@@ -56,19 +56,18 @@ enum Route: UInt8, Sendable {
 /// threads. Everyone else only adds the cell to or removes it from a locked table; nobody else
 /// writes into it.
 @usableFromInline
-class Cell<Value: Sendable>: @unchecked Sendable {
+class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
     @exclusivity(unchecked) @usableFromInline final var route: Route
+    /// Made for an owner whose cell was dropped inside its own scope: it only ever points into
+    /// the owner's scopes, and goes when the scope it was made in closes. (Beside `route`, so
+    /// that the two share a word.)
+    @exclusivity(unchecked) final var isPlaceholder = false
     /// The scope `route` points into (nil for `.own`), not retained: while the owner runs, the
     /// scope is kept alive by the task-local binding that published it (or, for the owner's own
     /// scope, by the call that opened it), and nobody but the owner follows this pointer. So an
     /// ended task's cell, waiting to be swept, keeps no scope (and no scope's value) alive.
     @exclusivity(unchecked) @usableFromInline final unowned(unsafe) var scope: ScopeFrame<Value>?
-    /// A frozen `.overlay` child's own value (see `freeze`): the one frame only this cell keeps.
-    @exclusivity(unchecked) final var frozen: ScopeFrame<Value>?
     @usableFromInline final let owner: OwnerKey
-    /// Made for an owner whose cell was dropped inside its own scope: it only ever points into
-    /// the owner's scopes, and goes when the scope it was made in closes.
-    @exclusivity(unchecked) final var isPlaceholder = false
     /// The pin of the owning heap task (or of an `async let` child's heap ancestor); answers
     /// whether the task has ended. Nil for threads, and where the runtime gives no pin.
     final let record: TaskRecord?
@@ -86,9 +85,19 @@ class Cell<Value: Sendable>: @unchecked Sendable {
         }
     }
 
+    final var tableAddress: UInt { owner.address }
+
     /// Whether the owner is a task that has ended (never true for threads or unpinned tasks).
     final var ownerHasEnded: Bool {
         record.map(TaskRegistry.hasEnded) ?? false
+    }
+
+    /// Runs `body` on the scope the route points into, with no retain (see `scope`).
+    @inlinable
+    @inline(__always)
+    final func withScope<R, E: Error>(_ body: (ScopeFrame<Value>) throws(E) -> R) throws(E) -> R {
+        let frame = Unmanaged.passUnretained(scope.unsafelyUnwrapped)
+        return try frame._withUnsafeGuaranteedRef { frame in Result { () throws(E) -> R in try body(frame) } }.get()
     }
 
     /// The cell's own value: only for the `.own` route, which only an `OwnedCell` takes.
@@ -97,27 +106,6 @@ class Cell<Value: Sendable>: @unchecked Sendable {
         unsafeDowncast(self, to: OwnedCell<Value>.self)
     }
 
-    /// An `.overlay` child's view: the scope's live value with the child's writes on top.
-    final func overlaid() -> Value {
-        var merged = scope.unsafelyUnwrapped.loadValue()
-        (self as? OverlayCell<Value>)?.layer.apply(to: &merged)
-        return merged
-    }
-
-    /// An `.overlay` child stops reading through: from now on it reads and writes `value` (what
-    /// it sees now, changed) as its own, kept in a private frame that no other task sees, until
-    /// `reset()` sends it back to the scope.
-    final func freeze(_ value: Value) {
-        // Not linked to the scope it froze from: an ended child's cell keeps nothing of it alive.
-        let kept = ScopeFrame(value: value, inheritance: .copy, owner: owner, savedRoute: .overlay, savedScope: nil)
-        kept.isPrivate = true
-        route = .scope
-        scope = kept
-        frozen = kept
-        // Released once the cell is whole again: a deinit may use this very Local.
-        let dropped = (self as? OverlayCell<Value>)?.layer.clear()
-        withExtendedLifetime(dropped) {}
-    }
 }
 
 /// A cell with a value of its own: a task or thread outside any scope, or a child of a `.copy` or
@@ -133,11 +121,108 @@ final class OwnedCell<Value: Sendable>: Cell<Value>, @unchecked Sendable {
 }
 
 /// The cell of a child of an `.overlay` scope: its own writes on top of the scope's live value.
+///
+/// While the child has written nothing, it reads the scope's value in place. Once it has, it
+/// reads a merged copy (the scope's value with the layer replayed on it), made again only when
+/// the scope's value or the layer changed since: the scope's version tells.
+@usableFromInline
 final class OverlayCell<Value: Sendable>: Cell<Value>, @unchecked Sendable {
-    let layer = OverlayLayer<Value>()
+    @usableFromInline let layer = OverlayLayer<Value>()
+    /// The merged view, in memory of its own so that a read projects it in place; valid while
+    /// `mergedVersion` is the scope's version and the layer has not changed.
+    @exclusivity(unchecked) @usableFromInline var merged: UnsafeMutablePointer<Value>?
+    @exclusivity(unchecked) @usableFromInline var mergedVersion: UInt = 0
+    @exclusivity(unchecked) @usableFromInline var mergedIsCurrent = false
 
     init(owner: OwnerKey, record: TaskRecord?, scope: ScopeFrame<Value>) {
         super.init(owner: owner, record: record, route: .overlay, scope: scope)
+    }
+
+    deinit {
+        if let merged {
+            if mergedIsStored {
+                merged.deinitialize(count: 1)
+            }
+            merged.deallocate()
+        }
+    }
+
+    /// Whether `merged` holds a value (it may be stale).
+    @exclusivity(unchecked) @usableFromInline var mergedIsStored = false
+
+    /// A merged view replaced by `beginRead`, released by `endRead` after the lock.
+    @exclusivity(unchecked) @usableFromInline var replaced: Value?
+
+    /// Locks `frame` and points to the child's view: nil while the child has written nothing
+    /// (it reads the scope's value in place), else the merged view, made again if it is stale.
+    /// The caller projects what it reads, then calls `endRead`. Split this way so that the caller
+    /// applies its key path inline, with no closure that would need the key path as an object.
+    /// (Inlinable, not inlined: so that the caller's module specializes it for its value type.)
+    @inlinable
+    @inline(never)
+    func beginRead(_ frame: ScopeFrame<Value>) -> UnsafeMutablePointer<Value>? {
+        frame.lock()
+        if layer.isEmpty {
+            return nil
+        }
+        if mergedIsCurrent, mergedVersion == frame.version, let merged {
+            return merged
+        }
+        var fresh = frame.value
+        layer.apply(to: &fresh)
+        let storage = merged ?? .allocate(capacity: 1)
+        merged = storage
+        if mergedIsStored {
+            replaced = storage.move()
+        }
+        storage.initialize(to: fresh)
+        mergedIsStored = true
+        mergedIsCurrent = true
+        mergedVersion = frame.version
+        return storage
+    }
+
+    /// Ends what `beginRead` began: unlocks `frame`, then releases the view it replaced (its
+    /// deinit may use this Local).
+    @inlinable
+    @inline(never)
+    func endRead(_ frame: ScopeFrame<Value>) {
+        frame.unlock()
+        if replaced != nil {
+            let dropped = replaced.take()
+            withExtendedLifetime(dropped) {}
+        }
+    }
+
+    /// A frozen child's own value (see `freeze`): the one frame only this cell keeps.
+    @exclusivity(unchecked) var frozen: ScopeFrame<Value>?
+
+    /// The child's view: the scope's live value with the child's writes on top.
+    func overlaid() -> Value {
+        var merged = scope.unsafelyUnwrapped.loadValue()
+        layer.apply(to: &merged)
+        return merged
+    }
+
+    /// The child stops reading through: from now on it reads and writes `value` (what it sees
+    /// now, changed) as its own, kept in a private frame that no other task sees, until `reset()`
+    /// sends it back to the scope.
+    func freeze(_ value: Value) {
+        // Not linked to the scope it froze from: an ended child's cell keeps nothing of it alive.
+        let kept = ScopeFrame(value: value, inheritance: .copy, owner: owner, savedRoute: .overlay, savedScope: nil)
+        kept.isPrivate = true
+        route = .scope
+        scope = kept
+        frozen = kept
+        // Released once the cell is whole again: a deinit may use this very Local.
+        let dropped = layer.clear()
+        layerChanged()
+        withExtendedLifetime(dropped) {}
+    }
+
+    /// The layer changed: the merged view must be made again at the next read.
+    func layerChanged() {
+        mergedIsCurrent = false
     }
 }
 
@@ -149,7 +234,9 @@ final class OverlayCell<Value: Sendable>: Cell<Value>, @unchecked Sendable {
 /// through a subscript (`\.list[1]`), a force-unwrap or a computed property could trap when
 /// replayed on the owner's live value after the owner shrank the array or cleared the optional.
 /// Such a write freezes the child's view instead (see `Cell.freeze`).
+@usableFromInline
 final class OverlayLayer<Value> {
+    @usableFromInline
     struct Write {
         let keyPath: AnyKeyPath
         /// The bytes of the value the write covers.
@@ -157,9 +244,9 @@ final class OverlayLayer<Value> {
         let apply: (inout Value) -> Void
     }
 
-    private(set) var writes: [Write] = []
+    @exclusivity(unchecked) @usableFromInline private(set) var writes: [Write] = []
 
-    var isEmpty: Bool { writes.isEmpty }
+    @usableFromInline var isEmpty: Bool { writes.isEmpty }
 
     /// Drops every write; hands them back, to be released once the layer is whole again.
     func clear() -> [Write] {
@@ -185,6 +272,7 @@ final class OverlayLayer<Value> {
         return writes.contains { $0.range.overlaps(range) }
     }
 
+    @usableFromInline
     func apply(to value: inout Value) {
         for write in writes {
             write.apply(&value)

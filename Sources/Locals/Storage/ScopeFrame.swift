@@ -11,6 +11,9 @@
 @usableFromInline
 final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     @exclusivity(unchecked) @usableFromInline var value: Value
+    /// Bumped by every write of `value` (all under the lock): tells `.overlay` children whether
+    /// their merged view is still current.
+    @exclusivity(unchecked) @usableFromInline var version: UInt = 0
     @usableFromInline let inheritance: Inheritance
     /// The task or thread that opened the scope.
     @usableFromInline let owner: OwnerKey
@@ -52,6 +55,7 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
         lock()
         var old = newValue
         swap(&old, &value)
+        version &+= 1
         unlock()
         return old
     }
@@ -70,6 +74,7 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
             throw error
         }
         swap(&value, &updated)
+        version &+= 1
         unlock()
         withExtendedLifetime(updated) {}
         return result

@@ -1,28 +1,43 @@
 /// The value of one session (one key of a custom discriminator), shared by every task and thread
 /// whose discriminator returns that key: every access goes through its lock.
 ///
-/// `@unchecked Sendable`: `value` is only touched with the lock held. It is nil once the session
-/// was discarded (or its Local released): a thread's lookup cache may still hold the cell, and
-/// finds it empty.
+/// The value lives in memory of its own, so that an access reads or writes it in place with no
+/// copy, and so that `take()` can release it at once while the cell itself lives on in some
+/// thread's lookup cache, empty: whoever finds it there empty forgets it and looks again.
+///
+/// `@unchecked Sendable`: `value` and `isLive` are only touched with the lock held.
 @usableFromInline
 class SessionCell<Value: Sendable>: LockedBox, @unchecked Sendable {
-    @exclusivity(unchecked) @usableFromInline final var value: Value?
+    @usableFromInline final let value: UnsafeMutablePointer<Value>
+    /// False once the session was discarded (or its Local released).
+    @exclusivity(unchecked) @usableFromInline final var isLive = true
 
     init(_ value: Value) {
-        self.value = value
+        self.value = .allocate(capacity: 1)
+        self.value.initialize(to: value)
+    }
+
+    deinit {
+        if isLive {
+            value.deinitialize(count: 1)
+        }
+        value.deallocate()
     }
 
     /// Empties the cell and hands back its value, to be released outside the lock.
     final func take() -> Value? {
         lock()
         defer { unlock() }
-        return value.take()
+        guard isLive else { return nil }
+        isLive = false
+        return value.move()
     }
 }
 
 /// A session cell with its key, which a cached lookup compares with the running context's key.
+@usableFromInline
 final class KeyedSessionCell<Key: Hashable & Sendable, Value: Sendable>: SessionCell<Value>, @unchecked Sendable {
-    let key: Key
+    @usableFromInline let key: Key
 
     init(_ value: Value, key: Key) {
         self.key = key
@@ -36,11 +51,6 @@ final class KeyedSessionCell<Key: Hashable & Sendable, Value: Sendable>: Session
 @usableFromInline
 protocol SessionStore<Value>: AnyObject, Sendable {
     associatedtype Value: Sendable
-
-    /// The running context's session cell, retained, made on first touch; nil where the
-    /// discriminator has no current key. Its value may be nil (the session was discarded since the
-    /// cell was cached): then `forget` it and call again.
-    func currentCell(_ storage: Storage<Value>) -> SessionCell<Value>?
 
     /// Forgets a cached cell that was found empty, so that the next `currentCell` looks afresh.
     func forget(_ cell: SessionCell<Value>, _ storage: Storage<Value>)

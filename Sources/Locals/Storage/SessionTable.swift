@@ -8,9 +8,15 @@
 /// hashing. A session removed meanwhile (`discard(key:)`, `reset()`) is emptied in place: a thread
 /// whose cache still holds the cell finds it empty, forgets it and looks again. The retain keeps
 /// the cell's memory valid however long a cache holds it; the value itself is released at once.
+///
+/// The cached lookup (`currentCell`) is inlinable and reached through a closure that the Local's
+/// (inlinable) initializer makes where `D` and `Value` are concrete, so that it runs specialized
+/// for them: in generic code, every call of `currentKey` would look up `Optional<D.Key>`'s
+/// metadata, which costs more than the rest of the access.
+@usableFromInline
 final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unchecked Sendable {
     // @unchecked: `shards` is only touched through their locks; `discriminator` is Sendable.
-    typealias Cell = KeyedSessionCell<D.Key, Value>
+    @usableFromInline typealias Cell = KeyedSessionCell<D.Key, Value>
 
     struct Shard {
         var cells: [D.Key: Cell] = [:]
@@ -18,9 +24,10 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         var initializing: Set<D.Key> = []
     }
 
-    let discriminator: D
+    @usableFromInline let discriminator: D
     private let shards = (0..<16).map { _ in Locked.make(Shard()) }
 
+    @usableFromInline
     init(_ discriminator: D) {
         self.discriminator = discriminator
     }
@@ -31,33 +38,53 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
 
     /// The discriminator's current key. Stops the program, naming the discriminator, when
     /// `currentKey` recurses (it touches a Local whose discriminator calls it again).
-    private func currentKey(_ context: ThreadContext) -> D.Key? {
+    @inlinable
+    func currentKey(_ context: ThreadContext) -> D.Key? {
         context.keyDepth += 1
         defer { context.keyDepth -= 1 }
         if context.keyDepth > 64 {
-            fatalError(
-                """
-                swift-locals: \(D.self).currentKey touched a Local whose discriminator called \
-                \(D.self).currentKey again, and so on without end. A discriminator's currentKey must not \
-                read or write a Local with that same discriminator; compute the key from something else \
-                (a @TaskLocal, a plain variable).
-                """
-            )
+            recursingDiscriminator()
         }
         return discriminator.currentKey
     }
 
+    @usableFromInline
+    func recursingDiscriminator() -> Never {
+        fatalError(
+            """
+            swift-locals: \(D.self).currentKey touched a Local whose discriminator called \
+            \(D.self).currentKey again, and so on without end. A discriminator's currentKey must not \
+            read or write a Local with that same discriminator; compute the key from something else \
+            (a @TaskLocal, a plain variable).
+            """
+        )
+    }
+
+    @inlinable
     func currentCell(_ storage: Storage<Value>) -> SessionCell<Value>? {
+        guard let context = ThreadContext.existing(key: storage.pthreadKey) else {
+            return currentCellSlowly(storage)
+        }
+        return context._withUnsafeGuaranteedRef { context in
+            guard let key = currentKey(context) else { return nil }
+            let first = ThreadContext.slotIndex(local: storage.localID, address: 0)
+            if let cell = cached(key, at: first, context, storage) ?? cached(key, at: first ^ 1, context, storage) {
+                return cell
+            }
+            return lookUp(key, context, storage)
+        }
+    }
+
+    /// `currentCell` on a thread that has no context yet.
+    @usableFromInline
+    func currentCellSlowly(_ storage: Storage<Value>) -> SessionCell<Value>? {
         let context = ThreadContext.current
         guard let key = currentKey(context) else { return nil }
-        let first = ThreadContext.slotIndex(local: storage.localID, address: 0)
-        if let cell = cached(key, at: first, context, storage) ?? cached(key, at: first ^ 1, context, storage) {
-            return cell
-        }
         return lookUp(key, context, storage)
     }
 
-    private func cached(_ key: D.Key, at index: Int, _ context: ThreadContext, _ storage: Storage<Value>) -> Cell? {
+    @inlinable
+    func cached(_ key: D.Key, at index: Int, _ context: ThreadContext, _ storage: Storage<Value>) -> Cell? {
         let slot = context.slots[index]
         guard slot.local == storage.localID, let raw = slot.cell else { return nil }
         // The slot retains the cell, and this Local's slots hold only its own session cells.
@@ -73,7 +100,8 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
 
     /// Finds `key`'s cell, or makes it: once per key, with no lock held while the initializer
     /// runs. A context that needs the key meanwhile sleeps until it is ready.
-    private func lookUp(_ key: D.Key, _ context: ThreadContext, _ storage: Storage<Value>) -> Cell {
+    @usableFromInline
+    func lookUp(_ key: D.Key, _ context: ThreadContext, _ storage: Storage<Value>) -> Cell {
         let shard = shard(key)
         let me = ObjectIdentifier(self)
         let lookup = shard.waitForLock(until: { shard -> Lookup? in
@@ -117,6 +145,7 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         )
     }
 
+    @usableFromInline
     func forget(_ cell: SessionCell<Value>, _ storage: Storage<Value>) {
         let context = ThreadContext.current
         let first = ThreadContext.slotIndex(local: storage.localID, address: 0)
@@ -126,6 +155,7 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         }
     }
 
+    @usableFromInline
     func discard<K: Hashable & Sendable>(key: K, _ storage: Storage<Value>) {
         guard let key = key as? D.Key else {
             fatalError(
@@ -146,19 +176,20 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         withExtendedLifetime((cell, value)) {}
     }
 
+    @usableFromInline
     func resetCurrent(_ storage: Storage<Value>) {
         guard let key = currentKey(ThreadContext.current) else { return }
         remove(key)
     }
 
+    @usableFromInline
     func swapIn(_ change: (inout Value) -> Void, _ storage: Storage<Value>) -> SessionScopeSaved<Value> {
         while true {
             guard let cell = currentCell(storage) as? Cell else { storage.missingKeyForWrite() }
             cell.lock()
-            if var value = cell.value {
-                let saved = value
-                change(&value)
-                cell.value = value
+            if cell.isLive {
+                let saved = cell.value.pointee
+                change(&cell.value.pointee)
                 cell.unlock()
                 return SessionScopeSaved(key: AnyHashable(cell.key), value: saved)
             }
@@ -167,17 +198,20 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         }
     }
 
+    @usableFromInline
     func restore(_ saved: SessionScopeSaved<Value>) {
         guard let key = saved.key.base as? D.Key, let cell = shard(key).withLock({ $0.cells[key] }) else { return }
         cell.lock()
-        var replaced = cell.value.map { _ in saved.value }
-        if replaced != nil {
-            swap(&replaced, &cell.value)
+        var replaced: Value?
+        if cell.isLive {
+            replaced = saved.value
+            swap(&replaced!, &cell.value.pointee)
         }
         cell.unlock()
         withExtendedLifetime(replaced) {}  // after the lock: its deinit may use this Local
     }
 
+    @usableFromInline
     func releaseAll() {
         var values: [Value?] = []
         for shard in shards {

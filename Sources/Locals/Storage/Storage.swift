@@ -60,13 +60,16 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     @usableFromInline let scopeKey = TaskLocal<ScopeFrame<Value>?>(wrappedValue: nil)
     /// The values of a custom discriminator's keys.
     @usableFromInline let sessions: (any SessionStore<Value>)?
+    /// The cached session lookup of `sessions`, specialized for the discriminator (see
+    /// `SessionTable`).
+    @usableFromInline let currentSessionCell: SessionLookup?
     let initialValue: @Sendable () -> Value
     /// The discriminator's type name, for messages.
     let discriminatorName: String
     private let tables = Locked.make(Tables())
 
     struct Tables {
-        var tasks = CellTable<Value>()
+        var tasks = AddressTable<Cell<Value>>()
         var threads: [UInt64: Cell<Value>] = [:]
         /// Cells removed by someone other than their owner, which the owner may be reading through
         /// its lookup cache right now (see the type's documentation).
@@ -77,24 +80,43 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// How many cells each first touch looks at for ended tasks.
     static var sweepBudget: Int { 4 }
 
-    init<D: Discriminator>(_ discriminator: D, initialValue: @escaping @Sendable () -> Value) {
-        self.initialValue = initialValue
-        discriminatorName = String(describing: D.self)
+    /// A storage for `discriminator`. Inlinable, so that a custom discriminator's session lookup
+    /// is specialized where the Local is made.
+    @inlinable
+    static func make<D: Discriminator>(
+        _ discriminator: D, initialValue: @escaping @Sendable () -> Value
+    ) -> Storage<Value> {
         if discriminator is TaskDiscriminator {
-            kind = .task
-            sessions = nil
-        } else if discriminator is ThreadDiscriminator {
-            kind = .thread
-            sessions = nil
-        } else {
-            kind = .custom
-            sessions = SessionTable<D, Value>(discriminator)
+            return Storage(.task, D.self, initialValue, sessions: nil, currentSessionCell: nil)
         }
+        if discriminator is ThreadDiscriminator {
+            return Storage(.thread, D.self, initialValue, sessions: nil, currentSessionCell: nil)
+        }
+        let table = SessionTable<D, Value>(discriminator)
+        let lookup = SessionLookup { storage in
+            Unmanaged<Storage<Value>>.fromOpaque(storage)._withUnsafeGuaranteedRef { storage in
+                table.currentCell(storage).map { Unmanaged.passRetained($0).toOpaque() }
+            }
+        }
+        return Storage(.custom, D.self, initialValue, sessions: table, currentSessionCell: lookup)
+    }
+
+    @usableFromInline
+    init(
+        _ kind: Kind, _ discriminator: Any.Type, _ initialValue: @escaping @Sendable () -> Value,
+        sessions: (any SessionStore<Value>)?,
+        currentSessionCell: SessionLookup?
+    ) {
+        self.kind = kind
+        self.initialValue = initialValue
+        discriminatorName = String(describing: discriminator)
+        self.sessions = sessions
+        self.currentSessionCell = currentSessionCell
     }
 
     deinit {
         let cells = tables.withLock { tables in
-            (tables.tasks.allCells(), tables.threads, tables.parked)
+            (tables.tasks.all(), tables.threads, tables.parked)
         }
         withExtendedLifetime(cells) {}
         sessions?.releaseAll()
@@ -183,7 +205,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         if owner.isThread {
             return tables.threads[owner.id]
         }
-        guard let cell = tables.tasks.cell(at: owner.address), cell.owner.id == owner.id else { return nil }
+        guard let cell = tables.tasks.entry(at: owner.address), cell.owner.id == owner.id else { return nil }
         return cell
     }
 
@@ -440,59 +462,41 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
 extension Storage {
     // MARK: Sessions
 
-    /// Reads one part of the running context's session value, or of the initial value, unstored,
-    /// where the discriminator has no current key.
+    /// The running context's session cell, locked, with a live value; nil where the
+    /// discriminator has no current key. The caller reads or writes `value.pointee` in place and
+    /// unlocks, then releases whatever it replaced. (No closure: the caller applies its key path
+    /// inline, so that it never builds the key path object.)
     @inlinable
-    @inline(__always)
-    func sessionRead<T>(_ keyPath: KeyPath<Value, T>) -> T {
-        let sessions = self.sessions.unsafelyUnwrapped
+    func lockedSessionCell() -> SessionCell<Value>? {
+        // Unretained: `self` keeps the lookup alive, and a retain here would be a write to memory
+        // that every thread reading this Local shares.
+        let lookup = Unmanaged.passUnretained(currentSessionCell.unsafelyUnwrapped)
+        let me = UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque())
         while true {
-            guard let cell = sessions.currentCell(self) else {
-                return makeInitialValue(for: .noKey)[keyPath: keyPath]
-            }
+            guard let raw = lookup._withUnsafeGuaranteedRef({ $0.currentCell(me) }) else { return nil }
+            let cell = Unmanaged<SessionCell<Value>>.fromOpaque(raw).takeRetainedValue()
             cell.lock()
-            let part = cell.value?[keyPath: keyPath]
-            cell.unlock()
-            if let part {
-                return part
+            if cell.isLive {
+                return cell
             }
-            sessions.forget(cell, self)
+            cell.unlock()
+            forgetSessionCell(cell)
         }
     }
 
-    /// Writes one part of the running context's session value.
-    @inlinable
-    @inline(__always)
-    func sessionWrite<T>(_ keyPath: WritableKeyPath<Value, T>, _ newValue: T) {
-        let sessions = self.sessions.unsafelyUnwrapped
-        while true {
-            guard let cell = sessions.currentCell(self) else { missingKeyForWrite() }
-            cell.lock()
-            if cell.value != nil {
-                let replaced = cell.value.unsafelyUnwrapped[keyPath: keyPath]
-                cell.value![keyPath: keyPath] = newValue
-                cell.unlock()
-                withExtendedLifetime(replaced) {}  // after the lock: its deinit may use this Local
-                return
-            }
-            cell.unlock()
-            sessions.forget(cell, self)
-        }
+    /// Forgets a cached session cell that was found empty.
+    @usableFromInline
+    func forgetSessionCell(_ cell: SessionCell<Value>) {
+        sessions.unsafelyUnwrapped.forget(cell, self)
     }
 
     /// Changes the running context's session value in one atomic step, on a copy that replaces it
     /// at the end, so that whatever the change drops is released after the lock.
-    @inlinable
+    @usableFromInline
     func sessionUpdate<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
-        let sessions = self.sessions.unsafelyUnwrapped
         while true {
-            guard let cell = sessions.currentCell(self) else { missingKeyForWrite() }
-            cell.lock()
-            guard var updated = cell.value else {
-                cell.unlock()
-                sessions.forget(cell, self)
-                continue
-            }
+            guard let cell = lockedSessionCell() else { missingKeyForWrite() }
+            var updated = cell.value.pointee
             let result: R
             do {
                 result = try body(&updated)
@@ -500,10 +504,9 @@ extension Storage {
                 cell.unlock()
                 throw error
             }
-            var replaced = Optional(updated)
-            swap(&replaced, &cell.value)
+            swap(&updated, &cell.value.pointee)
             cell.unlock()
-            withExtendedLifetime(replaced) {}
+            withExtendedLifetime(updated) {}
             return result
         }
     }
@@ -534,16 +537,19 @@ extension Storage {
             // A frozen `.overlay` child starts over from the scope it inherited.
             // The task is in no scope of its own now, so the innermost one it sees is the one it
             // inherited and froze from.
-            let kept = cell.frozen
-            cell.route = .overlay
-            cell.scope = scopeKey.get()
-            cell.frozen = nil
+            let overlay = unsafeDowncast(cell, to: OverlayCell<Value>.self)
+            let kept = overlay.frozen
+            overlay.route = .overlay
+            overlay.scope = scopeKey.get()
+            overlay.frozen = nil
             withExtendedLifetime(kept) {}
         case .scope, .sharedScope:
             let replaced = cell.scope.unsafelyUnwrapped.exchangeValue(makeInitialValue(for: cell.owner))
             withExtendedLifetime(replaced) {}
         case .overlay:
-            let dropped = unsafeDowncast(cell, to: OverlayCell<Value>.self).layer.clear()
+            let overlay = unsafeDowncast(cell, to: OverlayCell<Value>.self)
+            let dropped = overlay.layer.clear()
+            overlay.layerChanged()
             withExtendedLifetime(dropped) {}
         }
     }
@@ -621,6 +627,21 @@ extension Storage {
                 replaceCell(of: owner, with: value)
             }
         }
+    }
+}
+
+/// A custom discriminator's cached session lookup, made where the discriminator and value types
+/// are concrete: given a `Storage` (unretained), the running context's session cell (retained), or
+/// nil where the discriminator has no key. In a class of its own, with raw pointers in its type,
+/// because a closure stored in a generic class is kept at the most general abstraction, and
+/// specialized code then calls it through a reabstraction thunk allocated afresh on every call.
+@usableFromInline
+final class SessionLookup: Sendable {
+    @usableFromInline let currentCell: @Sendable (UnsafeRawPointer) -> UnsafeMutableRawPointer?
+
+    @usableFromInline
+    init(_ currentCell: @escaping @Sendable (UnsafeRawPointer) -> UnsafeMutableRawPointer?) {
+        self.currentCell = currentCell
     }
 }
 
