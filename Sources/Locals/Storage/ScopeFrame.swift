@@ -5,7 +5,7 @@
 /// inherited it, including an escaping `Task {}` (task-local bindings are retained that way),
 /// plus every `.shared` or `.overlay` child's cell that reads through it.
 ///
-/// `@unchecked Sendable`: `value` and `kept` are only touched with the lock held, except that the
+/// `@unchecked Sendable`: `value`, `version` and `kept` are only touched with the lock held, except that the
 /// owner of a scope that is not `.shared` reads `value` without it: nobody but that owner ever
 /// writes it. The rest is set at creation.
 @usableFromInline
@@ -20,13 +20,12 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     /// Where the owner's accesses went before the scope opened, restored when it closes.
     @usableFromInline let savedRoute: Route
     @usableFromInline let savedScope: ScopeFrame<Value>?
-    /// Children with no pin (see `TaskRuntime`) whose cells this frame bounds: they end before the
-    /// frame does, so their cells leave the storage when the frame goes.
-    @exclusivity(unchecked) private var kept: [OwnerKey] = []
     /// A frame no task-local publishes: an `.overlay` child's own value after `Cell.freeze`. Set
     /// once, before the frame is used.
     @exclusivity(unchecked) var isPrivate = false
-    private var keeper: Storage<Value>?
+    /// Children with no pin (see `TaskRuntime`) whose cells this frame bounds, made on the first:
+    /// nil for almost every frame, so that opening and closing a scope has nothing more to do.
+    @exclusivity(unchecked) private var kept: KeptCells<Value>?
 
     @inlinable
     init(
@@ -83,14 +82,27 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     /// Bounds the cell of `child` (a task with no pin) by this frame's life.
     func keep(_ child: OwnerKey, in storage: Storage<Value>) {
         withLock {
-            kept.append(child)
-            keeper = storage
+            if kept == nil {
+                kept = KeptCells(storage)
+            }
+            kept!.owners.append(child)
         }
     }
 
     deinit {
-        if let keeper, !kept.isEmpty {
-            keeper.removeCells(keptBy: kept)
+        if let kept {
+            kept.storage.removeCells(keptBy: kept.owners)
         }
+    }
+}
+
+/// The children a `ScopeFrame` bounds (they end before it does), and the storage their cells
+/// are in: they leave it when the frame goes.
+final class KeptCells<Value: Sendable> {
+    let storage: Storage<Value>
+    var owners: [OwnerKey] = []
+
+    init(_ storage: Storage<Value>) {
+        self.storage = storage
     }
 }
