@@ -20,3 +20,16 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Upcoming language features, on for every Swift target (as swift-log does).
+for target in package.targets where [.executable, .test, .regular].contains(target.type) {
+    guard target.name != "_LocalsRuntime" else { continue }  // C
+    var settings = target.swiftSettings ?? []
+    // Require `any` for existential types.
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    // A module sees the members of only the modules it imports itself.
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    // Imports are internal unless marked otherwise: the public API exposes no dependency by accident.
+    settings.append(.enableUpcomingFeature("InternalImportsByDefault"))
+    target.swiftSettings = settings
+}

@@ -7,7 +7,7 @@ import Musl
 #elseif canImport(Android)
 import Android
 #endif
-import Synchronization
+public import Synchronization
 
 /// An object with a small lock inside it: the base of every value that several tasks may touch
 /// at once (a scope's value, a session's value).

@@ -1,13 +1,13 @@
 #if canImport(Darwin)
-import Darwin
+public import Darwin
 #elseif canImport(Glibc)
-import Glibc
+public import Glibc
 #elseif canImport(Musl)
-import Musl
+public import Musl
 #elseif canImport(Android)
-import Android
+public import Android
 #endif
-import Synchronization
+public import Synchronization
 
 /// The storage engine of one ``Local``: every value it holds, for every task, thread and session,
 /// and the one rule for when a value may be found without a lock.
