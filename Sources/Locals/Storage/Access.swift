@@ -24,7 +24,7 @@ enum Access {
             }
         case .overlay:
             return cell.withScope { frame in
-                let overlay = unsafeDowncast(cell, to: OverlayCell<Value>.self)
+                let overlay = cell.overlay.unsafelyUnwrapped
                 let view = overlay.beginRead(frame)
                 defer { overlay.endRead(frame) }
                 return view?.pointee[keyPath: keyPath] ?? frame.value[keyPath: keyPath]
@@ -87,10 +87,9 @@ enum Access {
     static func overlayUpdate<Value, R, E: Error>(
         _ cell: Cell<Value>, _ body: (inout Value) throws(E) -> R
     ) throws(E) -> R {
-        let overlay = unsafeDowncast(cell, to: OverlayCell<Value>.self)
-        var merged = overlay.overlaid()
+        var merged = cell.overlaid()
         let result = try body(&merged)
-        overlay.freeze(merged)
+        cell.freeze(merged)
         return result
     }
 
@@ -105,14 +104,13 @@ enum Access {
     ) {
         let keyPath = makeKeyPath()
         if keyPath != \Value.self as AnyKeyPath, let offset = MemoryLayout<Value>.offset(of: keyPath) {
-            let overlay = unsafeDowncast(cell, to: OverlayCell<Value>.self)
+            let overlay = cell.overlay.unsafelyUnwrapped
             overlay.layer.record(keyPath, offset: offset, newValue)
             overlay.layerChanged()
             return
         }
-        let overlay = unsafeDowncast(cell, to: OverlayCell<Value>.self)
-        var merged = overlay.overlaid()
+        var merged = cell.overlaid()
         merged[keyPath: keyPath] = newValue
-        overlay.freeze(merged)
+        cell.freeze(merged)
     }
 }

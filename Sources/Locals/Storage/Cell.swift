@@ -47,9 +47,9 @@ enum Route: UInt8, Sendable {
 /// Where one `.task` or `.thread` Local's accesses go for one task or thread (its owner).
 ///
 /// A cell of this class itself has no value of its own: it belongs to a child that reads through
-/// a `.shared` scope, or to an owner whose cell was dropped inside its own scope. Cells with a
-/// value are `OwnedCell`s (the `.own` route only ever points into one), and `.overlay` children
-/// have an `OverlayCell`, which keeps their writes.
+/// a `.shared` or `.overlay` scope, or to an owner whose cell was dropped inside its own scope.
+/// Cells with a value are `OwnedCell`s (the `.own` route only ever points into one). The
+/// `.overlay` route keeps its writes in `overlay`.
 ///
 /// `@unchecked Sendable`: only the owner reads or writes the route, the scope and what the
 /// subclasses add; a task runs on one thread at a time and the runtime orders its steps across
@@ -68,6 +68,8 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
     /// ended task's cell, waiting to be swept, keeps no scope (and no scope's value) alive.
     @exclusivity(unchecked) @usableFromInline final unowned(unsafe) var scope: ScopeFrame<Value>?
     @usableFromInline final let owner: OwnerKey
+    /// The writes of an `.overlay` route on top of its scope (nil on every other route).
+    @exclusivity(unchecked) @usableFromInline final var overlay: OverlayState<Value>?
     /// The pin of the owning heap task (or of an `async let` child's heap ancestor); answers
     /// whether the task has ended. Nil for threads, and where the runtime gives no pin.
     final let record: TaskRecord?
@@ -108,6 +110,32 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
 
 }
 
+extension Cell {
+    /// An `.overlay` route's view: the scope's live value with the route's writes on top.
+    final func overlaid() -> Value {
+        var merged = scope.unsafelyUnwrapped.loadValue()
+        overlay.unsafelyUnwrapped.layer.apply(to: &merged)
+        return merged
+    }
+
+    /// An `.overlay` child stops reading through: from now on it reads and writes `value` (what
+    /// it sees now, changed) as its own, kept in a private frame that no other task sees, until
+    /// `reset()` sends it back to the scope.
+    final func freeze(_ value: Value) {
+        let overlay = self.overlay.unsafelyUnwrapped
+        // Not linked to the scope it froze from: an ended child's cell keeps nothing of it alive.
+        let kept = ScopeFrame(value: value, inheritance: .copy, owner: owner, savedRoute: .overlay, savedScope: nil)
+        kept.isPrivate = true
+        route = .scope
+        scope = kept
+        overlay.frozen = kept
+        // Released once the cell is whole again: a deinit may use this very Local.
+        let dropped = overlay.layer.clear()
+        overlay.layerChanged()
+        withExtendedLifetime(dropped) {}
+    }
+}
+
 /// A cell with a value of its own: a task or thread outside any scope, or a child of a `.copy` or
 /// `.fresh` scope. Its route is `.own` except while the owner has a scope of its own open.
 @usableFromInline
@@ -120,22 +148,23 @@ final class OwnedCell<Value: Sendable>: Cell<Value>, @unchecked Sendable {
     }
 }
 
-/// The cell of a child of an `.overlay` scope: its own writes on top of the scope's live value.
+/// An `.overlay` route's writes on top of its scope's live value, and the merged view it reads.
 ///
 /// While the child has written nothing, it reads the scope's value in place. Once it has, it
 /// reads a merged copy (the scope's value with the layer replayed on it), made again only when
-/// the scope's value or the layer changed since: the scope's version tells.
+/// the scope's value or the layer changed since: the scope's version tells. Touched by the cell's
+/// owner only.
 @usableFromInline
-final class OverlayCell<Value: Sendable>: Cell<Value>, @unchecked Sendable {
-    @usableFromInline let layer = OverlayLayer<Value>()
+final class OverlayState<Value: Sendable> {
+    @usableFromInline let layer: OverlayLayer<Value>
     /// The merged view, in memory of its own so that a read projects it in place; valid while
     /// `mergedVersion` is the scope's version and the layer has not changed.
     @exclusivity(unchecked) @usableFromInline var merged: UnsafeMutablePointer<Value>?
     @exclusivity(unchecked) @usableFromInline var mergedVersion: UInt = 0
     @exclusivity(unchecked) @usableFromInline var mergedIsCurrent = false
 
-    init(owner: OwnerKey, record: TaskRecord?, scope: ScopeFrame<Value>) {
-        super.init(owner: owner, record: record, route: .overlay, scope: scope)
+    init(_ layer: OverlayLayer<Value> = OverlayLayer()) {
+        self.layer = layer
     }
 
     deinit {
@@ -194,31 +223,8 @@ final class OverlayCell<Value: Sendable>: Cell<Value>, @unchecked Sendable {
         }
     }
 
-    /// A frozen child's own value (see `freeze`): the one frame only this cell keeps.
+    /// A frozen child's own value (see `Cell.freeze`): the one frame only this cell keeps.
     @exclusivity(unchecked) var frozen: ScopeFrame<Value>?
-
-    /// The child's view: the scope's live value with the child's writes on top.
-    func overlaid() -> Value {
-        var merged = scope.unsafelyUnwrapped.loadValue()
-        layer.apply(to: &merged)
-        return merged
-    }
-
-    /// The child stops reading through: from now on it reads and writes `value` (what it sees
-    /// now, changed) as its own, kept in a private frame that no other task sees, until `reset()`
-    /// sends it back to the scope.
-    func freeze(_ value: Value) {
-        // Not linked to the scope it froze from: an ended child's cell keeps nothing of it alive.
-        let kept = ScopeFrame(value: value, inheritance: .copy, owner: owner, savedRoute: .overlay, savedScope: nil)
-        kept.isPrivate = true
-        route = .scope
-        scope = kept
-        frozen = kept
-        // Released once the cell is whole again: a deinit may use this very Local.
-        let dropped = layer.clear()
-        layerChanged()
-        withExtendedLifetime(dropped) {}
-    }
 
     /// The layer changed: the merged view must be made again at the next read.
     func layerChanged() {

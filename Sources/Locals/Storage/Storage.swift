@@ -243,7 +243,8 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
             case .shared:
                 cell = Cell(owner: owner, record: record, route: .sharedScope, scope: frame)
             case .overlay:
-                cell = OverlayCell(owner: owner, record: record, scope: frame)
+                cell = Cell(owner: owner, record: record, route: .overlay, scope: frame)
+                cell.overlay = OverlayState()
             }
             // A task with no pin is bounded by the scope it inherited, which outlives it.
             if task != nil, record == nil {
@@ -537,17 +538,17 @@ extension Storage {
             // A frozen `.overlay` child starts over from the scope it inherited.
             // The task is in no scope of its own now, so the innermost one it sees is the one it
             // inherited and froze from.
-            let overlay = unsafeDowncast(cell, to: OverlayCell<Value>.self)
+            let overlay = cell.overlay.unsafelyUnwrapped
             let kept = overlay.frozen
-            overlay.route = .overlay
-            overlay.scope = scopeKey.get()
+            cell.route = .overlay
+            cell.scope = scopeKey.get()
             overlay.frozen = nil
             withExtendedLifetime(kept) {}
         case .scope, .sharedScope:
             let replaced = cell.scope.unsafelyUnwrapped.exchangeValue(makeInitialValue(for: cell.owner))
             withExtendedLifetime(replaced) {}
         case .overlay:
-            let overlay = unsafeDowncast(cell, to: OverlayCell<Value>.self)
+            let overlay = cell.overlay.unsafelyUnwrapped
             let dropped = overlay.layer.clear()
             overlay.layerChanged()
             withExtendedLifetime(dropped) {}
