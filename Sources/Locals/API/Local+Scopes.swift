@@ -14,9 +14,13 @@ extension Local {
         _ keyPath: WritableKeyPath<Value, T>,
         _ value: T,
         inheritance: Inheritance? = nil,
+        file: StaticString = #fileID,
+        line: UInt = #line,
         operation: () throws(E) -> R
     ) throws(E) -> R {
-        try withValues(inheritance: inheritance, { $0[keyPath: keyPath] = value }, operation: operation)
+        try withValues(
+            inheritance: inheritance, { $0[keyPath: keyPath] = value }, file: file, line: line, operation: operation
+        )
     }
 
     /// Runs `operation` with the value changed by `change`, and restores the previous value
@@ -40,18 +44,23 @@ extension Local {
     /// - Parameters:
     ///   - inheritance: What children created inside the scope see; nil for the Local's default.
     ///   - change: Changes the value the scope starts from (the current value).
+    ///   - file: Where the scope is opened, for ``LocalsSnapshot``'s listing (a default you
+    ///     leave alone); line likewise.
     ///   - operation: The work to run inside the scope.
     /// - Returns: What `operation` returns.
     @inlinable
     public func withValues<R, E: Error>(
         inheritance: Inheritance? = nil,
         _ change: (inout Value) -> Void,
+        file: StaticString = #fileID,
+        line: UInt = #line,
         operation: () throws(E) -> R
     ) throws(E) -> R {
         guard storage.kind == .task else {
             return try withSwappedValues(change, operation: operation)
         }
-        let opened = storage.openScope(inheritance ?? self.inheritance, change)
+        let origin = ScopeOrigin(file: file, line: line)
+        let opened = storage.openScope(inheritance ?? self.inheritance, origin, change)
         defer { storage.closeScope(opened) }
         return try storage.scopeKey.withValue(opened.frame) {
             Result { () throws(E) -> R in try operation() }
@@ -66,9 +75,11 @@ extension Local {
     @inlinable
     public func withScope<R, E: Error>(
         inheritance: Inheritance? = nil,
+        file: StaticString = #fileID,
+        line: UInt = #line,
         operation: () throws(E) -> R
     ) throws(E) -> R {
-        try withValues(inheritance: inheritance, { _ in }, operation: operation)
+        try withValues(inheritance: inheritance, { _ in }, file: file, line: line, operation: operation)
     }
 
     // MARK: Asynchronous scopes
@@ -87,12 +98,16 @@ extension Local {
         _ value: T,
         inheritance: Inheritance? = nil,
         isolation: isolated (any Actor)? = #isolation,
+        file: StaticString = #fileID,
+        line: UInt = #line,
         operation: () async throws(E) -> R
     ) async throws(E) -> R {
         try await withValues(
             inheritance: inheritance,
             { $0[keyPath: keyPath] = value },
             isolation: isolation,
+            file: file,
+            line: line,
             operation: operation
         )
     }
@@ -124,12 +139,15 @@ extension Local {
         inheritance: Inheritance? = nil,
         _ change: (inout Value) -> Void,
         isolation: isolated (any Actor)? = #isolation,
+        file: StaticString = #fileID,
+        line: UInt = #line,
         operation: () async throws(E) -> R
     ) async throws(E) -> R {
         guard storage.kind == .task else {
             return try await withSwappedValues(change, isolation: isolation, operation: operation)
         }
-        let opened = storage.openScope(inheritance ?? self.inheritance, change)
+        let origin = ScopeOrigin(file: file, line: line)
+        let opened = storage.openScope(inheritance ?? self.inheritance, origin, change)
         defer { storage.closeScope(opened) }
         return try await storage.scopeKey.withValue(
             opened.frame,
@@ -150,9 +168,13 @@ extension Local {
     public func withScope<R, E: Error>(
         inheritance: Inheritance? = nil,
         isolation: isolated (any Actor)? = #isolation,
+        file: StaticString = #fileID,
+        line: UInt = #line,
         operation: () async throws(E) -> R
     ) async throws(E) -> R {
-        try await withValues(inheritance: inheritance, { _ in }, isolation: isolation, operation: operation)
+        try await withValues(
+            inheritance: inheritance, { _ in }, isolation: isolation, file: file, line: line, operation: operation
+        )
     }
 
     // MARK: Internals

@@ -46,6 +46,8 @@ public final class Local<Value: Sendable>: Sendable {
     ///     a custom ``Discriminator``.
     ///   - inheritance: What children created inside this Local's scopes see (`.copy` by
     ///     default); a scope can override it. Applies to `.task` only.
+    ///   - name: A name for listings: ``description`` and a ``LocalsSnapshot``'s debug
+    ///     description. Optional.
     ///   - initialValue: Makes a key's first value. Runs once per key, on its first touch (a read
     ///     counts), never while a lock is held, and again only after ``reset()`` or
     ///     ``discard(key:)``. It may use other Locals; touching this same Local for the same key
@@ -54,9 +56,10 @@ public final class Local<Value: Sendable>: Sendable {
     public init<D: Discriminator>(
         _ discriminator: D = .task,
         inheritance: Inheritance = .copy,
+        name: String? = nil,
         initialValue: @escaping @Sendable () -> Value
     ) {
-        storage = Storage.make(discriminator, initialValue: initialValue)
+        storage = Storage.make(discriminator, inheritance: inheritance, name: name, initialValue: initialValue)
         self.inheritance = inheritance
     }
 
@@ -189,6 +192,6 @@ public final class Local<Value: Sendable>: Sendable {
 
 extension Local: CustomStringConvertible {
     public var description: String {
-        "Local<\(Value.self)>(\(storage.discriminatorName), inheritance: .\(inheritance))"
+        storage.description
     }
 }

@@ -124,7 +124,9 @@ extension Cell {
     final func freeze(_ value: Value) {
         let overlay = self.overlay.unsafelyUnwrapped
         // Not linked to the scope it froze from: an ended child's cell keeps nothing of it alive.
-        let kept = ScopeFrame(value: value, inheritance: .copy, owner: owner, savedRoute: .overlay, savedScope: nil)
+        let kept = ScopeFrame(
+            value: value, inheritance: .copy, owner: owner, savedRoute: .overlay, savedScope: nil, origin: .unopened
+        )
         kept.isPrivate = true
         route = .scope
         scope = kept
@@ -253,6 +255,13 @@ final class OverlayLayer<Value> {
     @exclusivity(unchecked) @usableFromInline private(set) var writes: [Write] = []
 
     @usableFromInline var isEmpty: Bool { writes.isEmpty }
+
+    /// A layer with the same writes (for a snapshot: the writes hold only copies of values).
+    func copy() -> OverlayLayer<Value> {
+        let copy = OverlayLayer()
+        copy.writes = writes
+        return copy
+    }
 
     /// Drops every write; hands them back, to be released once the layer is whole again.
     func clear() -> [Write] {

@@ -11,6 +11,8 @@
 @usableFromInline
 final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     @exclusivity(unchecked) @usableFromInline var value: Value
+    /// Where the scope was opened (the `withValue`, `withValues` or `withScope` call).
+    @usableFromInline let origin: ScopeOrigin
     /// Bumped by every write of `value` (all under the lock): tells `.overlay` children whether
     /// their merged view is still current.
     @exclusivity(unchecked) @usableFromInline var version: UInt = 0
@@ -29,9 +31,11 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
 
     @inlinable
     init(
-        value: Value, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route, savedScope: ScopeFrame<Value>?
+        value: Value, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route, savedScope: ScopeFrame<Value>?,
+        origin: ScopeOrigin
     ) {
         self.value = value
+        self.origin = origin
         self.inheritance = inheritance
         self.owner = owner
         self.savedRoute = savedRoute
@@ -105,4 +109,24 @@ final class KeptCells<Value: Sendable> {
     init(_ storage: Storage<Value>) {
         self.storage = storage
     }
+}
+
+/// Where a scope was opened: the file and line of its `withValue`, `withValues` or `withScope`
+/// call, taken from `#fileID` and `#line` defaults (two words and a number, nothing computed).
+@usableFromInline
+struct ScopeOrigin: Sendable, CustomStringConvertible {
+    @usableFromInline let file: StaticString
+    @usableFromInline let line: UInt
+
+    @inlinable
+    init(file: StaticString, line: UInt) {
+        self.file = file
+        self.line = line
+    }
+
+    /// A frame no call opened (an `.overlay` child's frozen value, a snapshot's own copy).
+    static let unopened = ScopeOrigin(file: "", line: 0)
+
+    @usableFromInline
+    var description: String { line == 0 ? "no scope" : "\(file):\(line)" }
 }

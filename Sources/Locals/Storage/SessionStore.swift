@@ -32,6 +32,9 @@ class SessionCell<Value: Sendable>: LockedBox, @unchecked Sendable {
         isLive = false
         return value.move()
     }
+
+    /// The session's key, for listings.
+    var keyDescription: String { "" }
 }
 
 /// A session cell with its key, which a cached lookup compares with the running context's key.
@@ -43,6 +46,8 @@ final class KeyedSessionCell<Key: Hashable & Sendable, Value: Sendable>: Session
         self.key = key
         super.init(value)
     }
+
+    override var keyDescription: String { "\(key)" }
 }
 
 /// The sessions of a Local with a custom discriminator. The discriminator's key type is known only
@@ -51,6 +56,9 @@ final class KeyedSessionCell<Key: Hashable & Sendable, Value: Sendable>: Session
 @usableFromInline
 protocol SessionStore<Value>: AnyObject, Sendable {
     associatedtype Value: Sendable
+
+    /// The running context's session cell if it has one (no first touch), retained.
+    func existingCell(_ storage: Storage<Value>) -> SessionCell<Value>?
 
     /// Forgets a cached cell that was found empty, so that the next `currentCell` looks afresh.
     func forget(_ cell: SessionCell<Value>, _ storage: Storage<Value>)

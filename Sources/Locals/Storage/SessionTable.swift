@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The sessions of a Local whose discriminator is `D`, kept by `D.Key` itself (no type erasure on
 /// the access path), in shards with a lock each, so that two sessions contend only when their keys
 /// fall in one shard, and never on the access path.
@@ -146,6 +148,17 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     }
 
     @usableFromInline
+    func existingCell(_ storage: Storage<Value>) -> SessionCell<Value>? {
+        let context = ThreadContext.current
+        guard let key = currentKey(context) else { return nil }
+        let first = ThreadContext.slotIndex(local: storage.localID, address: 0)
+        if let cell = cached(key, at: first, context, storage) ?? cached(key, at: first ^ 1, context, storage) {
+            return cell
+        }
+        return shard(key).withLock { $0.cells[key] }
+    }
+
+    @usableFromInline
     func forget(_ cell: SessionCell<Value>, _ storage: Storage<Value>) {
         let context = ThreadContext.current
         let first = ThreadContext.slotIndex(local: storage.localID, address: 0)
@@ -178,24 +191,22 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
 
     @usableFromInline
     func resetCurrent(_ storage: Storage<Value>) {
+        if storage.sessionOverrides.load(ordering: .relaxed) != 0, let cell = storage.sessionOverride.get() {
+            remove(unsafeDowncast(cell, to: Cell.self).key)  // a snapshot's session, inside its `run`
+            return
+        }
         guard let key = currentKey(ThreadContext.current) else { return }
         remove(key)
     }
 
     @usableFromInline
     func swapIn(_ change: (inout Value) -> Void, _ storage: Storage<Value>) -> SessionScopeSaved<Value> {
-        while true {
-            guard let cell = currentCell(storage) as? Cell else { storage.missingKeyForWrite() }
-            cell.lock()
-            if cell.isLive {
-                let saved = cell.value.pointee
-                change(&cell.value.pointee)
-                cell.unlock()
-                return SessionScopeSaved(key: AnyHashable(cell.key), value: saved)
-            }
-            cell.unlock()
-            forget(cell, storage)
-        }
+        // The current session: a snapshot's, inside its `run`, or else the discriminator's.
+        guard let cell = storage.lockedSessionCell() else { storage.missingKeyForWrite() }
+        let saved = cell.value.pointee
+        change(&cell.value.pointee)
+        cell.unlock()
+        return SessionScopeSaved(key: AnyHashable(unsafeDowncast(cell, to: Cell.self).key), value: saved)
     }
 
     @usableFromInline

@@ -63,7 +63,15 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// The cached session lookup of `sessions`, specialized for the discriminator (see
     /// `SessionTable`).
     @usableFromInline let currentSessionCell: SessionLookup?
+    /// While a snapshot's `run` makes a captured session the current one (see `Storage+Snapshots`):
+    /// how many runs do so now, anywhere, and the session they make current in the running task.
+    @usableFromInline let sessionOverrides = Atomic<Int>(0)
+    @usableFromInline let sessionOverride = TaskLocal<SessionCell<Value>?>(wrappedValue: nil)
     let initialValue: @Sendable () -> Value
+    /// The policy of this Local's scopes where the scope names none.
+    let inheritance: Inheritance
+    /// The name the Local was given, for listings.
+    let name: String?
     /// The discriminator's type name, for messages.
     let discriminatorName: String
     private let tables = Locked.make(Tables())
@@ -84,13 +92,14 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// is specialized where the Local is made.
     @inlinable
     static func make<D: Discriminator>(
-        _ discriminator: D, initialValue: @escaping @Sendable () -> Value
+        _ discriminator: D, inheritance: Inheritance, name: String?, initialValue: @escaping @Sendable () -> Value
     ) -> Storage<Value> {
+        let about = About(discriminator: D.self, inheritance: inheritance, name: name)
         if discriminator is TaskDiscriminator {
-            return Storage(.task, D.self, initialValue, sessions: nil, currentSessionCell: nil)
+            return Storage(.task, about, initialValue, sessions: nil, currentSessionCell: nil)
         }
         if discriminator is ThreadDiscriminator {
-            return Storage(.thread, D.self, initialValue, sessions: nil, currentSessionCell: nil)
+            return Storage(.thread, about, initialValue, sessions: nil, currentSessionCell: nil)
         }
         let table = SessionTable<D, Value>(discriminator)
         let lookup = SessionLookup { storage in
@@ -98,23 +107,42 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
                 table.currentCell(storage).map { Unmanaged.passRetained($0).toOpaque() }
             }
         }
-        return Storage(.custom, D.self, initialValue, sessions: table, currentSessionCell: lookup)
+        return Storage(.custom, about, initialValue, sessions: table, currentSessionCell: lookup)
+    }
+
+    /// What a storage says about its Local.
+    @usableFromInline
+    struct About {
+        let discriminator: Any.Type
+        let inheritance: Inheritance
+        let name: String?
+
+        @usableFromInline
+        init(discriminator: Any.Type, inheritance: Inheritance, name: String?) {
+            self.discriminator = discriminator
+            self.inheritance = inheritance
+            self.name = name
+        }
     }
 
     @usableFromInline
     init(
-        _ kind: Kind, _ discriminator: Any.Type, _ initialValue: @escaping @Sendable () -> Value,
+        _ kind: Kind, _ about: About, _ initialValue: @escaping @Sendable () -> Value,
         sessions: (any SessionStore<Value>)?,
         currentSessionCell: SessionLookup?
     ) {
         self.kind = kind
         self.initialValue = initialValue
-        discriminatorName = String(describing: discriminator)
+        discriminatorName = String(describing: about.discriminator)
+        inheritance = about.inheritance
+        name = about.name
         self.sessions = sessions
         self.currentSessionCell = currentSessionCell
+        LiveLocals.add(self)
     }
 
     deinit {
+        LiveLocals.remove(localID)
         let cells = tables.withLock { tables in
             (tables.tasks.all(), tables.threads, tables.parked)
         }
@@ -409,7 +437,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// changed by `change`, which its cell's route points into until `closeScope`.
     @inlinable
     func openScope(
-        _ inheritance: Inheritance, _ change: (inout Value) -> Void
+        _ inheritance: Inheritance, _ origin: ScopeOrigin, _ change: (inout Value) -> Void
     ) -> (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt) {
         let cell: Unmanaged<Cell<Value>> = cachedCell() ?? Unmanaged.passUnretained(resolveCell())
         // The cell stays alive while the epoch stays: nobody else frees a running owner's cell
@@ -419,8 +447,8 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
             var value = Access.load(cell)
             change(&value)
             let frame = ScopeFrame(
-                value: value, inheritance: inheritance, owner: cell.owner,
-                savedRoute: cell.route, savedScope: cell.scope
+                value: consume value, inheritance: inheritance, owner: cell.owner,
+                savedRoute: cell.route, savedScope: cell.scope, origin: origin
             )
             cell.route = frame.ownerRoute
             cell.scope = frame
@@ -469,6 +497,9 @@ extension Storage {
     /// inline, so that it never builds the key path object.)
     @inlinable
     func lockedSessionCell() -> SessionCell<Value>? {
+        if sessionOverrides.load(ordering: .relaxed) != 0, let cell = lockedOverrideSessionCell() {
+            return cell
+        }
         // Unretained: `self` keeps the lookup alive, and a retain here would be a write to memory
         // that every thread reading this Local shares.
         let lookup = Unmanaged.passUnretained(currentSessionCell.unsafelyUnwrapped)
@@ -628,6 +659,15 @@ extension Storage {
                 replaceCell(of: owner, with: value)
             }
         }
+    }
+}
+
+extension Storage: CustomStringConvertible {
+    /// The Local's name, if it has one, then its type, discriminator and policy.
+    @usableFromInline
+    var description: String {
+        let named = name.map { "\"\($0)\", " } ?? ""
+        return "Local<\(Value.self)>(\(named)\(discriminatorName), inheritance: .\(inheritance))"
     }
 }
 

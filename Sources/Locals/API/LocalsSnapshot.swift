@@ -1,0 +1,132 @@
+/// What every ``Local`` holds for the running task or thread, taken now, to be put back later on
+/// whatever task or thread runs code for it: a callback, an event loop, a queue.
+///
+/// Code that leaves the task (an `EventLoopFuture` callback, a `DispatchQueue` block, a completion
+/// handler, a C callback) loses every value, as it does with `@TaskLocal`; and outside any task a
+/// `.task` Local keys values by the thread, which unrelated work shares. A snapshot carries them
+/// across, like Python's `contextvars.copy_context().run(...)`:
+///
+/// ```swift
+/// let snapshot = LocalsSnapshot.capture()
+/// queue.async {
+///     snapshot.run { log("done") }    // reads the request's values, on the queue's thread
+/// }
+/// ```
+///
+/// What `capture()` takes from each Local, and what `run` gives back:
+/// - A scope the context is in: inside `run`, it reads as a child task created at the capture
+///   point would, by the scope's policy (see ``Inheritance``): a copy of the scope's value under
+///   `.copy` (taken when `run` starts), the scope's value itself under `.shared`, reading through
+///   to its live value under `.overlay`, the initial value under `.fresh`. An `.overlay` child's
+///   own writes come along.
+/// - The context's own value (outside any scope, or a `.copy` child's): a copy.
+/// - A `.thread` Local: a copy of the capturing thread's value. A custom discriminator's session:
+///   the session itself, which is the current one inside `run` whatever the discriminator says.
+/// - Locals that hold nothing for the context are not in the snapshot; a Local released before
+///   `run` is skipped, and a snapshot never keeps a Local alive. It does keep the scopes it took
+///   (and their values) alive, as a child task would.
+///
+/// Inside `run`, writes are the running code's own (or, under `.shared` and for sessions, go to
+/// the shared value), and are discarded when `run` returns, as a scope's are; children created
+/// inside `run` inherit from it. `run` nests and restores like a scope, on any task or thread,
+/// from any number of threads at once.
+///
+/// A snapshot costs about as much as opening a scope for each Local that holds something for the
+/// context; see <doc:Performance>.
+public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
+    let parts: [any SnapshotPart]
+
+    /// A snapshot that holds nothing: `run` runs its operation as it is.
+    public init() {
+        parts = []
+    }
+
+    init(parts: [any SnapshotPart]) {
+        self.parts = parts
+    }
+
+    /// Takes what every live ``Local`` holds for the running task or thread, now.
+    public static func capture() -> LocalsSnapshot {
+        LocalsSnapshot(parts: LiveLocals.all().compactMap { $0.capturePart() })
+    }
+
+    /// How many Locals the snapshot holds something of.
+    public var count: Int { parts.count }
+
+    /// Whether the snapshot holds nothing.
+    public var isEmpty: Bool { parts.isEmpty }
+
+    /// Runs `operation` with every captured Local's value in place, then puts the running context's
+    /// own back: on return, on a thrown error (rethrown unchanged) and on cancellation.
+    ///
+    /// ```swift
+    /// completion = { result in snapshot.run { handle(result) } }
+    /// ```
+    public func run<R, E: Error>(_ operation: () throws(E) -> R) throws(E) -> R {
+        try run(from: 0, operation)
+    }
+
+    private func run<R, E: Error>(from index: Int, _ operation: () throws(E) -> R) throws(E) -> R {
+        guard index < parts.count else { return try operation() }
+        return try parts[index].withEntered { () throws(E) -> R in try run(from: index + 1, operation) }
+    }
+
+    /// Runs `operation` with every captured Local's value in place, then puts the running context's
+    /// own back. Keeps the caller's actor isolation: `operation` runs where the call was made.
+    ///
+    /// ```swift
+    /// try await snapshot.run { try await save(order) }
+    /// ```
+    public func run<R, E: Error>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ operation: () async throws(E) -> R
+    ) async throws(E) -> R {
+        try await run(from: 0, isolation: isolation, operation)
+    }
+
+    private func run<R, E: Error>(
+        from index: Int, isolation: isolated (any Actor)?, _ operation: () async throws(E) -> R
+    ) async throws(E) -> R {
+        guard index < parts.count else { return try await operation() }
+        return try await parts[index].withEntered(isolation: isolation) { () async throws(E) -> R in
+            try await run(from: index + 1, isolation: isolation, operation)
+        }
+    }
+
+    /// Wraps `body` so that it runs under this snapshot, wherever and whenever it is called.
+    ///
+    /// ```swift
+    /// client.fetch(url, completion: snapshot.bind { result in log("fetched \(result)") })
+    /// ```
+    public func bind<each Argument, Result>(
+        _ body: @escaping @Sendable (repeat each Argument) -> Result
+    ) -> @Sendable (repeat each Argument) -> Result {
+        { (argument: repeat each Argument) in run { body(repeat each argument) } }
+    }
+
+    /// Wraps `body` so that it runs under a snapshot taken now: for completion handlers and
+    /// callbacks that run on some other thread later.
+    ///
+    /// ```swift
+    /// client.fetch(url, completion: LocalsSnapshot.bind { result in log("fetched \(result)") })
+    /// ```
+    public static func bind<each Argument, Result>(
+        _ body: @escaping @Sendable (repeat each Argument) -> Result
+    ) -> @Sendable (repeat each Argument) -> Result {
+        capture().bind(body)
+    }
+
+    /// Each captured Local (its name, if it was given one), its value now, and where it came from:
+    /// the file and line of the scope it was in, or the context's own value.
+    ///
+    /// ```
+    /// LocalsSnapshot of 2 Locals:
+    ///   Local<RequestState>("request", TaskDiscriminator, inheritance: .copy) = RequestState(...) (a .copy scope opened at App/Middleware.swift:42)
+    ///   Local<Cart>(SessionDiscriminator, inheritance: .copy) = Cart(items: [...]) (the session s-42)
+    /// ```
+    public var debugDescription: String {
+        let lines = parts.map { "  " + $0.listing }
+        let count = parts.count == 1 ? "1 Local" : "\(parts.count) Locals"
+        return (["LocalsSnapshot of \(count):"] + lines).joined(separator: "\n")
+    }
+}
