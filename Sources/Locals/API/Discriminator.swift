@@ -29,12 +29,17 @@
 /// ```
 ///
 /// Rules for `currentKey`:
-/// - It is called on every access, before any lock is taken: keep it cheap, and it may use other
-///   `Local`s.
+/// - It is called on every access, before any lock is taken: keep it cheap. It may use other
+///   `Local`s, but not one with this same discriminator (that would call `currentKey` again without
+///   end: the program stops with a message naming the discriminator).
 /// - Return `nil` where there is no current context. Reads then return the initializer's value
 ///   without storing it; writes stop the program with a message that names the fix.
 /// - A key's value lives until ``Local/discard(key:)`` or ``Local/reset()`` drops it (or the
-///   `Local` itself is released). Discard keys whose context has ended.
+///   `Local` itself is released). Discard keys whose context has ended, with a key of this
+///   discriminator's `Key` type: a key of any other type stops the program, since it could never
+///   discard anything.
+/// - Inside a ``LocalsSnapshot``'s `run`, the session the snapshot took is the current one, whatever
+///   `currentKey` returns.
 public protocol Discriminator: Sendable {
     /// The type of key that tells contexts apart.
     associatedtype Key: Hashable & Sendable

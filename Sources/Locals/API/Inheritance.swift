@@ -24,13 +24,15 @@ public enum Inheritance: Sendable, Hashable, CaseIterable {
     case copy
     /// The child reads through to the owner's live scope value for every part it has not written
     /// itself, and writes only to its own layer (Python's `ChainMap`, aiotask-context's
-    /// `chainmap_task_factory`). Parts are the key paths the child writes through: after
-    /// `local.simple = "x"` the child reads its own `simple` and the owner's live everything else.
-    /// Property syntax writes whole properties: `local.list[1] = "x"` reads `list`, changes it and
-    /// writes all of `list` back. To write one element only, and keep reading the owner's other
-    /// elements, write through the nested key path: `local[dynamicMember: \.list[1]] = "x"`.
-    /// `update` and assigning `value` in a child write the whole value, so the child stops reading
-    /// through afterwards.
+    /// `chainmap_task_factory`). A part is a stored property, or a stored property of one: after
+    /// `local.simple = "x"` the child reads its own `simple` and the owner's live everything else,
+    /// and `local[dynamicMember: \.inner.name] = "x"` layers just `inner.name`. Property syntax
+    /// writes whole properties: `local.list[1] = "x"` reads `list`, changes it and layers all of
+    /// `list`. A write through any other key path (an element's, `\.list[1]`; a force-unwrap; a
+    /// computed property), `update`, and assigning `value` change what the child sees as a whole:
+    /// the child keeps that view as its own value from then on and stops reading through, so that
+    /// nothing the owner does to the live value afterwards (shrinking the array, clearing the
+    /// optional) can make a child's read trap. `reset()` sends the child back to reading through.
     case overlay
     /// The owner and every child of the scope read and write one value: request-wide mutable
     /// state (aiotask-context's default `task_factory`). Use ``Local/update(_:)`` to change it

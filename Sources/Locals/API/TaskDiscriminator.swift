@@ -5,9 +5,16 @@
 /// ends, with no call from you. A task never sees a finished task's values, although Swift reuses
 /// the memory of finished tasks at once.
 ///
-/// Code that runs outside any task (a plain `Thread`, a `DispatchQueue` block, synchronous `main`
-/// before any task starts) gets one value per thread instead, exactly like ``ThreadDiscriminator``,
-/// so synchronous code behaves like Python's `threading.local`.
+/// Code that runs outside any task (a plain `Thread`, a `DispatchQueue` block, an `EventLoopFuture`
+/// callback, synchronous `main` before any task starts) gets one value per thread instead, exactly
+/// like ``ThreadDiscriminator``, so synchronous code behaves like Python's `threading.local`.
+///
+/// - Important: Outside tasks the value belongs to the *thread*, not to the work it runs. Two
+///   unrelated `DispatchQueue` blocks (or event-loop callbacks) that run on one worker thread share
+///   a value: a block can read what an earlier block, serving another request, left there, and no
+///   block sees the values of the task that submitted it. Carry the submitter's values across with
+///   a ``LocalsSnapshot``: `queue.asyncWithLocals { ... }`, or `snapshot.run { ... }` in the
+///   callback (see <doc:CallbacksEventLoopsAndQueues>).
 ///
 /// Values reach child tasks only through scopes (``Local/withValues(inheritance:_:operation:)``):
 /// see <doc:ScopesAndInheritance>.
