@@ -1,7 +1,7 @@
 /// What a child task created inside a scope sees of the scope's value.
 ///
-/// Values reach child tasks only through scopes (``Local/withValues(inheritance:_:operation:)``,
-/// ``Local/withValue(_:_:inheritance:operation:)``), as with Swift's `@TaskLocal`: a plain
+/// Values reach child tasks only through scopes (``Local/withValues(inheritance:_:file:line:operation:)``,
+/// ``Local/withValue(_:_:inheritance:file:line:operation:)``), as with Swift's `@TaskLocal`: a plain
 /// `local.x = v` outside any scope stays in the task that wrote it. Every kind of child created
 /// inside a scope inherits by the policy: `async let`, `TaskGroup` and `ThrowingTaskGroup` tasks,
 /// discarding task groups, `Task {}` and `Task.immediate`. `Task.detached` never inherits.

@@ -7,7 +7,7 @@ extension Local {
     /// request.withValue(\.depth, 3) { work() }
     /// ```
     ///
-    /// The same as ``withValues(inheritance:_:operation:)`` with a change to one attribute: see
+    /// The same as ``withValues(inheritance:_:file:line:operation:)`` with a change to one attribute: see
     /// there for what the task that opened the scope, and the children it creates, see.
     @inlinable
     public func withValue<T, R, E: Error>(
@@ -44,8 +44,9 @@ extension Local {
     /// - Parameters:
     ///   - inheritance: What children created inside the scope see; nil for the Local's default.
     ///   - change: Changes the value the scope starts from (the current value).
-    ///   - file: Where the scope is opened, for ``LocalsSnapshot``'s listing (a default you
-    ///     leave alone); line likewise.
+    ///   - file: The file the scope is opened in, for ``LocalsSnapshot``'s listing: leave the
+    ///     default.
+    ///   - line: The line the scope is opened at, likewise.
     ///   - operation: The work to run inside the scope.
     /// - Returns: What `operation` returns.
     @inlinable
@@ -91,7 +92,7 @@ extension Local {
     /// ```
     ///
     /// Keeps the caller's actor isolation: `operation` runs where the call was made, with no hop
-    /// to the global executor. See ``withValues(inheritance:_:isolation:operation:)``.
+    /// to the global executor. See ``withValues(inheritance:_:isolation:file:line:operation:)``.
     @inlinable
     public func withValue<T, R, E: Error>(
         _ keyPath: WritableKeyPath<Value, T>,
