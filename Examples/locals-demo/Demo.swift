@@ -21,7 +21,7 @@ final class Counter: Sendable {
 }
 
 let initializerCalls = Counter()
-let request = Local {
+let request = Local(name: "request") {
     initializerCalls.increment()
     return RequestState()
 }
@@ -250,6 +250,47 @@ func policies() async {
     }
 }
 
+// MARK: 8. Snapshots
+
+func snapshots() async {
+    section(
+        "8. Snapshots carry values into callbacks and queues",
+        "A DispatchQueue block runs outside any task: it sees the queue thread's value, not the request's. "
+            + "LocalsSnapshot.capture() takes every Local's value; run puts it back, anywhere."
+    )
+    let queue = DispatchQueue(label: "demo")
+    await request.withValue(\.requestID, "r-42") {
+        let snapshot = LocalsSnapshot.capture()
+        let (plain, captured) = await withCheckedContinuation { continuation in
+            queue.async {
+                continuation.resume(returning: (request.requestID, snapshot.run { request.requestID }))
+            }
+        }
+        show("a plain queue.async block reads", plain)
+        show("the same block, inside snapshot.run", captured)
+        let helper = await withCheckedContinuation { continuation in
+            queue.asyncWithLocals { continuation.resume(returning: request.requestID) }
+        }
+        show("queue.asyncWithLocals { ... } reads", helper)
+        print("  where each value came from (debugDescription):")
+        for line in snapshot.debugDescription.split(separator: "\n").dropFirst() {
+            print("   " + line)
+        }
+    }
+}
+
+// MARK: 9. The runtime
+
+func runtimeSupport() {
+    section(
+        "9. What swift-locals confirmed about this Swift runtime",
+        "Task identity is asked of the runtime itself and checked once, at first use (TaskDiscriminator.support)."
+    )
+    for line in TaskDiscriminator.support.description.split(separator: "\n") {
+        print("  " + line)
+    }
+}
+
 @main
 enum Demo {
     static func main() async {
@@ -261,6 +302,8 @@ enum Demo {
         attributes()
         await scopes()
         await policies()
+        await snapshots()
+        runtimeSupport()
         print("\nMore: README.md and the DocC articles in Sources/Locals/Locals.docc.")
     }
 }
