@@ -102,6 +102,11 @@ struct LocalsCompare {
         let sequential = await measureSequentialTasks(settings.sequentialTasks)
         let live = measureLiveEntries(settings.liveTasks, rounds: settings.liveRounds)
         printMemory(sequential: sequential, live: live, scaling: scaling, settings)
+        printEndedTasks(await measureEndedTasks(200))
+
+        print("")
+        fflush(nil)
+        printSnapshots(await measureSnapshots(settings))
         if interposerActive {
             print("")
             print("  note: the malloc interposer was active in this process (every block 16 bytes larger), so the")

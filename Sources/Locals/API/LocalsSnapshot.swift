@@ -34,20 +34,20 @@
 /// A snapshot costs about as much as opening a scope for each Local that holds something for the
 /// context; see <doc:Performance>.
 public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
-    let parts: [any SnapshotPart]
+    let parts: [SnapshotPart]
 
     /// A snapshot that holds nothing: `run` runs its operation as it is.
     public init() {
         parts = []
     }
 
-    init(parts: [any SnapshotPart]) {
+    init(parts: [SnapshotPart]) {
         self.parts = parts
     }
 
     /// Takes what every live ``Local`` holds for the running task or thread, now.
     public static func capture() -> LocalsSnapshot {
-        LocalsSnapshot(parts: LiveLocals.all().compactMap { $0.capturePart() })
+        LocalsSnapshot(parts: LiveLocals.capture())
     }
 
     /// How many Locals the snapshot holds something of.
@@ -63,12 +63,17 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     /// completion = { result in snapshot.run { handle(result) } }
     /// ```
     public func run<R, E: Error>(_ operation: () throws(E) -> R) throws(E) -> R {
-        try run(from: 0, operation)
+        if parts.isEmpty {
+            return try operation()
+        }
+        var result: Result<R, E>?
+        run(from: 0) { result = Result { () throws(E) -> R in try operation() } }
+        return try result.unsafelyUnwrapped.get()
     }
 
-    private func run<R, E: Error>(from index: Int, _ operation: () throws(E) -> R) throws(E) -> R {
-        guard index < parts.count else { return try operation() }
-        return try parts[index].withEntered { () throws(E) -> R in try run(from: index + 1, operation) }
+    private func run(from index: Int, _ body: () -> Void) {
+        guard index < parts.count else { return body() }
+        parts[index].enter { run(from: index + 1, body) }
     }
 
     /// Runs `operation` with every captured Local's value in place, then puts the running context's
@@ -81,16 +86,23 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
         isolation: isolated (any Actor)? = #isolation,
         _ operation: () async throws(E) -> R
     ) async throws(E) -> R {
-        try await run(from: 0, isolation: isolation, operation)
+        if parts.isEmpty {
+            return try await operation()
+        }
+        var result: Result<R, E>?
+        await run(from: 0, isolation: isolation) {
+            do throws(E) {
+                result = .success(try await operation())
+            } catch {
+                result = .failure(error)
+            }
+        }
+        return try result.unsafelyUnwrapped.get()
     }
 
-    private func run<R, E: Error>(
-        from index: Int, isolation: isolated (any Actor)?, _ operation: () async throws(E) -> R
-    ) async throws(E) -> R {
-        guard index < parts.count else { return try await operation() }
-        return try await parts[index].withEntered(isolation: isolation) { () async throws(E) -> R in
-            try await run(from: index + 1, isolation: isolation, operation)
-        }
+    private func run(from index: Int, isolation: isolated (any Actor)?, _ body: () async -> Void) async {
+        guard index < parts.count else { return await body() }
+        await parts[index].enterAsync(isolation) { await run(from: index + 1, isolation: isolation, body) }
     }
 
     /// Wraps `body` so that it runs under this snapshot, wherever and whenever it is called.
@@ -125,7 +137,7 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     ///   Local<Cart>(SessionDiscriminator, inheritance: .copy) = Cart(items: [...]) (the session s-42)
     /// ```
     public var debugDescription: String {
-        let lines = parts.map { "  " + $0.listing }
+        let lines = parts.map { "  " + $0.listing() }
         let count = parts.count == 1 ? "1 Local" : "\(parts.count) Locals"
         return (["LocalsSnapshot of \(count):"] + lines).joined(separator: "\n")
     }

@@ -32,11 +32,25 @@ enum Access {
         }
     }
 
-    /// The whole value the cell's owner sees.
+    /// The whole value the cell's owner sees. (No key path: in code that is not specialized for
+    /// the value type, `\Value.self` would be built at run time, demangling type names, each call.)
     @inlinable
-    @inline(__always)
     static func load<Value>(_ cell: Cell<Value>) -> Value {
-        read(cell, \Value.self)
+        switch cell.route {
+        case .own:
+            return cell.own.value
+        case .scope:
+            return cell.withScope { $0.value }
+        case .sharedScope:
+            return cell.withScope { $0.loadValue() }
+        case .overlay:
+            return cell.withScope { frame in
+                let overlay = cell.overlay.unsafelyUnwrapped
+                let view = overlay.beginRead(frame)
+                defer { overlay.endRead(frame) }
+                return view?.pointee ?? frame.value
+            }
+        }
     }
 
     /// Writes one part of the value the cell's owner sees, and hands back what it replaced, to be
@@ -103,7 +117,8 @@ enum Access {
         _ cell: Cell<Value>, keyPath makeKeyPath: () -> WritableKeyPath<Value, T>, _ newValue: T
     ) {
         let keyPath = makeKeyPath()
-        if keyPath != \Value.self as AnyKeyPath, let offset = MemoryLayout<Value>.offset(of: keyPath) {
+        // A stored part, not the whole value (`\.self` has offset 0 and the whole size).
+        if let offset = MemoryLayout<Value>.offset(of: keyPath), T.self != Value.self {
             let overlay = cell.overlay.unsafelyUnwrapped
             overlay.layer.record(keyPath, offset: offset, newValue)
             overlay.layerChanged()

@@ -165,8 +165,14 @@ final class OverlayState<Value: Sendable> {
     @exclusivity(unchecked) @usableFromInline var mergedVersion: UInt = 0
     @exclusivity(unchecked) @usableFromInline var mergedIsCurrent = false
 
-    init(_ layer: OverlayLayer<Value> = OverlayLayer()) {
+    @usableFromInline
+    init(_ layer: OverlayLayer<Value>) {
         self.layer = layer
+    }
+
+    @usableFromInline
+    convenience init() {
+        self.init(OverlayLayer())
     }
 
     deinit {
@@ -243,7 +249,8 @@ final class OverlayState<Value: Sendable> {
 /// replayed on the owner's live value after the owner shrank the array or cleared the optional.
 /// Such a write freezes the child's view instead (see `Cell.freeze`).
 @usableFromInline
-final class OverlayLayer<Value> {
+final class OverlayLayer<Value>: @unchecked Sendable {
+    // @unchecked: a layer belongs to one cell's owner; a snapshot takes a copy of it.
     @usableFromInline
     struct Write {
         let keyPath: AnyKeyPath
@@ -254,9 +261,13 @@ final class OverlayLayer<Value> {
 
     @exclusivity(unchecked) @usableFromInline private(set) var writes: [Write] = []
 
+    @usableFromInline
+    init() {}
+
     @usableFromInline var isEmpty: Bool { writes.isEmpty }
 
     /// A layer with the same writes (for a snapshot: the writes hold only copies of values).
+    @usableFromInline
     func copy() -> OverlayLayer<Value> {
         let copy = OverlayLayer()
         copy.writes = writes

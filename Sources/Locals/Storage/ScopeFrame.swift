@@ -24,7 +24,7 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     @usableFromInline let savedScope: ScopeFrame<Value>?
     /// A frame no task-local publishes: an `.overlay` child's own value after `Cell.freeze`. Set
     /// once, before the frame is used.
-    @exclusivity(unchecked) var isPrivate = false
+    @exclusivity(unchecked) @usableFromInline var isPrivate = false
     /// Children with no pin (see `TaskRuntime`) whose cells this frame bounds, made on the first:
     /// nil for almost every frame, so that opening and closing a scope has nothing more to do.
     @exclusivity(unchecked) private var kept: KeptCells<Value>?
@@ -125,7 +125,7 @@ struct ScopeOrigin: Sendable, CustomStringConvertible {
     }
 
     /// A frame no call opened (an `.overlay` child's frozen value, a snapshot's own copy).
-    static let unopened = ScopeOrigin(file: "", line: 0)
+    @usableFromInline static let unopened = ScopeOrigin(file: "", line: 0)
 
     @usableFromInline
     var description: String { line == 0 ? "no scope" : "\(file):\(line)" }

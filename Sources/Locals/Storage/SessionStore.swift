@@ -34,7 +34,7 @@ class SessionCell<Value: Sendable>: LockedBox, @unchecked Sendable {
     }
 
     /// The session's key, for listings.
-    var keyDescription: String { "" }
+    @usableFromInline var keyDescription: String { "" }
 }
 
 /// A session cell with its key, which a cached lookup compares with the running context's key.
@@ -47,7 +47,7 @@ final class KeyedSessionCell<Key: Hashable & Sendable, Value: Sendable>: Session
         super.init(value)
     }
 
-    override var keyDescription: String { "\(key)" }
+    @usableFromInline override var keyDescription: String { "\(key)" }
 }
 
 /// The sessions of a Local with a custom discriminator. The discriminator's key type is known only

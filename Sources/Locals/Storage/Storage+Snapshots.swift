@@ -1,4 +1,4 @@
-import Synchronization
+public import Synchronization
 
 // What a `LocalsSnapshot` takes from each Local, and how `run` puts it back on the running task
 // or thread. The rules, for a `.task` Local:
@@ -15,88 +15,213 @@ import Synchronization
 // A `.thread` Local's value is copied and swapped in for `run`, as a `.thread` scope does. A
 // custom discriminator's session is captured by reference: inside `run` it is the current session,
 // whatever the discriminator says, and writes go to it.
+//
+// Everything here is inlinable and reached through closures made in `Storage.make`, where the
+// value type is concrete: a snapshot mixes Locals of every value type, and code that is not
+// specialized for one looks up generic metadata at every step, several times slower.
 
 /// Every live Local, for `LocalsSnapshot.capture()`: held weakly, so that no snapshot keeps a
 /// Local alive, and a Local that goes leaves the list.
+@usableFromInline
 enum LiveLocals {
-    private final class Entry: @unchecked Sendable {
-        // @unchecked: set once at creation; a weak reference reads atomically.
-        weak var storage: (any SnapshotCapturing)?
+    /// In the order the Locals were made, so that listings come out in that order.
+    private static let entries = Locked.make([(id: UInt64, ops: SnapshotOps)]())
 
-        init(_ storage: any SnapshotCapturing) {
-            self.storage = storage
-        }
-    }
-
-    /// Ordered by the Locals' ids, so that listings come out in the order the Locals were made.
-    private static let entries = Locked.make([(id: UInt64, entry: Entry)]())
-
-    static func add(_ storage: some SnapshotCapturing) {
-        let entry = Entry(storage)
-        entries.withLock { $0.append((storage.localID, entry)) }
+    @usableFromInline
+    static func add(_ id: UInt64, _ ops: SnapshotOps) {
+        entries.withLock { $0.append((id, ops)) }
     }
 
     static func remove(_ id: UInt64) {
-        let removed = entries.withLock { entries -> [(id: UInt64, entry: Entry)] in
+        let removed = entries.withLock { entries -> [(id: UInt64, ops: SnapshotOps)] in
             guard let index = entries.firstIndex(where: { $0.id == id }) else { return [] }
             return [entries.remove(at: index)]
         }
         withExtendedLifetime(removed) {}
     }
 
-    /// The Locals alive now.
-    static func all() -> [any SnapshotCapturing] {
-        entries.withLock { entries in entries.compactMap { $0.entry.storage } }
+    /// What the running context holds of each live Local.
+    static func capture() -> [SnapshotPart] {
+        let live = entries.withLock { entries in entries.map(\.ops) }
+        return live.compactMap { ops in ops.capture().map { SnapshotPart(data: $0, ops: ops) } }
     }
 }
 
-/// A storage that can say what the running context sees of it.
-protocol SnapshotCapturing: AnyObject, Sendable {
-    var localID: UInt64 { get }
-    /// What the running context sees of this Local, or nil where it holds nothing for it.
-    func capturePart() -> (any SnapshotPart)?
-}
+/// One Local's part of a snapshot: what the context held (`data`) and how to put it back (`ops`).
+@usableFromInline
+struct SnapshotPart: Sendable {
+    let data: any Sendable & AnyObject
+    let ops: SnapshotOps
 
-/// One Local's part of a snapshot.
-protocol SnapshotPart: Sendable {
     /// The Local, its value and where it came from, on one line.
-    var listing: String { get }
+    func listing() -> String { ops.listing(data) }
+
     /// Runs `body` with this part in place for the running task or thread, then takes it away.
-    func withEntered<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R
-    func withEntered<R, E: Error>(
-        isolation: isolated (any Actor)?, _ body: () async throws(E) -> R
-    ) async throws(E) -> R
+    func enter(_ body: () -> Void) { ops.enter(data, body) }
+
+    func enterAsync(_ isolation: isolated (any Actor)?, _ body: () async -> Void) async {
+        await ops.enterAsync(data, isolation, body)
+    }
 }
 
-extension Storage: SnapshotCapturing {
-    func capturePart() -> (any SnapshotPart)? {
+/// What snapshots do with one Local: closures made once, in `Storage.registered()`, where the
+/// Local's value type is concrete, holding the storage weakly.
+@usableFromInline
+final class SnapshotOps: Sendable {
+    /// What the running context holds of the Local, or nil.
+    let capture: @Sendable () -> (any Sendable & AnyObject)?
+    let listing: @Sendable (AnyObject) -> String
+    let enter: @Sendable (AnyObject, () -> Void) -> Void
+    let enterAsync: @Sendable (AnyObject, isolated (any Actor)?, () async -> Void) async -> Void
+
+    @usableFromInline
+    init(
+        capture: @escaping @Sendable () -> (any Sendable & AnyObject)?,
+        listing: @escaping @Sendable (AnyObject) -> String,
+        enter: @escaping @Sendable (AnyObject, () -> Void) -> Void,
+        enterAsync: @escaping @Sendable (AnyObject, isolated (any Actor)?, () async -> Void) async -> Void
+    ) {
+        self.capture = capture
+        self.listing = listing
+        self.enter = enter
+        self.enterAsync = enterAsync
+    }
+}
+
+/// What a context held of one Local, for a snapshot.
+@usableFromInline
+final class PartData<Value: Sendable>: @unchecked Sendable {
+    // @unchecked: immutable; frames are read and written only under their locks or by the task
+    // whose cell routes there, and a layer is copied before use.
+    @usableFromInline
+    enum Kind {
+        /// A `.task` context's own value: copied.
+        case value(Value)
+        /// A scope the context is in: seen as a child created here would, by its policy.
+        case scope(ScopeFrame<Value>)
+        /// An `.overlay` child's view: the scope, read through, with a copy of its writes.
+        case overlay(ScopeFrame<Value>, OverlayLayer<Value>)
+        /// A `.thread` Local's value: copied.
+        case thread(Value)
+        /// A custom discriminator's session.
+        case session(SessionCell<Value>)
+    }
+
+    @usableFromInline let kind: Kind
+
+    @usableFromInline
+    init(_ kind: Kind) {
+        self.kind = kind
+    }
+}
+
+extension Storage {
+    /// This storage's snapshot operations, made here, where `Value` is concrete.
+    @inlinable
+    func snapshotOps() -> SnapshotOps {
+        SnapshotOps(
+            capture: { [weak self] in self?.capturePart() },
+            listing: { [description] data in
+                Self.listing(description, unsafeDowncast(data, to: PartData<Value>.self).kind)
+            },
+            enter: { [weak self] data, body in
+                guard let self else { return body() }  // the Local is gone: nothing to put back
+                enter(unsafeDowncast(data, to: PartData<Value>.self).kind, body)
+            },
+            enterAsync: { [weak self] data, isolation, body in
+                guard let self else { return await body() }
+                await enter(unsafeDowncast(data, to: PartData<Value>.self).kind, isolation, body)
+            }
+        )
+    }
+
+    /// What the running context holds of this Local, or nil.
+    @inlinable
+    func capturePart() -> PartData<Value>? {
         switch kind {
         case .task:
             guard let cell = existingCell() else {
                 // Nothing touched yet, inside a scope: a child created here would see it.
-                return scopeKey.get().map { TaskPart(self, .scope($0)) }
+                return scopeKey.get().map { PartData(.scope($0)) }
             }
             switch cell.route {
             case .own:
-                return TaskPart(self, .value(cell.own.value))
+                return PartData(.value(cell.own.value))
             case .scope:
                 let frame = cell.scope.unsafelyUnwrapped
                 // A frozen `.overlay` child's private frame is its own value.
-                return TaskPart(self, frame.isPrivate ? .value(frame.value) : .scope(frame))
+                return PartData(frame.isPrivate ? .value(frame.value) : .scope(frame))
             case .sharedScope:
-                return TaskPart(self, .scope(cell.scope.unsafelyUnwrapped))
+                return PartData(.scope(cell.scope.unsafelyUnwrapped))
             case .overlay:
                 let layer = cell.overlay.unsafelyUnwrapped.layer.copy()
-                return TaskPart(self, .overlay(cell.scope.unsafelyUnwrapped, layer))
+                return PartData(.overlay(cell.scope.unsafelyUnwrapped, layer))
             }
         case .thread:
-            return existingCell().map { ThreadPart(self, $0.own.value) }
+            return existingCell().map { PartData(.thread($0.own.value)) }
         case .custom:
-            return existingSessionCell().map { SessionPart(self, $0) }
+            return existingSessionCell().map { PartData(.session($0)) }
+        }
+    }
+
+    @inlinable
+    static func listing(_ local: String, _ kind: PartData<Value>.Kind) -> String {
+        switch kind {
+        case .value(let value):
+            return "\(local) = \(value) (its own value, copied)"
+        case .scope(let frame):
+            return "\(local) = \(frame.loadValue()) (a .\(frame.inheritance) scope opened at \(frame.origin))"
+        case .overlay(let frame, let layer):
+            var view = frame.loadValue()
+            layer.apply(to: &view)
+            return "\(local) = \(view) (reading through the .overlay scope opened at \(frame.origin))"
+        case .thread(let value):
+            return "\(local) = \(value) (the capturing thread's value, copied)"
+        case .session(let cell):
+            let value = cell.withLock { cell.isLive ? "\(cell.value.pointee)" : "(discarded)" }
+            return "\(local) = \(value) (the session \(cell.keyDescription))"
+        }
+    }
+
+    /// Runs `body` with a part in place for the running task or thread, then takes it away.
+    @inlinable
+    func enter(_ kind: PartData<Value>.Kind, _ body: () -> Void) {
+        switch kind {
+        case .value, .scope, .overlay:
+            let (entered, published) = enter(kind)
+            scopeKey.withValue(published) { body() }
+            leave(entered)
+        case .thread(let value):
+            let saved = swapIn { $0 = value }
+            body()
+            restore(saved)
+        case .session(let cell):
+            sessionOverrides.add(1, ordering: .relaxed)
+            sessionOverride.withValue(cell) { body() }
+            sessionOverrides.subtract(1, ordering: .relaxed)
+        }
+    }
+
+    @inlinable
+    func enter(_ kind: PartData<Value>.Kind, _ isolation: isolated (any Actor)?, _ body: () async -> Void) async {
+        switch kind {
+        case .value, .scope, .overlay:
+            let (entered, published) = enter(kind)
+            await scopeKey.withValue(published, operation: { await body() }, isolation: isolation)
+            leave(entered)
+        case .thread(let value):
+            let saved = swapIn { $0 = value }
+            await body()
+            restore(saved)
+        case .session(let cell):
+            sessionOverrides.add(1, ordering: .relaxed)
+            await sessionOverride.withValue(cell, operation: { await body() }, isolation: isolation)
+            sessionOverrides.subtract(1, ordering: .relaxed)
         }
     }
 
     /// The running context's session cell if it has one, made on no first touch.
+    @usableFromInline
     func existingSessionCell() -> SessionCell<Value>? {
         if sessionOverrides.load(ordering: .relaxed) != 0, let cell = sessionOverride.get() {
             return cell
@@ -116,51 +241,74 @@ extension Storage: SnapshotCapturing {
         return nil
     }
 
-    // MARK: Entering a part
+    // MARK: Entering a `.task` part
 
     /// Where a `.task` part put the running context's accesses, and what to put back.
+    @usableFromInline
     enum Entered {
         case scope(cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt)
         case redirect(Redirect)
     }
 
+    @usableFromInline
     struct Redirect {
-        let cell: Unmanaged<Cell<Value>>
-        let epoch: UInt
-        let owner: OwnerKey
-        let route: Route
-        let frame: ScopeFrame<Value>
-        let savedRoute: Route
-        unowned(unsafe) let savedScope: ScopeFrame<Value>?
-        let savedOverlay: OverlayState<Value>?
+        @usableFromInline let cell: Unmanaged<Cell<Value>>
+        @usableFromInline let epoch: UInt
+        @usableFromInline let owner: OwnerKey
+        @usableFromInline let route: Route
+        @usableFromInline let frame: ScopeFrame<Value>
+        @usableFromInline let savedRoute: Route
+        @usableFromInline unowned(unsafe) let savedScope: ScopeFrame<Value>?
+        @usableFromInline let savedOverlay: OverlayState<Value>?
+
+        @inlinable
+        init(
+            cell: Unmanaged<Cell<Value>>, epoch: UInt, owner: OwnerKey, route: Route, frame: ScopeFrame<Value>,
+            savedRoute: Route, savedScope: ScopeFrame<Value>?, savedOverlay: OverlayState<Value>?
+        ) {
+            self.cell = cell
+            self.epoch = epoch
+            self.owner = owner
+            self.route = route
+            self.frame = frame
+            self.savedRoute = savedRoute
+            self.savedScope = savedScope
+            self.savedOverlay = savedOverlay
+        }
     }
 
     /// Puts a `.task` part in place for the running context; returns what to undo and the scope to
     /// publish to the children created meanwhile.
-    func enter(_ kind: TaskPart<Value>.Kind) -> (Entered, ScopeFrame<Value>) {
+    @inlinable
+    func enter(_ kind: PartData<Value>.Kind) -> (Entered, ScopeFrame<Value>) {
         switch kind {
         case .value(let value):
             let opened = openScope(inheritance, .unopened) { $0 = value }
             return (.scope(cell: opened.cell, frame: opened.frame, epoch: opened.epoch), opened.frame)
-        case .scope(let frame) where frame.inheritance == .copy:
-            let value = frame.loadValue()
-            let opened = openScope(.copy, frame.origin) { $0 = value }
-            return (.scope(cell: opened.cell, frame: opened.frame, epoch: opened.epoch), opened.frame)
-        case .scope(let frame) where frame.inheritance == .fresh:
-            let owner = resolveCell().owner
-            let value = makeInitialValue(for: owner)
-            let opened = openScope(.fresh, frame.origin) { $0 = value }
-            return (.scope(cell: opened.cell, frame: opened.frame, epoch: opened.epoch), opened.frame)
-        case .scope(let frame) where frame.inheritance == .shared:
-            return (.redirect(redirect(.sharedScope, frame, nil)), frame)
         case .scope(let frame):
-            return (.redirect(redirect(.overlay, frame, OverlayState())), frame)
+            switch frame.inheritance {
+            case .copy:
+                let value = frame.loadValue()
+                let opened = openScope(.copy, frame.origin) { $0 = value }
+                return (.scope(cell: opened.cell, frame: opened.frame, epoch: opened.epoch), opened.frame)
+            case .fresh:
+                let value = makeInitialValue(for: resolveCell().owner)
+                let opened = openScope(.fresh, frame.origin) { $0 = value }
+                return (.scope(cell: opened.cell, frame: opened.frame, epoch: opened.epoch), opened.frame)
+            case .shared:
+                return (.redirect(redirect(.sharedScope, frame, nil)), frame)
+            case .overlay:
+                return (.redirect(redirect(.overlay, frame, OverlayState())), frame)
+            }
         case .overlay(let frame, let layer):
             return (.redirect(redirect(.overlay, frame, OverlayState(layer.copy()))), frame)
+        case .thread, .session:
+            preconditionFailure("swift-locals: not a .task part")
         }
     }
 
     /// Takes away what `enter` put in place.
+    @inlinable
     func leave(_ entered: Entered) {
         switch entered {
         case .scope(let cell, let frame, let epoch):
@@ -171,7 +319,8 @@ extension Storage: SnapshotCapturing {
     }
 
     /// Points the running context's accesses at `frame` by `route`, as a child of that scope.
-    private func redirect(_ route: Route, _ frame: ScopeFrame<Value>, _ overlay: OverlayState<Value>?) -> Redirect {
+    @inlinable
+    func redirect(_ route: Route, _ frame: ScopeFrame<Value>, _ overlay: OverlayState<Value>?) -> Redirect {
         let cell = cachedCell() ?? Unmanaged.passUnretained(resolveCell())
         let epoch = self.epoch.load(ordering: .relaxed)
         return cell._withUnsafeGuaranteedRef { cell in
@@ -189,171 +338,34 @@ extension Storage: SnapshotCapturing {
     /// Puts back what `redirect` changed. If the running context's cell was dropped meanwhile
     /// (by `discard(key:)` from elsewhere), its new cell goes unless it can take the old route
     /// (as when a scope closes, see `closeScopeSlowly`).
-    private func undo(_ redirect: Redirect) {
-        var dropped: OverlayState<Value>?
+    @inlinable
+    func undo(_ redirect: Redirect) {
         if epoch.load(ordering: .relaxed) == redirect.epoch {
-            redirect.cell._withUnsafeGuaranteedRef { cell in
-                dropped = cell.overlay
+            let dropped = redirect.cell._withUnsafeGuaranteedRef { cell -> OverlayState<Value>? in
+                let dropped = cell.overlay
                 cell.route = redirect.savedRoute
                 cell.scope = redirect.savedScope
                 cell.overlay = redirect.savedOverlay
+                return dropped
             }
-        } else if let cell = existingCell(), cell.scope === redirect.frame, cell.route == redirect.route {
-            let fits = redirect.savedRoute != .own || cell is OwnedCell<Value>
-            if fits, !cell.isPlaceholder {
-                dropped = cell.overlay
-                cell.route = redirect.savedRoute
-                cell.scope = redirect.savedScope
-                cell.overlay = redirect.savedOverlay
-            } else {
-                withExtendedLifetime(removeCell(of: redirect.owner, byOwner: true)) {}
-            }
-        }
-        withExtendedLifetime(dropped) {}  // released once the cell is whole again
-    }
-}
-
-/// A `.task` Local's part: what the context saw, by the rules at the top of this file.
-final class TaskPart<Value: Sendable>: SnapshotPart, @unchecked Sendable {
-    // @unchecked: `storage` is set once at creation (a weak reference reads atomically); the
-    // frames are read and written only under their locks or by the task whose cell routes there.
-    enum Kind {
-        /// A value of the context's own: copied.
-        case value(Value)
-        /// A scope the context is in: seen as a child created here would, by its policy.
-        case scope(ScopeFrame<Value>)
-        /// An `.overlay` child's view: the scope, read through, with a copy of its writes.
-        case overlay(ScopeFrame<Value>, OverlayLayer<Value>)
-    }
-
-    weak var storage: Storage<Value>?
-    let kind: Kind
-    let local: String
-
-    init(_ storage: Storage<Value>, _ kind: Kind) {
-        self.storage = storage
-        self.kind = kind
-        local = storage.description
-    }
-
-    var listing: String {
-        switch kind {
-        case .value(let value):
-            return "\(local) = \(value) (its own value, copied)"
-        case .scope(let frame):
-            let policy = frame.inheritance
-            return "\(local) = \(frame.loadValue()) (a .\(policy) scope opened at \(frame.origin))"
-        case .overlay(let frame, let layer):
-            var view = frame.loadValue()
-            layer.apply(to: &view)
-            return "\(local) = \(view) (reading through the .overlay scope opened at \(frame.origin))"
+            withExtendedLifetime(dropped) {}  // released once the cell is whole again
+        } else {
+            undoSlowly(redirect)
         }
     }
 
-    func withEntered<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        guard let storage else { return try body() }  // the Local is gone: nothing to put back
-        let (entered, published) = storage.enter(kind)
-        let result = storage.scopeKey.withValue(published) { Result { () throws(E) -> R in try body() } }
-        storage.leave(entered)
-        return try result.get()
-    }
-
-    func withEntered<R, E: Error>(
-        isolation: isolated (any Actor)?, _ body: () async throws(E) -> R
-    ) async throws(E) -> R {
-        guard let storage else { return try await body() }
-        let (entered, published) = storage.enter(kind)
-        let result = await storage.scopeKey.withValue(
-            published,
-            operation: { () async -> Result<R, E> in
-                do throws(E) {
-                    return .success(try await body())
-                } catch {
-                    return .failure(error)
-                }
-            },
-            isolation: isolation
-        )
-        storage.leave(entered)
-        return try result.get()
-    }
-}
-
-/// A `.thread` Local's part: a copy of the capturing thread's value, swapped in as a `.thread`
-/// scope does.
-final class ThreadPart<Value: Sendable>: SnapshotPart, @unchecked Sendable {
-    // @unchecked: `storage` is set once at creation (a weak reference reads atomically).
-    weak var storage: Storage<Value>?
-    let value: Value
-    let local: String
-
-    init(_ storage: Storage<Value>, _ value: Value) {
-        self.storage = storage
-        self.value = value
-        local = storage.description
-    }
-
-    var listing: String { "\(local) = \(value) (the capturing thread's value, copied)" }
-
-    func withEntered<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        guard let storage else { return try body() }
-        let saved = storage.swapIn { $0 = self.value }
-        defer { storage.restore(saved) }
-        return try body()
-    }
-
-    func withEntered<R, E: Error>(
-        isolation: isolated (any Actor)?, _ body: () async throws(E) -> R
-    ) async throws(E) -> R {
-        guard let storage else { return try await body() }
-        let saved = storage.swapIn { $0 = self.value }
-        defer { storage.restore(saved) }
-        return try await body()
-    }
-}
-
-/// A custom discriminator's part: the capturing context's session, which is the current one in
-/// `run` whatever the discriminator says.
-final class SessionPart<Value: Sendable>: SnapshotPart, @unchecked Sendable {
-    // @unchecked: `storage` is set once at creation; the cell is touched only under its lock.
-    weak var storage: Storage<Value>?
-    let cell: SessionCell<Value>
-    let local: String
-
-    init(_ storage: Storage<Value>, _ cell: SessionCell<Value>) {
-        self.storage = storage
-        self.cell = cell
-        local = storage.description
-    }
-
-    var listing: String {
-        let value = cell.withLock { cell.isLive ? "\(cell.value.pointee)" : "(discarded)" }
-        return "\(local) = \(value) (the session \(cell.keyDescription))"
-    }
-
-    func withEntered<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        guard let storage else { return try body() }
-        storage.sessionOverrides.add(1, ordering: .relaxed)
-        defer { storage.sessionOverrides.subtract(1, ordering: .relaxed) }
-        return try storage.sessionOverride.withValue(cell) { Result { () throws(E) -> R in try body() } }.get()
-    }
-
-    func withEntered<R, E: Error>(
-        isolation: isolated (any Actor)?, _ body: () async throws(E) -> R
-    ) async throws(E) -> R {
-        guard let storage else { return try await body() }
-        storage.sessionOverrides.add(1, ordering: .relaxed)
-        defer { storage.sessionOverrides.subtract(1, ordering: .relaxed) }
-        return try await storage.sessionOverride.withValue(
-            cell,
-            operation: { () async -> Result<R, E> in
-                do throws(E) {
-                    return .success(try await body())
-                } catch {
-                    return .failure(error)
-                }
-            },
-            isolation: isolation
-        ).get()
+    @usableFromInline
+    func undoSlowly(_ redirect: Redirect) {
+        guard let cell = existingCell(), cell.scope === redirect.frame, cell.route == redirect.route else { return }
+        let fits = redirect.savedRoute != .own || cell is OwnedCell<Value>
+        guard fits, !cell.isPlaceholder else {
+            withExtendedLifetime(removeCell(of: redirect.owner, byOwner: true)) {}
+            return
+        }
+        let dropped = cell.overlay
+        cell.route = redirect.savedRoute
+        cell.scope = redirect.savedScope
+        cell.overlay = redirect.savedOverlay
+        withExtendedLifetime(dropped) {}
     }
 }

@@ -69,9 +69,11 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     @usableFromInline let sessionOverride = TaskLocal<SessionCell<Value>?>(wrappedValue: nil)
     let initialValue: @Sendable () -> Value
     /// The policy of this Local's scopes where the scope names none.
-    let inheritance: Inheritance
+    @usableFromInline let inheritance: Inheritance
     /// The name the Local was given, for listings.
     let name: String?
+    /// The Local's name, if it has one, then its type, discriminator and policy: made once.
+    @usableFromInline let description: String
     /// The discriminator's type name, for messages.
     let discriminatorName: String
     private let tables = Locked.make(Tables())
@@ -96,10 +98,10 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     ) -> Storage<Value> {
         let about = About(discriminator: D.self, inheritance: inheritance, name: name)
         if discriminator is TaskDiscriminator {
-            return Storage(.task, about, initialValue, sessions: nil, currentSessionCell: nil)
+            return Storage(.task, about, initialValue, sessions: nil, currentSessionCell: nil).registered()
         }
         if discriminator is ThreadDiscriminator {
-            return Storage(.thread, about, initialValue, sessions: nil, currentSessionCell: nil)
+            return Storage(.thread, about, initialValue, sessions: nil, currentSessionCell: nil).registered()
         }
         let table = SessionTable<D, Value>(discriminator)
         let lookup = SessionLookup { storage in
@@ -107,7 +109,15 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
                 table.currentCell(storage).map { Unmanaged.passRetained($0).toOpaque() }
             }
         }
-        return Storage(.custom, about, initialValue, sessions: table, currentSessionCell: lookup)
+        return Storage(.custom, about, initialValue, sessions: table, currentSessionCell: lookup).registered()
+    }
+
+    /// Adds this storage to the live Locals that snapshots capture, with a capture made here,
+    /// where the value type is concrete (see `Storage+Snapshots`).
+    @inlinable
+    func registered() -> Storage<Value> {
+        LiveLocals.add(localID, snapshotOps())
+        return self
     }
 
     /// What a storage says about its Local.
@@ -136,9 +146,10 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         discriminatorName = String(describing: about.discriminator)
         inheritance = about.inheritance
         name = about.name
+        let named = about.name.map { "\"\($0)\", " } ?? ""
+        description = "Local<\(Value.self)>(\(named)\(discriminatorName), inheritance: .\(about.inheritance))"
         self.sessions = sessions
         self.currentSessionCell = currentSessionCell
-        LiveLocals.add(self)
     }
 
     deinit {
@@ -221,6 +232,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     }
 
     /// The running context's cell if it has one, without making it.
+    @usableFromInline
     func existingCell() -> Cell<Value>? {
         if let cell = cachedCell() {
             return cell.takeUnretainedValue()
@@ -659,15 +671,6 @@ extension Storage {
                 replaceCell(of: owner, with: value)
             }
         }
-    }
-}
-
-extension Storage: CustomStringConvertible {
-    /// The Local's name, if it has one, then its type, discriminator and policy.
-    @usableFromInline
-    var description: String {
-        let named = name.map { "\"\($0)\", " } ?? ""
-        return "Local<\(Value.self)>(\(named)\(discriminatorName), inheritance: .\(inheritance))"
     }
 }
 
