@@ -61,11 +61,12 @@ extension Local {
             return try withSwappedValues(change, operation: operation)
         }
         let origin = ScopeOrigin(file: file, line: line)
-        let opened = storage.openScope(inheritance ?? self.inheritance, origin, change)
-        defer { storage.closeScope(opened) }
-        return try storage.scopeKey.withValue(opened.frame) {
+        let (cell, frame, epoch) = storage.openScope(inheritance ?? self.inheritance, origin, change)
+        let result = storage.scopeKey.withValue(frame) {
             Result { () throws(E) -> R in try operation() }
-        }.get()
+        }
+        storage.closeScope(cell, consume frame, epoch)
+        return try result.get()
     }
 
     /// Runs `operation` inside a new scope that starts from the current value unchanged: the
@@ -148,10 +149,9 @@ extension Local {
             return try await withSwappedValues(change, isolation: isolation, operation: operation)
         }
         let origin = ScopeOrigin(file: file, line: line)
-        let opened = storage.openScope(inheritance ?? self.inheritance, origin, change)
-        defer { storage.closeScope(opened) }
-        return try await storage.scopeKey.withValue(
-            opened.frame,
+        let (cell, frame, epoch) = storage.openScope(inheritance ?? self.inheritance, origin, change)
+        let result = await storage.scopeKey.withValue(
+            frame,
             operation: { () async -> Result<R, E> in
                 do throws(E) {
                     return .success(try await operation())
@@ -160,7 +160,9 @@ extension Local {
                 }
             },
             isolation: isolation
-        ).get()
+        )
+        storage.closeScope(cell, consume frame, epoch)
+        return try result.get()
     }
 
     /// Runs `operation` inside a new scope that starts from the current value unchanged: the

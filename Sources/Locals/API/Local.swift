@@ -128,8 +128,26 @@ public final class Local<Value: Sendable>: Sendable {
     /// through to its scope).
     @inlinable
     public var value: Value {
-        get { self[dynamicMember: \Value.self] }
-        set { self[dynamicMember: \Value.self] = newValue }
+        get {
+            if storage.kind == .custom {
+                guard let cell = storage.lockedSessionCell() else { return storage.makeInitialValue(for: .noKey) }
+                defer { cell.unlock() }
+                return cell.value.pointee
+            }
+            return storage.withCell { Access.load($0) }
+        }
+        set {
+            if storage.kind == .custom {
+                guard let cell = storage.lockedSessionCell() else { storage.missingKeyForWrite() }
+                var replaced = newValue
+                swap(&replaced, &cell.value.pointee)
+                cell.unlock()
+                withExtendedLifetime(replaced) {}  // after the lock: its deinit may use this Local
+                return
+            }
+            let replaced = storage.withCell { Access.store($0, newValue) }
+            withExtendedLifetime(replaced) {}
+        }
     }
 
     /// Reads, changes and writes back the current key's value in one atomic step, and returns

@@ -53,6 +53,29 @@ enum Access {
         }
     }
 
+    /// Replaces the whole value the cell's owner sees, and hands back the value it replaced, to be
+    /// released by the caller once the cell is no longer borrowed. (No key path: see `load`.) An
+    /// `.overlay` child keeps the new value as its own and stops reading through.
+    @inlinable
+    static func store<Value>(_ cell: Cell<Value>, _ newValue: Value) -> Value? {
+        var replaced = newValue
+        switch cell.route {
+        case .own:
+            swap(&replaced, &cell.own.value)
+        case .scope, .sharedScope:
+            cell.withScope { frame in
+                frame.lock()
+                swap(&replaced, &frame.value)
+                frame.version &+= 1
+                frame.unlock()
+            }
+        case .overlay:
+            cell.freeze(newValue)
+            return nil
+        }
+        return replaced
+    }
+
     /// Writes one part of the value the cell's owner sees, and hands back what it replaced, to be
     /// released by the caller once the cell is no longer borrowed: its deinit may use this very
     /// Local, even reset the key (which frees the cell).

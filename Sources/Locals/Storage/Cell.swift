@@ -68,6 +68,8 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
     /// ended task's cell, waiting to be swept, keeps no scope (and no scope's value) alive.
     @exclusivity(unchecked) @usableFromInline final unowned(unsafe) var scope: ScopeFrame<Value>?
     @usableFromInline final let owner: OwnerKey
+    /// The owner's last closed scope frame, emptied, for its next scope (see `ScopeFrame.recycle`).
+    @exclusivity(unchecked) @usableFromInline final var spare: ScopeFrame<Value>?
     /// The writes of an `.overlay` route on top of its scope (nil on every other route).
     @exclusivity(unchecked) @usableFromInline final var overlay: OverlayState<Value>?
     /// The pin of the owning heap task (or of an `async let` child's heap ancestor); answers
@@ -121,6 +123,7 @@ extension Cell {
     /// An `.overlay` child stops reading through: from now on it reads and writes `value` (what
     /// it sees now, changed) as its own, kept in a private frame that no other task sees, until
     /// `reset()` sends it back to the scope.
+    @usableFromInline
     final func freeze(_ value: Value) {
         let overlay = self.overlay.unsafelyUnwrapped
         // Not linked to the scope it froze from: an ended child's cell keeps nothing of it alive.

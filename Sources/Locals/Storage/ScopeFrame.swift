@@ -10,31 +10,75 @@
 /// writes it. The rest is set at creation.
 @usableFromInline
 final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
-    @exclusivity(unchecked) @usableFromInline var value: Value
-    /// Where the scope was opened (the `withValue`, `withValues` or `withScope` call).
-    @usableFromInline let origin: ScopeOrigin
+    /// The scope's value, in memory of its own that lives as long as the frame, so that a closed
+    /// frame can be emptied and opened again for the owner's next scope (see `recycle`).
+    @usableFromInline let storage: UnsafeMutablePointer<Value>
+    /// Whether `storage` holds a value (false while the frame waits, recycled).
+    @exclusivity(unchecked) @usableFromInline var isOpen = true
     /// Bumped by every write of `value` (all under the lock): tells `.overlay` children whether
     /// their merged view is still current.
     @exclusivity(unchecked) @usableFromInline var version: UInt = 0
-    @usableFromInline let inheritance: Inheritance
+    // The rest is set when the frame is made or reused, before any other task can see it.
+    /// Where the scope was opened (the `withValue`, `withValues` or `withScope` call).
+    @exclusivity(unchecked) @usableFromInline var origin: ScopeOrigin
+    @exclusivity(unchecked) @usableFromInline var inheritance: Inheritance
     /// The task or thread that opened the scope.
-    @usableFromInline let owner: OwnerKey
+    @exclusivity(unchecked) @usableFromInline var owner: OwnerKey
     /// Where the owner's accesses went before the scope opened, restored when it closes.
-    @usableFromInline let savedRoute: Route
-    @usableFromInline let savedScope: ScopeFrame<Value>?
+    @exclusivity(unchecked) @usableFromInline var savedRoute: Route
+    @exclusivity(unchecked) @usableFromInline var savedScope: ScopeFrame<Value>?
     /// A frame no task-local publishes: an `.overlay` child's own value after `Cell.freeze`. Set
     /// once, before the frame is used.
     @exclusivity(unchecked) @usableFromInline var isPrivate = false
     /// Children with no pin (see `TaskRuntime`) whose cells this frame bounds, made on the first:
     /// nil for almost every frame, so that opening and closing a scope has nothing more to do.
-    @exclusivity(unchecked) private var kept: KeptCells<Value>?
+    @exclusivity(unchecked) @usableFromInline var kept: KeptCells<Value>?
 
     @inlinable
     init(
         value: Value, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route, savedScope: ScopeFrame<Value>?,
         origin: ScopeOrigin
     ) {
-        self.value = value
+        storage = .allocate(capacity: 1)
+        storage.initialize(to: value)
+        self.origin = origin
+        self.inheritance = inheritance
+        self.owner = owner
+        self.savedRoute = savedRoute
+        self.savedScope = savedScope
+    }
+
+    /// The scope's value (the frame is open).
+    @inlinable
+    var value: Value {
+        unsafeAddress { UnsafePointer(storage) }
+        unsafeMutableAddress { storage }
+    }
+
+    /// Empties a closed frame that only the caller refers to any more, so that its owner's next
+    /// scope can use it instead of allocating: the value is released now, as when a frame goes.
+    /// Returns false (and changes nothing) for a frame that cannot wait like that: a frozen
+    /// child's, or one that bounds children's cells. The lock orders it after every child's last
+    /// access.
+    @inlinable
+    func recycle() -> Bool {
+        guard !isPrivate, kept == nil else { return false }
+        lock()
+        isOpen = false
+        let dropped = (storage.move(), savedScope.take())
+        unlock()
+        withExtendedLifetime(dropped) {}
+        return true
+    }
+
+    /// Opens a recycled frame as a new scope.
+    @inlinable
+    func reuse(
+        value: Value, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route, savedScope: ScopeFrame<Value>?,
+        origin: ScopeOrigin
+    ) {
+        storage.initialize(to: value)
+        isOpen = true
         self.origin = origin
         self.inheritance = inheritance
         self.owner = owner
@@ -94,6 +138,10 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     }
 
     deinit {
+        if isOpen {
+            storage.deinitialize(count: 1)
+        }
+        storage.deallocate()
         if let kept {
             kept.storage.removeCells(keptBy: kept.owners)
         }
@@ -102,6 +150,7 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
 
 /// The children a `ScopeFrame` bounds (they end before it does), and the storage their cells
 /// are in: they leave it when the frame goes.
+@usableFromInline
 final class KeptCells<Value: Sendable> {
     let storage: Storage<Value>
     var owners: [OwnerKey] = []

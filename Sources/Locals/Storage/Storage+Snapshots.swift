@@ -312,7 +312,7 @@ extension Storage {
     func leave(_ entered: Entered) {
         switch entered {
         case .scope(let cell, let frame, let epoch):
-            closeScope((cell, frame, epoch))
+            closeScope(cell, frame, epoch)
         case .redirect(let redirect):
             undo(redirect)
         }

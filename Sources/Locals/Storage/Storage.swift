@@ -458,10 +458,19 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         let frame = cell._withUnsafeGuaranteedRef { cell -> ScopeFrame<Value> in
             var value = Access.load(cell)
             change(&value)
-            let frame = ScopeFrame(
-                value: consume value, inheritance: inheritance, owner: cell.owner,
-                savedRoute: cell.route, savedScope: cell.scope, origin: origin
-            )
+            let frame: ScopeFrame<Value>
+            if let spare = cell.spare.take() {
+                spare.reuse(
+                    value: consume value, inheritance: inheritance, owner: cell.owner,
+                    savedRoute: cell.route, savedScope: cell.scope, origin: origin
+                )
+                frame = spare
+            } else {
+                frame = ScopeFrame(
+                    value: consume value, inheritance: inheritance, owner: cell.owner,
+                    savedRoute: cell.route, savedScope: cell.scope, origin: origin
+                )
+            }
             cell.route = frame.ownerRoute
             cell.scope = frame
             return frame
@@ -470,15 +479,21 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     }
 
     /// Closes a scope `openScope` opened: the owner's accesses go back where they went before.
+    /// Takes the frame over: if nobody else refers to it any more (no child, no snapshot kept it),
+    /// it is emptied and kept in the owner's cell for its next scope, which then allocates nothing.
     @inlinable
-    func closeScope(_ opened: (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt)) {
-        if epoch.load(ordering: .relaxed) == opened.epoch {
-            opened.cell._withUnsafeGuaranteedRef { cell in
-                cell.route = opened.frame.savedRoute
-                cell.scope = opened.frame.savedScope
+    func closeScope(_ cell: Unmanaged<Cell<Value>>, _ frame: consuming ScopeFrame<Value>, _ epoch: UInt) {
+        var frame = frame
+        guard self.epoch.load(ordering: .relaxed) == epoch else {
+            closeScopeSlowly(frame)
+            return
+        }
+        cell._withUnsafeGuaranteedRef { cell in
+            cell.route = frame.savedRoute
+            cell.scope = frame.savedScope
+            if isKnownUniquelyReferenced(&frame), frame.recycle() {
+                cell.spare = frame
             }
-        } else {
-            closeScopeSlowly(opened.frame)
         }
     }
 
