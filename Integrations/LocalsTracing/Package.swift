@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15), .iOS(.v18), .tvOS(.v18), .watchOS(.v11), .visionOS(.v2)],
     products: [
         .library(name: "LocalsTracing", targets: ["LocalsTracing"]),
+        .executable(name: "baggage-bench", targets: ["baggage-bench"]),
     ],
     dependencies: [
         .package(name: "swift-locals", path: "../.."),
@@ -25,6 +26,14 @@ let package = Package(
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Instrumentation", package: "swift-distributed-tracing"),
                 .product(name: "ServiceContextModule", package: "swift-service-context"),
+            ]
+        ),
+        .executableTarget(
+            name: "baggage-bench",
+            dependencies: [
+                "LocalsTracing",
+                .product(name: "Locals", package: "swift-locals"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
             ]
         ),
         .testTarget(

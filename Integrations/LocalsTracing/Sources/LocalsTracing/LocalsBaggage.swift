@@ -321,10 +321,13 @@ protocol AnyLocalFieldGroup: Sendable {
 struct LocalFieldGroup<Value: Sendable>: AnyLocalFieldGroup {
     let local: Local<Value>
     let fields: [LocalField<Value>]
+    /// The whole value, as a key path made once: `local.value` spells `\Value.self` at each
+    /// access, which this unspecialized generic code would build anew on every read.
+    let wholeValue: WritableKeyPath<Value, Value> & Sendable = \Value.self
 
     func appendFields(to writer: inout BaggageHeaderWriter) {
         // One read: fields of one Local always come from the same value.
-        let value = local.value
+        let value = local[dynamicMember: wholeValue]
         for field in fields {
             guard var text = field.encode(value) else { continue }
             var key = field.key

@@ -151,6 +151,14 @@ enum W3CBaggageFormat {
         func key(_ member: Member) -> UnsafeBufferPointer<UInt8> {
             UnsafeBufferPointer(rebasing: bytes[member.key])
         }
+        if members.count <= 16 {
+            // The usual header has no duplicate: find that out without allocating anything.
+            var hasDuplicate = false
+            for later in 1 ..< members.count where !hasDuplicate {
+                hasDuplicate = members[..<later].contains { key($0).elementsEqual(key(members[later])) }
+            }
+            guard hasDuplicate else { return }
+        }
         var kept: [Member] = []
         kept.reserveCapacity(members.count)
         if members.count <= 16 {
