@@ -42,6 +42,8 @@ public struct BaggageMiddleware<Context: RequestContext>: RouterMiddleware {
         self.prepare = prepare
     }
 
+    /// Runs the rest of the chain inside the request's baggage scope, turning a thrown
+    /// `HTTPResponseError` into its response there.
     public func handle(
         _ request: Request,
         context: Context,
@@ -63,8 +65,14 @@ public struct BaggageMiddleware<Context: RequestContext>: RouterMiddleware {
 /// Reads a header from Hummingbird's `HTTPFields`; several lines of one header come back joined by
 /// commas, which is how W3C baggage combines them.
 public struct HTTPFieldsExtractor: Extractor {
+    /// An extractor; it holds nothing.
     public init() {}
 
+    /// The value of the header named `key`, lines joined by commas, or nil when there is none.
+    ///
+    /// ```swift
+    /// HTTPFieldsExtractor().extract(key: "baggage", from: request.headers)
+    /// ```
     public func extract(key: String, from carrier: HTTPFields) -> String? {
         HTTPField.Name(key).flatMap { carrier[$0] }
     }

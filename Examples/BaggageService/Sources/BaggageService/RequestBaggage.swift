@@ -9,6 +9,7 @@ public struct RequestValues: Sendable {
     /// the caller's, or one the first service generated. Nil outside a request.
     public var requestID: String?
 
+    /// A request's values; both absent by default, as outside a request.
     public init(tenant: String? = nil, requestID: String? = nil) {
         self.tenant = tenant
         self.requestID = requestID

@@ -44,8 +44,11 @@ extension Logger.MetadataProvider {
 ///
 /// A field that is absent shows as `-`. The other metadata follows, sorted by key.
 public struct ServiceLogHandler: LogHandler {
+    /// Metadata set on the logger itself, written on every line.
     public var metadata: Logger.Metadata = [:]
+    /// Adds metadata from the task that logs; its values win over the logger's.
     public var metadataProvider: Logger.MetadataProvider?
+    /// The lowest level written.
     public var logLevel: Logger.Level = .info
     let label: String
     let stream: any TextOutputStream & Sendable
@@ -64,11 +67,14 @@ public struct ServiceLogHandler: LogHandler {
         self.metadataProvider = metadataProvider
     }
 
+    /// One value of the logger's own metadata.
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
+    /// Writes `event` as one line: the logger's metadata, then the provider's, then the event's
+    /// own, later ones winning for the same key.
     public func log(event: LogEvent) {
         var all = metadata
         if let provided = metadataProvider?.get() {
@@ -91,8 +97,10 @@ public struct ServiceLogHandler: LogHandler {
 /// Standard output, written with one system call per line, so that lines from concurrent requests
 /// never interleave and reach a file or a pipe at once.
 public struct StandardOutput: TextOutputStream, Sendable {
+    /// Standard output of this process.
     public init() {}
 
+    /// Writes `string` with as few system calls as the system allows: one, for a log line.
     public mutating func write(_ string: String) {
         var string = string
         string.withUTF8 { bytes in

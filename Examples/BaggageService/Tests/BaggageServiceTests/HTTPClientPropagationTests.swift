@@ -50,7 +50,8 @@ struct HTTPClientPropagationTests {
         requestBaggage.extract(["baggage": "tenant=acme,vendor=v;p=1"], into: &context, using: DictionaryExtractor())
         return try await requestBaggage.withValues(from: context) {
             currentRequest.requestID = "r-1"
-            let response = try await client.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/echo"), timeout: .seconds(30))
+            let request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/echo")
+            let response = try await client.execute(request, timeout: .seconds(30))
             let body = String(buffer: try await response.body.collect(upTo: 1 << 16))
             return body.split(separator: "\n").map(String.init)
         }

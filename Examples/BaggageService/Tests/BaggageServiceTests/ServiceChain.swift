@@ -48,7 +48,11 @@ enum ServiceChain {
                     }
                 )
                 let group = ServiceGroup(
-                    configuration: ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [], logger: quiet)
+                    configuration: ServiceGroupConfiguration(
+                        services: [app],
+                        gracefulShutdownSignals: [],
+                        logger: quiet
+                    )
                 )
                 groups.append(group)
                 tasks.addTask {

@@ -76,7 +76,10 @@ public struct LocalsBaggage: Instrument, Sendable {
     public init(_ fields: [BaggageField]) {
         var seen: Set<String> = []
         for field in fields {
-            precondition(seen.insert(field.key).inserted, "Two baggage fields have the key \(field.key.debugDescription)")
+            precondition(
+                seen.insert(field.key).inserted,
+                "Two baggage fields have the key \(field.key.debugDescription)"
+            )
         }
         self.fields = fields
         self.keys = fields.map { Array($0.key.utf8) }

@@ -81,7 +81,9 @@ struct ScopeTests {
         let (withNone, withNew) = await ServiceContext.withValue(enclosing) {
             let withNone = await testBaggage.withValues(
                 extractedFrom: [String: String](), using: DictionaryExtractor()
-            ) { (testRequest.tenant, ServiceContext.current?.extractedBaggage, ServiceContext.current?[MarkerKey.self]) }
+            ) {
+                (testRequest.tenant, ServiceContext.current?.extractedBaggage, ServiceContext.current?[MarkerKey.self])
+            }
             let withNew = await testBaggage.withValues(
                 extractedFrom: ["baggage": "tenant=acme"], using: DictionaryExtractor()
             ) { (testRequest.tenant, outgoingHeader(), ServiceContext.current?[MarkerKey.self]) }

@@ -35,7 +35,8 @@ struct TracerTests {
         ]
         var context = ServiceContext.topLevel
         tracer.extract(headers, into: &context, using: DictionaryExtractor())
-        #expect(context.inMemorySpanContext == InMemorySpanContext(traceID: "trace-9", spanID: "span-4", parentSpanID: nil))
+        let expected = InMemorySpanContext(traceID: "trace-9", spanID: "span-4", parentSpanID: nil)
+        #expect(context.inMemorySpanContext == expected)
         #expect(context.extractedBaggage?.value(forKey: "request-id") == "r-1")
         #expect(context.extractedBaggage?.passThrough == ["vendor=v"])
         #expect(tracer.wrapped.performedContextExtractions.count == 1)
