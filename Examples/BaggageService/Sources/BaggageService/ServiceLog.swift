@@ -107,8 +107,13 @@ public struct StandardOutput: TextOutputStream, Sendable {
             var offset = 0
             while offset < bytes.count {
                 let written = systemWrite(STDOUT_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
-                guard written > 0 else { return }
-                offset += written
+                if written > 0 {
+                    offset += written
+                } else if written < 0 && errno == EINTR {
+                    continue
+                } else {
+                    return  // standard output is gone: there is nowhere to report it
+                }
             }
         }
     }
