@@ -34,7 +34,7 @@ public struct BaggageField: Sendable {
     public let key: String
 
     /// The field with its Local's value type erased.
-    let access: any AnyLocalField
+    @usableFromInline let access: any AnyLocalField
 
     /// A field with its own conversions to and from text.
     ///
@@ -55,6 +55,10 @@ public struct BaggageField: Sendable {
     ///     percent-encoded on the wire.
     ///   - decode: The value for a received text, or nil to reject it. It sees text that has been
     ///     percent-decoded and checked for control characters and line breaks.
+    // Inlinable so that its closures are compiled where `Value` is known: reading the Local and
+    // opening its scopes through them costs what it costs in your own code, not the far slower
+    // unspecialized generic path that the type-erased field would otherwise take.
+    @inlinable
     public init<Value, T>(
         _ key: String,
         of local: Local<Value>,
@@ -64,6 +68,9 @@ public struct BaggageField: Sendable {
     ) {
         precondition(Self.isValidKey(key), "A baggage key must be a non-empty RFC 7230 token: \(key.debugDescription)")
         self.key = key
+        // Made once: `local.value` spells `\Value.self` at each access, and that key path is built
+        // anew every time (it comes from generic code), which would dominate an inject.
+        let wholeValue: WritableKeyPath<Value, Value> & Sendable = \Value.self
         self.access = LocalField<Value>(
             key: key,
             local: local,
@@ -72,6 +79,10 @@ public struct BaggageField: Sendable {
                 guard let decoded = decode(text) else { return false }
                 value[keyPath: keyPath] = decoded
                 return true
+            },
+            read: { local[dynamicMember: wholeValue] },
+            withScope: { change, isolation, operation in
+                try await local.withValues(change, isolation: isolation, operation: operation)
             }
         )
     }
@@ -90,6 +101,7 @@ public struct BaggageField: Sendable {
     ///   - keyPath: The attribute.
     ///   - accept: Checks a received text before it is converted; false rejects it. Accepts any
     ///     text by default (control characters and line breaks are rejected before it is called).
+    @inlinable
     public init<Value, T: LosslessStringConvertible & Sendable>(
         _ key: String,
         of local: Local<Value>,
@@ -115,6 +127,7 @@ public struct BaggageField: Sendable {
 }
 
 /// A field's access to its Local, with the Local's value type hidden.
+@usableFromInline
 protocol AnyLocalField: Sendable {
     /// Identifies the Local, so that fields of one Local are read and bound together.
     var localID: ObjectIdentifier { get }
@@ -123,6 +136,10 @@ protocol AnyLocalField: Sendable {
 }
 
 /// A field's access to a Local whose values are `Value`.
+///
+/// Everything that touches the Local goes through closures made in ``BaggageField``'s inlinable
+/// initializers, that is, specialized for `Value` in the module that declares the field.
+@usableFromInline
 struct LocalField<Value: Sendable>: AnyLocalField {
     let key: String
     let local: Local<Value>
@@ -130,9 +147,40 @@ struct LocalField<Value: Sendable>: AnyLocalField {
     let encode: @Sendable (Value) -> String?
     /// Sets the attribute from a received text; false when the text is rejected.
     let apply: @Sendable (inout Value, String) -> Bool
+    /// Reads the Local's whole value in the current task.
+    let read: @Sendable () -> Value
+    /// Runs the operation in a scope of the Local whose value `change` sets up.
+    let withScope: @Sendable (
+        _ change: (inout Value) -> Void,
+        _ isolation: isolated (any Actor)?,
+        _ operation: () async throws -> Void
+    ) async throws -> Void
 
+    @usableFromInline
+    init(
+        key: String,
+        local: Local<Value>,
+        encode: @escaping @Sendable (Value) -> String?,
+        apply: @escaping @Sendable (inout Value, String) -> Bool,
+        read: @escaping @Sendable () -> Value,
+        withScope: @escaping @Sendable (
+            _ change: (inout Value) -> Void,
+            _ isolation: isolated (any Actor)?,
+            _ operation: () async throws -> Void
+        ) async throws -> Void
+    ) {
+        self.key = key
+        self.local = local
+        self.encode = encode
+        self.apply = apply
+        self.read = read
+        self.withScope = withScope
+    }
+
+    @usableFromInline
     var localID: ObjectIdentifier { ObjectIdentifier(local) }
 
+    @usableFromInline
     func makeGroup(_ fields: [any AnyLocalField]) -> any AnyLocalFieldGroup {
         // Fields with the same Local have the same value type: `localID` names one object.
         LocalFieldGroup(local: local, fields: fields.map { $0 as! LocalField<Value> })

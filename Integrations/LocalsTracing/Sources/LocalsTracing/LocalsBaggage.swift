@@ -309,6 +309,7 @@ public struct LocalsBaggage: Instrument, Sendable {
 // MARK: - Fields of one Local
 
 /// The fields of one Local, read and bound together.
+@usableFromInline
 protocol AnyLocalFieldGroup: Sendable {
     /// Appends each field that has a value, from one read of the Local in the current task.
     func appendFields(to writer: inout BaggageHeaderWriter)
@@ -323,14 +324,12 @@ protocol AnyLocalFieldGroup: Sendable {
 
 struct LocalFieldGroup<Value: Sendable>: AnyLocalFieldGroup {
     let local: Local<Value>
+    /// At least one field; the Local is read and scoped through the first one's closures.
     let fields: [LocalField<Value>]
-    /// The whole value, as a key path made once: `local.value` spells `\Value.self` at each
-    /// access, which this unspecialized generic code would build anew on every read.
-    let wholeValue: WritableKeyPath<Value, Value> & Sendable = \Value.self
 
     func appendFields(to writer: inout BaggageHeaderWriter) {
         // One read: fields of one Local always come from the same value.
-        let value = local[dynamicMember: wholeValue]
+        let value = fields[0].read()
         for field in fields {
             guard var text = field.encode(value) else { continue }
             var key = field.key
@@ -347,17 +346,24 @@ struct LocalFieldGroup<Value: Sendable>: AnyLocalFieldGroup {
         isolation: isolated (any Actor)?,
         operation: () async throws(E) -> R
     ) async throws(E) -> R {
-        try await local.withValues(
-            { value in
-                guard let baggage else { return }
-                for field in fields {
-                    if let text = baggage.value(forKey: field.key) {
-                        _ = field.apply(&value, text)
+        var result: R?
+        do {
+            try await fields[0].withScope(
+                { value in
+                    guard let baggage else { return }
+                    for field in fields {
+                        if let text = baggage.value(forKey: field.key) {
+                            _ = field.apply(&value, text)
+                        }
                     }
-                }
-            },
-            isolation: isolation,
-            operation: operation
-        )
+                },
+                isolation,
+                { result = try await operation() }
+            )
+        } catch {
+            // The scope itself throws nothing: every error is the operation's, so of type E.
+            throw error as! E
+        }
+        return result!
     }
 }

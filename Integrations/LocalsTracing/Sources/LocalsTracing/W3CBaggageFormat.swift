@@ -258,6 +258,7 @@ enum W3CBaggageFormat {
 
 /// Builds an outgoing header in a fixed buffer of ``LocalsBaggage/maximumBytes`` bytes, one whole
 /// member at a time: a member that would pass either limit is left out entirely.
+@usableFromInline
 struct BaggageHeaderWriter: ~Copyable {
     private let buffer: UnsafeMutableBufferPointer<UInt8>
     private(set) var count = 0
