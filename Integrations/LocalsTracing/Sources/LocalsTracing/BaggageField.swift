@@ -183,6 +183,6 @@ struct LocalField<Value: Sendable>: AnyLocalField {
     @usableFromInline
     func makeGroup(_ fields: [any AnyLocalField]) -> any AnyLocalFieldGroup {
         // Fields with the same Local have the same value type: `localID` names one object.
-        LocalFieldGroup(local: local, fields: fields.map { $0 as! LocalField<Value> })
+        LocalFieldGroup(fields: fields.map { $0 as! LocalField<Value> })
     }
 }

@@ -1,5 +1,4 @@
 public import Instrumentation
-import Locals
 
 /// A W3C Baggage instrument that carries chosen `Local` fields to other services, and passes the
 /// rest of the received baggage along unchanged.
@@ -323,7 +322,6 @@ protocol AnyLocalFieldGroup: Sendable {
 }
 
 struct LocalFieldGroup<Value: Sendable>: AnyLocalFieldGroup {
-    let local: Local<Value>
     /// At least one field; the Local is read and scoped through the first one's closures.
     let fields: [LocalField<Value>]
 
