@@ -60,9 +60,6 @@ protocol SessionStore<Value>: AnyObject, Sendable {
     /// The running context's session cell if it has one (no first touch), retained.
     func existingCell(_ storage: Storage<Value>) -> SessionCell<Value>?
 
-    /// Forgets a cached cell that was found empty, so that the next `currentCell` looks afresh.
-    func forget(_ cell: SessionCell<Value>, _ storage: Storage<Value>)
-
     /// Drops `key`'s storage now; stops the program if `key` is not of the discriminator's type.
     func discard<K: Hashable & Sendable>(key: K, _ storage: Storage<Value>)
 

@@ -4,12 +4,8 @@ import Synchronization
 /// the access path), in shards with a lock each, so that two sessions contend only when their keys
 /// fall in one shard, and never on the access path.
 ///
-/// **The lookup cache.** Each thread caches up to two sessions per Local (two slots of its
-/// `ThreadContext`), each holding a retain on its cell, so that a steady-state access compares the
-/// current key with the cached cell's key and goes straight to that cell's lock: no table, no
-/// hashing. A session removed meanwhile (`discard(key:)`, `reset()`) is emptied in place: a thread
-/// whose cache still holds the cell finds it empty, forgets it and looks again. The retain keeps
-/// the cell's memory valid however long a cache holds it; the value itself is released at once.
+/// A steady-state access finds its session through the thread's lookup cache, by the rule that
+/// `Storage` keeps (see `Storage.cachedSessionCell`); the table is for misses and first touches.
 ///
 /// The cached lookup (`currentCell`) is inlinable and reached through a closure that the Local's
 /// (inlinable) initializer makes where `D` and `Value` are concrete, so that it runs specialized
@@ -69,11 +65,7 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         }
         return context._withUnsafeGuaranteedRef { context in
             guard let key = currentKey(context) else { return nil }
-            let first = ThreadContext.slotIndex(local: storage.localID, address: 0)
-            if let cell = cached(key, at: first, context, storage) ?? cached(key, at: first ^ 1, context, storage) {
-                return cell
-            }
-            return lookUp(key, context, storage)
+            return storage.cachedSessionCell(key, as: Cell.self, context) ?? lookUp(key, context, storage)
         }
     }
 
@@ -83,15 +75,6 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         let context = ThreadContext.current
         guard let key = currentKey(context) else { return nil }
         return lookUp(key, context, storage)
-    }
-
-    @inlinable
-    func cached(_ key: D.Key, at index: Int, _ context: ThreadContext, _ storage: Storage<Value>) -> Cell? {
-        let slot = context.slots[index]
-        guard slot.local == storage.localID, let raw = slot.cell else { return nil }
-        // The slot retains the cell, and this Local's slots hold only its own session cells.
-        let cell = Unmanaged<Cell>.fromOpaque(raw).takeUnretainedValue()
-        return cell.key == key ? cell : nil
     }
 
     private enum Lookup {
@@ -131,41 +114,15 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
             }
             shard.wakeWaiters()
         }
-        cache(cell, context, storage)
+        storage.cacheSessionCell(cell, context)
         return cell
-    }
-
-    /// Caches `cell` in one of this Local's two slots: where it already is, or an empty or foreign
-    /// one, or else the first.
-    private func cache(_ cell: Cell, _ context: ThreadContext, _ storage: Storage<Value>) {
-        let first = ThreadContext.slotIndex(local: storage.localID, address: 0)
-        let index = context.slots[first].local == storage.localID && context.slots[first ^ 1].local != storage.localID
-            ? first ^ 1 : first
-        context.store(
-            CacheSlot(local: storage.localID, cell: Unmanaged.passRetained(cell).toOpaque(), retained: true),
-            at: index
-        )
     }
 
     @usableFromInline
     func existingCell(_ storage: Storage<Value>) -> SessionCell<Value>? {
         let context = ThreadContext.current
         guard let key = currentKey(context) else { return nil }
-        let first = ThreadContext.slotIndex(local: storage.localID, address: 0)
-        if let cell = cached(key, at: first, context, storage) ?? cached(key, at: first ^ 1, context, storage) {
-            return cell
-        }
-        return shard(key).withLock { $0.cells[key] }
-    }
-
-    @usableFromInline
-    func forget(_ cell: SessionCell<Value>, _ storage: Storage<Value>) {
-        let context = ThreadContext.current
-        let first = ThreadContext.slotIndex(local: storage.localID, address: 0)
-        let raw = Unmanaged.passUnretained(cell).toOpaque()
-        for index in [first, first ^ 1] where context.slots[index].local == storage.localID && context.slots[index].cell == raw {
-            context.store(CacheSlot(), at: index)
-        }
+        return storage.cachedSessionCell(key, as: Cell.self, context) ?? shard(key).withLock { $0.cells[key] }
     }
 
     @usableFromInline

@@ -543,10 +543,52 @@ extension Storage {
         }
     }
 
-    /// Forgets a cached session cell that was found empty.
+    // MARK: The session lookup cache
+    //
+    // Each thread caches up to two sessions per Local (two slots of its `ThreadContext`), each
+    // holding a retain on its cell, so that a steady-state access compares the current key with
+    // the cached cell's key and goes straight to that cell's lock: no table, no hashing. A session
+    // removed meanwhile (`discard(key:)`, `reset()`) is emptied in place: a thread whose cache
+    // still holds the cell finds it empty, forgets it and looks again. The retain keeps the cell's
+    // memory valid however long a cache holds it; the value itself is released at once.
+
+    /// The cached cell of the session `key`, if the calling thread's cache holds it.
+    @inlinable
+    func cachedSessionCell<Key: Hashable & Sendable>(
+        _ key: Key, as _: KeyedSessionCell<Key, Value>.Type, _ context: ThreadContext
+    ) -> KeyedSessionCell<Key, Value>? {
+        let first = ThreadContext.slotIndex(local: localID, address: 0)
+        return cachedSessionCell(key, at: first, context) ?? cachedSessionCell(key, at: first ^ 1, context)
+    }
+
+    @inlinable
+    func cachedSessionCell<Key: Hashable & Sendable>(
+        _ key: Key, at index: Int, _ context: ThreadContext
+    ) -> KeyedSessionCell<Key, Value>? {
+        let slot = context.slots[index]
+        guard slot.local == localID, let raw = slot.cell else { return nil }
+        // The slot retains the cell, and this Local's slots hold only its own session cells.
+        let cell = Unmanaged<KeyedSessionCell<Key, Value>>.fromOpaque(raw).takeUnretainedValue()
+        return cell.key == key ? cell : nil
+    }
+
+    /// Caches `cell` in one of this Local's two slots: an empty or foreign one, or else the first.
+    func cacheSessionCell(_ cell: SessionCell<Value>, _ context: ThreadContext) {
+        let first = ThreadContext.slotIndex(local: localID, address: 0)
+        let index = context.slots[first].local == localID && context.slots[first ^ 1].local != localID
+            ? first ^ 1 : first
+        context.store(CacheSlot(local: localID, cell: Unmanaged.passRetained(cell).toOpaque(), retained: true), at: index)
+    }
+
+    /// Forgets a cached session cell that was found empty, so that the next access looks afresh.
     @usableFromInline
     func forgetSessionCell(_ cell: SessionCell<Value>) {
-        sessions.unsafelyUnwrapped.forget(cell, self)
+        let context = ThreadContext.current
+        let first = ThreadContext.slotIndex(local: localID, address: 0)
+        let raw = Unmanaged.passUnretained(cell).toOpaque()
+        for index in [first, first ^ 1] where context.slots[index].local == localID && context.slots[index].cell == raw {
+            context.store(CacheSlot(), at: index)
+        }
     }
 
     /// Changes the running context's session value in one atomic step, on a copy that replaces it
