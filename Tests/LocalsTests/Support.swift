@@ -373,3 +373,12 @@ func inChild<R: Sendable>(
 func inDetachedTask<R: Sendable>(_ body: @escaping @Sendable () async -> R) async -> R {
     await Task.detached { await body() }.value
 }
+
+// MARK: - Exit tests
+
+#if compiler(>=6.2)
+/// What an exit test's process wrote to standard error ("" if there is no result to read).
+func standardError(of result: ExitTest.Result?) -> String {
+    result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+}
+#endif
