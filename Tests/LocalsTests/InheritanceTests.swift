@@ -1,33 +1,6 @@
 import Locals
 import Testing
 
-/// One row of the SPEC section 4 table.
-struct TableRow: Equatable, CustomStringConvertible {
-    var childFirstSimple: String
-    var childLate: String
-    var ownerSimpleAfter: String
-    var ownerListAfter: [String]
-
-    var description: String {
-        "child first read \(childFirstSimple), child late \(childLate), owner after \(ownerSimpleAfter) \(ownerListAfter)"
-    }
-
-    /// What SPEC section 4 says each policy gives.
-    static func expected(_ policy: Inheritance) -> TableRow {
-        let parentList = ["from", "parent"]
-        return switch policy {
-        case .copy: TableRow(childFirstSimple: "from parent", childLate: Sample.initial,
-                             ownerSimpleAfter: "from parent", ownerListAfter: parentList)
-        case .overlay: TableRow(childFirstSimple: "from parent", childLate: "after spawn",
-                                ownerSimpleAfter: "from parent", ownerListAfter: parentList)
-        case .shared: TableRow(childFirstSimple: "from parent", childLate: "after spawn",
-                               ownerSimpleAfter: "from child", ownerListAfter: ["from", "child"])
-        case .fresh: TableRow(childFirstSimple: Sample.initial, childLate: Sample.initial,
-                              ownerSimpleAfter: "from parent", ownerListAfter: parentList)
-        }
-    }
-}
-
 @Suite("Inheritance: what a child created inside a scope sees")
 struct InheritanceTests {
     /// The SPEC section 4 scenario, step by step, with every ordering forced by a signal.

@@ -374,6 +374,55 @@ func inDetachedTask<R: Sendable>(_ body: @escaping @Sendable () async -> R) asyn
     await Task.detached { await body() }.value
 }
 
+// MARK: - Custom discriminators
+
+/// Keys values by a session id bound with a task-local, as a server would.
+struct SessionDiscriminator: Discriminator {
+    @TaskLocal static var session: String?
+    var currentKey: String? { Self.session }
+}
+
+/// A key whose hash is the same for every instance: only `==` tells keys apart.
+struct CollidingKey: Hashable, Sendable {
+    let id: Int
+    static func == (a: CollidingKey, b: CollidingKey) -> Bool { a.id == b.id }
+    func hash(into hasher: inout Hasher) { hasher.combine(0) }
+}
+
+struct CollidingDiscriminator: Discriminator {
+    @TaskLocal static var key: CollidingKey?
+    var currentKey: CollidingKey? { Self.key }
+}
+
+// MARK: - What a child sees under each policy
+
+/// One row of the SPEC section 4 table.
+struct TableRow: Equatable, CustomStringConvertible {
+    var childFirstSimple: String
+    var childLate: String
+    var ownerSimpleAfter: String
+    var ownerListAfter: [String]
+
+    var description: String {
+        "child first read \(childFirstSimple), child late \(childLate), owner after \(ownerSimpleAfter) \(ownerListAfter)"
+    }
+
+    /// What SPEC section 4 says each policy gives.
+    static func expected(_ policy: Inheritance) -> TableRow {
+        let parentList = ["from", "parent"]
+        return switch policy {
+        case .copy: TableRow(childFirstSimple: "from parent", childLate: Sample.initial,
+                             ownerSimpleAfter: "from parent", ownerListAfter: parentList)
+        case .overlay: TableRow(childFirstSimple: "from parent", childLate: "after spawn",
+                                ownerSimpleAfter: "from parent", ownerListAfter: parentList)
+        case .shared: TableRow(childFirstSimple: "from parent", childLate: "after spawn",
+                               ownerSimpleAfter: "from child", ownerListAfter: ["from", "child"])
+        case .fresh: TableRow(childFirstSimple: Sample.initial, childLate: Sample.initial,
+                              ownerSimpleAfter: "from parent", ownerListAfter: parentList)
+        }
+    }
+}
+
 // MARK: - Exit tests
 
 #if compiler(>=6.2)
