@@ -125,6 +125,17 @@ let pinsTasks = TaskDiscriminator.support.taskEnd.isConfirmed
 /// Whether the library confirmed where an `async let` child's parent is.
 let findsAsyncLetParents = TaskDiscriminator.support.asyncLetParent.isConfirmed
 
+// MARK: - Sanitizers
+
+/// Whether this process runs under Thread Sanitizer (which makes everything about 5x slower).
+let runningUnderThreadSanitizer = dlsym(nil, "__tsan_init") != nil
+
+/// Whether this process runs under Address Sanitizer, whose allocator quarantines freed memory
+/// (so resident memory grows by design, and freed addresses are not reused soon).
+let runningUnderAddressSanitizer = dlsym(nil, "__asan_init") != nil
+
+// MARK: - Counters
+
 /// Counts calls of a Local's initializer.
 final class CallCounter: Sendable {
     private let calls = Atomic<Int>(0)
