@@ -102,7 +102,8 @@ enum OverwriteSite: String, Codable, CaseIterable, Sendable, CustomTestStringCon
 
 /// Where `update`'s body touches the same Local. The docs ask the body not to touch the Local
 /// where other tasks share the value (`.shared` scopes, sessions): there it reads and writes the
-/// value as it stood before, and what it wrote may be lost, but nothing hangs or crashes (SPEC 5).
+/// value as it stood before, and what it wrote may be lost, but nothing hangs or crashes (see "What
+/// is atomic" in the Lifetimes and Guarantees article).
 enum UpdateSite: String, Codable, CaseIterable, Sendable, CustomTestStringConvertible {
     case ownValue = "a task's own value"
     case copyScope = "the owner of a .copy scope"
@@ -450,7 +451,8 @@ struct BadInputTests {
         for _ in 0..<200 {
             await Task { local.bytes[0] = 2 }.value
         }
-        // At most the tasks since the last sweep may still hold theirs (SPEC 2: lazily is fine).
+        // At most the tasks since the last sweep may still hold theirs (release is lazy: see the
+        // Lifetimes and Guarantees article).
         #expect(counter.count == 200)
     }
 

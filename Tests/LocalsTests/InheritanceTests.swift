@@ -3,7 +3,8 @@ import Testing
 
 @Suite("Inheritance: what a child created inside a scope sees")
 struct InheritanceTests {
-    /// The SPEC section 4 scenario, step by step, with every ordering forced by a signal.
+    /// The scenario of the table of what a child sees under each policy, step by step, with every
+    /// ordering forced by a signal.
     static func runTableScenario(_ local: Local<Sample>, _ kind: ChildKind, scopePolicy: Inheritance? = nil) async -> TableRow {
         await local.withValues(inheritance: scopePolicy, { $0.simple = "from parent"; $0.list = ["from", "parent"] }) {
             let firstRead = Signal()
@@ -26,7 +27,7 @@ struct InheritanceTests {
         }
     }
 
-    @Test("the SPEC section 4 table, for every policy and every way to create a child",
+    @Test("the table of what a child sees under each policy holds for every way to create a child",
           arguments: Inheritance.allCases, ChildKind.allCases)
     func table(policy: Inheritance, kind: ChildKind) async {
         let local = Local(inheritance: policy) { Sample() }

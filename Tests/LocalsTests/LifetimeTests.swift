@@ -1,10 +1,10 @@
 @testable import Locals
 import Testing
 
-/// Release is lazy (SPEC section 2): a finished task's value must be deinitialized by the time as
-/// many new tasks again have touched the same Local. Each test stores a tracked object from a
-/// first batch of tasks, runs a second batch of the same size that touches the Local, and then
-/// checks that every object of the first batch was deinitialized.
+/// Release is lazy (see the Lifetimes and Guarantees article): a finished task's value must be
+/// deinitialized by the time as many new tasks again have touched the same Local. Each test stores
+/// a tracked object from a first batch of tasks, runs a second batch of the same size that touches
+/// the Local, and then checks that every object of the first batch was deinitialized.
 @Suite("Lifetimes: values of finished tasks and exited threads are released")
 struct LifetimeTests {
     @Test("discarding the keys of tasks that already ended releases their values, with no other touches",

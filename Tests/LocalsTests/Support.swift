@@ -327,7 +327,8 @@ enum ChildKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
 
     var testDescription: String { rawValue }
 
-    /// The three kinds the SPEC's table is required for; the others are checked too.
+    /// The three most common ways to create a child, for the slower tests; the others are checked
+    /// by the table test and the model check.
     static let core: [ChildKind] = [.unstructuredTask, .asyncLet, .taskGroup]
 }
 
@@ -407,7 +408,9 @@ struct CollidingDiscriminator: Discriminator {
 
 // MARK: - What a child sees under each policy
 
-/// One row of the SPEC section 4 table.
+/// One row of the table of what a child sees under each policy (the table in the `Inheritance`
+/// documentation): the child's first read, its read of a write its owner made after creating it,
+/// and what the owner reads after the child wrote.
 struct TableRow: Equatable, CustomStringConvertible {
     var childFirstSimple: String
     var childLate: String
@@ -418,7 +421,7 @@ struct TableRow: Equatable, CustomStringConvertible {
         "child first read \(childFirstSimple), child late \(childLate), owner after \(ownerSimpleAfter) \(ownerListAfter)"
     }
 
-    /// What SPEC section 4 says each policy gives.
+    /// What the table says each policy gives.
     static func expected(_ policy: Inheritance) -> TableRow {
         let parentList = ["from", "parent"]
         return switch policy {

@@ -1,10 +1,13 @@
-// A reference model of SPEC sections 2-4 for `.task` Locals, which the model check runs random
-// programs against (Generator.swift makes them; Runner.swift runs them with real tasks).
+// A reference model of what the library promises for `.task` Locals (the Lifetimes and Guarantees
+// and the Scopes and Inheritance articles, and the `Local` and `Inheritance` documentation): when
+// a value is made, what scopes restore, and what a child sees under each policy. The model check
+// runs random programs against it (Generator.swift makes them; Runner.swift runs them with real
+// tasks).
 //
 // The model is plain single-threaded Swift with no locks: it replays a program's steps in their
 // global order and says what every read must return. A program is a list of steps, each taken by
 // one task; the runner forces that exact global order on real tasks with explicit handoffs, so
-// what the SPEC leaves racy (a `.copy` child's first touch against the owner's later write) is
+// what the documentation leaves racy (a `.copy` child's first touch against the owner's later write) is
 // never racy here, and every read has exactly one right answer.
 
 import Locals
@@ -71,7 +74,7 @@ final class ModelTask {
     var scopeDepth: Int { blocks.count - 1 }
 }
 
-/// The SPEC's semantics, replayed one step at a time.
+/// The documented semantics, replayed one step at a time.
 final class ModelState {
     let policies: [Inheritance]
     private(set) var tasks: [Int: ModelTask] = [:]
@@ -79,7 +82,7 @@ final class ModelState {
     /// The step being applied (for error messages).
     private var stepIndex = 0
     /// How many times each Local's initializer must have run: once per key's first touch, and
-    /// again after `reset()` or `discard(key:)` (SPEC 2)...
+    /// again after `reset()` or `discard(key:)` (the `Local` initializer's documentation)...
     private(set) var initializations: [Int]
     /// ...plus up to one more for each reset of a scope's value.
     private(set) var scopeResets: [Int]
@@ -111,7 +114,7 @@ final class ModelState {
         case overlay(ModelFrame, [ModelChange])
     }
 
-    /// Finds the task's value, creating it on first touch (SPEC: a read counts).
+    /// Finds the task's value, creating it on first touch (the documentation: a read counts).
     private func touch(_ task: ModelTask, _ local: Int) -> Place {
         guard let frame = visibleFrame(task, local) else {
             if task.own[local] == nil { task.own[local] = .plain(initialValue(local)) }
@@ -167,8 +170,8 @@ final class ModelState {
             value[field] = part
             task.own[local] = .plain(value)
         case .overlay(let frame, var layer):
-            // An overlay child records the stored parts it writes through, in order (SPEC 4, and
-            // the `Inheritance.overlay` docs): property syntax on `list[1]` writes all of `list`.
+            // An overlay child records the stored parts it writes through, in order (the
+            // `Inheritance.overlay` documentation): property syntax on `list[1]` writes all of `list`.
             // `update`, the whole value and an element's own key path (`\.list[1]`, which could
             // trap if replayed on a list the owner shrank) freeze the child's view: from then on
             // its value is what it saw, changed, and nothing reads through.
@@ -197,7 +200,7 @@ final class ModelState {
 
     func reset(_ task: ModelTask, _ local: Int) {
         if let frame = visibleFrame(task, local), frame.owner == task.id || frame.policy == .shared {
-            // The library may call the initializer here or at the next touch (SPEC 2: "again only
+            // The library may call the initializer here or at the next touch (its documentation: "again only
             // after reset()"): the count allows both.
             scopeResets[local] += 1
             frame.value = ModelValue()

@@ -5,7 +5,7 @@ import Foundation
 import Locals
 import Testing
 
-@Suite("Model check: random programs against a reference model of the SPEC")
+@Suite("Model check: random programs against a reference model of the documented semantics")
 struct ModelCheckTests {
     @Test("random programs over one or two Locals, every policy and way to create a child, agree with the model")
     func randomPrograms() async {
@@ -50,10 +50,10 @@ struct ModelCheckTests {
         )
     }
 
-    @Test("the model gives the SPEC section 4 table, for every policy and every way to create a child",
+    @Test("the model gives the table of what a child sees under each policy, for every way to create a child",
           arguments: Inheritance.allCases)
     func modelMatchesSpecTable(policy: Inheritance) throws {
-        // The SPEC scenario as a program: the owner opens withValues, creates a child, the child
+        // The table's scenario as a program: the owner opens withValues, creates a child, the child
         // reads `a` (simple), the owner sets `b` (late), the child reads `b`, writes `a` and
         // `list[1]`, the owner awaits the child and reads.
         for kind in ModelSpawn.all where kind != .detached && kind != .thread {
