@@ -111,7 +111,10 @@ enum ModelSpawn: Sendable, Equatable, CustomStringConvertible {
 
     var isStructured: Bool {
         switch self {
-        case .detached, .thread, .child(.unstructuredTask), .child(.immediateTask): false
+        case .detached, .thread, .child(.unstructuredTask): false
+        #if compiler(>=6.2)
+        case .child(.immediateTask): false
+        #endif
         case .child: true
         }
     }

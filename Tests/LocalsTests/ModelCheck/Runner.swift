@@ -178,9 +178,11 @@ final class ModelRunner {
                 case .child(.unstructuredTask):
                     handles[child] = Task { await ModelRunner(id: child, context: context).run() }
                     advance()
+                #if compiler(>=6.2)
                 case .child(.immediateTask):
-                    handles[child] = Task.immediate { await ModelRunner(id: child, context: context).run() }
+                    handles[child] = immediateTask { await ModelRunner(id: child, context: context).run() }
                     advance()
+                #endif
                 case .child(.asyncLet):
                     async let task: Void = ModelRunner(id: child, context: context).run()
                     advance()
@@ -474,8 +476,10 @@ final class ModelThreadRunner {
                     handles[child] = Task.detached { await ModelRunner(id: child, context: context).run() }
                 case .child(.unstructuredTask):
                     handles[child] = Task { await ModelRunner(id: child, context: context).run() }
+                #if compiler(>=6.2)
                 case .child(.immediateTask):
-                    handles[child] = Task.immediate { await ModelRunner(id: child, context: context).run() }
+                    handles[child] = immediateTask { await ModelRunner(id: child, context: context).run() }
+                #endif
                 case .child:
                     preconditionFailure("a thread creates no structured child")
                 }
