@@ -128,11 +128,22 @@ let findsAsyncLetParents = TaskDiscriminator.support.asyncLetParent.isConfirmed
 // MARK: - Sanitizers
 
 /// Whether this process runs under Thread Sanitizer (which makes everything about 5x slower).
-let runningUnderThreadSanitizer = dlsym(nil, "__tsan_init") != nil
+let runningUnderThreadSanitizer = isLoaded("__tsan_init")
 
 /// Whether this process runs under Address Sanitizer, whose allocator quarantines freed memory
 /// (so resident memory grows by design, and freed addresses are not reused soon).
-let runningUnderAddressSanitizer = dlsym(nil, "__asan_init") != nil
+let runningUnderAddressSanitizer = isLoaded("__asan_init")
+
+/// Whether some image loaded in this process defines `symbol`.
+private func isLoaded(_ symbol: String) -> Bool {
+    // `RTLD_DEFAULT`, a macro Swift does not import: -2 on Apple platforms, null elsewhere.
+    #if canImport(Darwin)
+    let everyImage = UnsafeMutableRawPointer(bitPattern: -2)
+    #else
+    let everyImage: UnsafeMutableRawPointer? = nil
+    #endif
+    return dlsym(everyImage, symbol) != nil
+}
 
 // MARK: - Counters
 
