@@ -104,9 +104,22 @@ struct ModelGenerator {
         case .a: return .string("a\(k)")
         case .b: return .string("b\(k)")
         case .n: return .int(k)
-        case .list: return .list(["l\(k)", "m\(k)"])
+        case .list: return .list(nextList(["l\(k)", "m\(k)", "n\(k)"]))
         case .element: return .string("e\(k)")
-        case .whole: return .whole(ModelValue(a: "wa\(k)", b: "wb\(k)", n: 1000 + k, list: ["wl\(k)", "wm\(k)"]))
+        case .whole:
+            let list = nextList(["wl\(k)", "wm\(k)", "wn\(k)"])
+            return .whole(ModelValue(a: "wa\(k)", b: "wb\(k)", n: 1000 + k, list: list))
+        }
+    }
+
+    /// Mostly the first 2 of `elements`; sometimes fewer, so that an owner shrinks a list that
+    /// its children read and write `list[1]` of (and a child its own), or all 3.
+    private mutating func nextList(_ elements: [String]) -> [String] {
+        switch Int.random(in: 0..<10, using: &random) {
+        case 0: []
+        case 1, 2: Array(elements.prefix(1))
+        case 3: elements
+        default: Array(elements.prefix(2))
         }
     }
 

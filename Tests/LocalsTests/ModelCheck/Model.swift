@@ -148,7 +148,11 @@ final class ModelState {
     }
 
     func currentValue(_ task: ModelTask, _ local: Int) -> ModelValue {
-        switch touch(task, local) {
+        value(at: touch(task, local), task, local)
+    }
+
+    private func value(at place: Place, _ task: ModelTask, _ local: Int) -> ModelValue {
+        switch place {
         case .frame(let frame): return frame.value
         case .plain:
             guard case .plain(let value) = task.own[local] else { preconditionFailure() }
@@ -161,8 +165,26 @@ final class ModelState {
         currentValue(task, local)[field]
     }
 
-    func write(_ task: ModelTask, _ local: Int, _ field: ModelField, _ part: ModelPart, _ style: ModelWriteStyle) {
-        switch touch(task, local) {
+    /// Applies a write; returns what it observes: nothing, or, for `list[1]` where the task sees a
+    /// list of fewer than 2 elements, `.missingElement` (the runner then writes nothing: the
+    /// subscript would trap in its own code, as in any user's).
+    func write(
+        _ task: ModelTask, _ local: Int, _ field: ModelField, _ part: ModelPart, _ style: ModelWriteStyle
+    ) -> [ModelPart] {
+        let place = touch(task, local)
+        if field == .element {
+            let visible = value(at: place, task, local)
+            if visible.list.count < 2 {
+                // The runner checks inside `update`, which has then changed the whole value
+                // (unchanged): an `.overlay` child stops reading through all the same. With
+                // property syntax it read `list`, with a key path `list.count`: no write.
+                if style == .update, case .overlay = place {
+                    task.own[local] = .overlay([ModelChange(field: .whole, part: .whole(visible))])
+                }
+                return [.missingElement(listCount: visible.list.count)]
+            }
+        }
+        switch place {
         case .frame(let frame):
             frame.value[field] = part
         case .plain:
@@ -196,6 +218,7 @@ final class ModelState {
             layer.append(change)
             task.own[local] = .overlay(layer)
         }
+        return []
     }
 
     func reset(_ task: ModelTask, _ local: Int) {
@@ -228,7 +251,7 @@ final class ModelState {
                 observed.append(read(task, local, field))
             case .write(let local, let field, let part, let style):
                 try checkLocal(local)
-                write(task, local, field, part, style)
+                observed += write(task, local, field, part, style)
             case .reset(let local):
                 try checkLocal(local)
                 reset(task, local)
@@ -296,7 +319,7 @@ final class ModelState {
             return [read(task, local, field)]
         case .write(let local, let field, let part, let style):
             try checkLocal(local)
-            write(task, local, field, part, style)
+            return write(task, local, field, part, style)
         case .reset(let local):
             try checkLocal(local)
             reset(task, local)

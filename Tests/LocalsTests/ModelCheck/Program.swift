@@ -5,7 +5,8 @@ import Locals
 
 // MARK: - The stored value
 
-/// The value every Local of a model program stores.
+/// The value every Local of a model program stores. `list` starts with 2 elements; programs also
+/// write shorter ones (and longer), so that `list[1]` is sometimes missing.
 struct ModelValue: Sendable, Equatable, CustomStringConvertible {
     var a = "i"
     var b = "i"
@@ -20,18 +21,22 @@ enum ModelField: String, CaseIterable, Sendable {
     case a, b, n, list
     /// `list[1]`: one element, written through property syntax (`local.list[1] = x`, which reads
     /// and writes all of `list`) or through its own key path (`local[dynamicMember: \.list[1]]`).
+    /// Where the list has fewer than 2 elements there is no `list[1]`: a read or write of it
+    /// observes `.missingElement` and changes nothing (see `ModelState.write`).
     case element = "list[1]"
     /// The whole value (`local.value`, `\.self`).
     case whole = "value"
 }
 
-/// A value read or written: one field, the whole value, or a cancellation flag.
+/// A value read or written: one field, the whole value, or a cancellation flag; or what a read
+/// or write of `list[1]` observes where the list is too short to have it.
 enum ModelPart: Sendable, Equatable, CustomStringConvertible {
     case string(String)
     case int(Int)
     case list([String])
     case whole(ModelValue)
     case bool(Bool)
+    case missingElement(listCount: Int)
 
     var description: String {
         switch self {
@@ -40,6 +45,7 @@ enum ModelPart: Sendable, Equatable, CustomStringConvertible {
         case .list(let l): "\(l)"
         case .whole(let v): "\(v)"
         case .bool(let b): "\(b)"
+        case .missingElement(let count): "<no list[1]: the list has \(count) element\(count == 1 ? "" : "s")>"
         }
     }
 
@@ -72,7 +78,7 @@ extension ModelValue {
             case .b: .string(b)
             case .n: .int(n)
             case .list: .list(list)
-            case .element: .string(list[1])
+            case .element: list.count >= 2 ? .string(list[1]) : .missingElement(listCount: list.count)
             case .whole: .whole(self)
             }
         }
@@ -82,7 +88,7 @@ extension ModelValue {
             case .b: b = newValue.string
             case .n: n = newValue.int
             case .list: list = newValue.list
-            case .element: list[1] = newValue.string
+            case .element: if list.count >= 2 { list[1] = newValue.string }  // else there is none to set
             case .whole: self = newValue.whole
             }
         }
@@ -148,6 +154,8 @@ struct ModelScope: Sendable, Equatable, CustomStringConvertible {
     /// The scope's `inheritance:` argument; nil for the Local's own policy.
     var inheritance: Inheritance?
 
+    /// Makes the scope's changes (where the list is too short to have `list[1]`, a change of it
+    /// changes nothing: the runner then opens the scope with no change).
     func apply(to value: inout ModelValue) {
         switch style {
         case .withValue(let change): value[change.field] = change.part

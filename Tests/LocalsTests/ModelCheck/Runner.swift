@@ -247,7 +247,8 @@ final class ModelRunner {
         case .read(let local, let field):
             context.record(step, [read(context.locals[local], field, viaKeyPath: step % 2 == 1)])
         case .write(let local, let field, let part, let style):
-            write(context.locals[local], field, part, style)
+            let observed = write(context.locals[local], field, part, style)
+            if !observed.isEmpty { context.record(step, observed) }
         case .reset(let local):
             context.locals[local].reset()
         case .discardSelf(let local, let viaDiscriminatorKey):
@@ -298,7 +299,7 @@ final class ModelRunner {
                 case .read(let local, let field):
                     observed.append(read(context.locals[local], field, viaKeyPath: observed.count % 2 == 1))
                 case .write(let local, let field, let part, let style):
-                    write(context.locals[local], field, part, style)
+                    observed += write(context.locals[local], field, part, style)
                 case .reset(let local):
                     context.locals[local].reset()
                 case .scope(let inner, let innerOps):
@@ -316,29 +317,42 @@ final class ModelRunner {
 
     // MARK: The library calls
 
+    // `list[1]` is read and written only where the list has 2 elements or more: the subscript would
+    // trap in this code, as in any user's, not in the library. Where it has fewer, the step
+    // observes `.missingElement` instead, as the model says (`ModelState.write`). Property syntax
+    // (`local.list[1]`) is spelled out as the read and write of `list` the compiler makes of it.
+
     static func read(_ local: Local<ModelValue>, _ field: ModelField, viaKeyPath: Bool) -> ModelPart {
         if viaKeyPath {
             func get<T>(_ keyPath: WritableKeyPath<ModelValue, T>) -> T { local[dynamicMember: keyPath] }
-            return switch field {
-            case .a: .string(get(\.a))
-            case .b: .string(get(\.b))
-            case .n: .int(get(\.n))
-            case .list: .list(get(\.list))
-            case .element: .string(get(\.list[1]))
-            case .whole: .whole(get(\.self))
+            func get<T>(_ keyPath: KeyPath<ModelValue, T>) -> T { local[dynamicMember: keyPath] }
+            switch field {
+            case .a: return .string(get(\.a))
+            case .b: return .string(get(\.b))
+            case .n: return .int(get(\.n))
+            case .list: return .list(get(\.list))
+            case .element:
+                let count = get(\.list.count)
+                return count >= 2 ? .string(get(\.list[1])) : .missingElement(listCount: count)
+            case .whole: return .whole(get(\.self))
             }
         }
-        return switch field {
-        case .a: .string(local.a)
-        case .b: .string(local.b)
-        case .n: .int(local.n)
-        case .list: .list(local.list)
-        case .element: .string(local.list[1])
-        case .whole: .whole(local.value)
+        switch field {
+        case .a: return .string(local.a)
+        case .b: return .string(local.b)
+        case .n: return .int(local.n)
+        case .list: return .list(local.list)
+        case .element:
+            let list = local.list
+            return list.count >= 2 ? .string(list[1]) : .missingElement(listCount: list.count)
+        case .whole: return .whole(local.value)
         }
     }
 
-    static func write(_ local: Local<ModelValue>, _ field: ModelField, _ part: ModelPart, _ style: ModelWriteStyle) {
+    /// Writes `part`; returns what the write observes (see `ModelState.write`).
+    static func write(
+        _ local: Local<ModelValue>, _ field: ModelField, _ part: ModelPart, _ style: ModelWriteStyle
+    ) -> [ModelPart] {
         switch style {
         case .property:
             switch field {
@@ -346,22 +360,38 @@ final class ModelRunner {
             case .b: local.b = part.string
             case .n: local.n = part.int
             case .list: local.list = part.list
-            case .element: local.list[1] = part.string
+            case .element:
+                var list = local.list
+                guard list.count >= 2 else { return [.missingElement(listCount: list.count)] }
+                list[1] = part.string
+                local.list = list
             case .whole: local.value = part.whole
             }
         case .keyPath:
             func set<T>(_ keyPath: WritableKeyPath<ModelValue, T>, _ value: T) { local[dynamicMember: keyPath] = value }
+            func get<T>(_ keyPath: KeyPath<ModelValue, T>) -> T { local[dynamicMember: keyPath] }
             switch field {
             case .a: set(\.a, part.string)
             case .b: set(\.b, part.string)
             case .n: set(\.n, part.int)
             case .list: set(\.list, part.list)
-            case .element: set(\.list[1], part.string)
+            case .element:
+                let count = get(\.list.count)
+                guard count >= 2 else { return [.missingElement(listCount: count)] }
+                set(\.list[1], part.string)
             case .whole: set(\.self, part.whole)
             }
         case .update:
-            local.update { $0[field] = part }
+            let missing = local.update { value -> [ModelPart] in
+                guard field != .element || value.list.count >= 2 else {
+                    return [.missingElement(listCount: value.list.count)]
+                }
+                value[field] = part
+                return []
+            }
+            return missing
         }
+        return []
     }
 
     static func withAsyncScope(
@@ -376,7 +406,10 @@ final class ModelRunner {
             case .b: try await local.withValue(\.b, part.string, inheritance: policy, operation: body)
             case .n: try await local.withValue(\.n, part.int, inheritance: policy, operation: body)
             case .list: try await local.withValue(\.list, part.list, inheritance: policy, operation: body)
-            case .element: try await local.withValue(\.list[1], part.string, inheritance: policy, operation: body)
+            case .element where local.list.count >= 2:
+                try await local.withValue(\.list[1], part.string, inheritance: policy, operation: body)
+            case .element:  // no `list[1]` to change (see `ModelScope.apply`)
+                try await local.withScope(inheritance: policy, operation: body)
             case .whole: try await local.withValue(\.self, part.whole, inheritance: policy, operation: body)
             }
         case .withValues:
@@ -398,7 +431,10 @@ final class ModelRunner {
             case .b: try local.withValue(\.b, part.string, inheritance: policy, operation: body)
             case .n: try local.withValue(\.n, part.int, inheritance: policy, operation: body)
             case .list: try local.withValue(\.list, part.list, inheritance: policy, operation: body)
-            case .element: try local.withValue(\.list[1], part.string, inheritance: policy, operation: body)
+            case .element where local.list.count >= 2:
+                try local.withValue(\.list[1], part.string, inheritance: policy, operation: body)
+            case .element:  // no `list[1]` to change (see `ModelScope.apply`)
+                try local.withScope(inheritance: policy, operation: body)
             case .whole: try local.withValue(\.self, part.whole, inheritance: policy, operation: body)
             }
         case .withValues:
