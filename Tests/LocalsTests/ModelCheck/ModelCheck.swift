@@ -12,6 +12,8 @@
 //   Sanitizer, which make everything 4-5x slower).
 // - LOCALS_MODEL_SEED: the first program's seed (decimal or 0x-hex; `random` for a new one).
 //   Program i uses seed + i; a failure prints the seed that reproduces it alone.
+// - LOCALS_MODEL_TRACE=1: print each program's seed to standard error before it runs, so that a
+//   program that stops the process (a trap in the library) can be named and run alone.
 
 import Foundation
 import Locals
@@ -25,6 +27,7 @@ struct ModelCheckConfig {
 
     var programs: Int
     var seed: UInt64
+    var trace = false
 
     static func fromEnvironment() -> ModelCheckConfig {
         let environment = ProcessInfo.processInfo.environment
@@ -41,7 +44,8 @@ struct ModelCheckConfig {
                 seed = value
             }
         }
-        return ModelCheckConfig(programs: max(programs, 0), seed: seed)
+        let trace = environment["LOCALS_MODEL_TRACE"].map { !["", "0"].contains($0) } ?? false
+        return ModelCheckConfig(programs: max(programs, 0), seed: seed, trace: trace)
     }
 }
 

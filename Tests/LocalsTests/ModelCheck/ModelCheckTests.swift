@@ -21,6 +21,9 @@ struct ModelCheckTests {
             let seed = config.seed &+ UInt64(index)
             let program = ModelGenerator.program(seed: seed)
             let shared = index % 2 == 1 ? pool : nil
+            if config.trace {
+                FileHandle.standardError.write(Data("ModelCheck: program \(index), seed \(seed)\n".utf8))
+            }
             let outcome = await ModelCheck.execute(program, unknown: unknown, pool: shared)
             steps += program.steps.count
             reads += outcome.reads
