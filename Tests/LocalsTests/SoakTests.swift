@@ -8,11 +8,15 @@
 // from /proc/self/status and must stay flat after a warm-up; every stored value carries a tracked
 // object, and at the end every one of them must have been released.
 //
-// One worker checks what the library keeps of ended tasks:
+// Two workers check what the library keeps of ended tasks and of migrated scopes:
 // - Results: fire-and-forget tasks touch a Local and return 64 KiB each, their handles dropped.
 //   The library pins each task it stores a value for until a later first touch sweeps its cell,
 //   and a pinned task object keeps its result: once a round's tasks have returned, new first
 //   touches must retire all but a handful of them (counted by the results' deinits).
+// - Migrating `.thread` scopes: a long-lived plain thread starts async scopes on a `.thread` Local
+//   with `Task.immediate`; each resumes on the global pool and ends there, so it restores the
+//   thread's value from elsewhere and sets the scope's value aside (the thread may be reading it).
+//   The thread's next touch must release it. (Where `Task.immediate` exists: Swift 6.2, macOS 26.)
 
 import Foundation
 import Locals
@@ -59,6 +63,10 @@ final class SoakLedger: Sendable {
     let resultRounds = Atomic<Int>(0)
     /// The most results held at once, right after a round's tasks returned.
     let mostResultsHeld = Protected(0)
+    /// Values `.thread` scopes that ended on another thread set aside for their starting thread.
+    let setAsideMade = Atomic<Int>(0)
+    let setAsideReleased = DeinitCounter()
+    let migratedScopes = Atomic<Int>(0)
     private let messages = Protected<[String]>([])
     private let ids = Atomic<Int>(0)
 
@@ -75,6 +83,12 @@ final class SoakLedger: Sendable {
         // Made first: a result made after this read cannot make the count negative.
         let made = resultsMade.load(ordering: .relaxed)
         return made - resultsReleased.count
+    }
+
+    /// A tracked object for a value that a migrating scope will set aside.
+    func setAside() -> Tracked {
+        setAsideMade.add(1, ordering: .relaxed)
+        return setAsideReleased.make()
     }
 
     /// A payload that makes a leak visible in resident memory: 4 KiB once in 8 values.
@@ -97,7 +111,8 @@ final class SoakLedger: Sendable {
             + "\(sessions.load(ordering: .relaxed)) sessions, \(threads.load(ordering: .relaxed)) short-lived threads, "
             + "\(threadRounds.load(ordering: .relaxed)) thread rounds, "
             + "\(discardsFromElsewhere.load(ordering: .relaxed)) discards from elsewhere, "
-            + "\(resultRounds.load(ordering: .relaxed)) rounds of 64 KiB results; "
+            + "\(resultRounds.load(ordering: .relaxed)) rounds of 64 KiB results, "
+            + "\(migratedScopes.load(ordering: .relaxed)) .thread scopes that ended elsewhere; "
             + "\(operations.load(ordering: .relaxed)) checks, \(violations.load(ordering: .relaxed)) violations"
     }
 }
@@ -140,7 +155,7 @@ struct SoakTests {
         log("running \(duration) s; VmRSS at start \(rssAtStart / 1024) MiB")
 
         // Plain threads: long-lived ones loop; a spawner starts short-lived ones.
-        let threadsDone = Latch(4)
+        let threadsDone = Latch(5)
         for worker in 0..<3 {
             Thread {
                 while !stop.isFired {
@@ -153,6 +168,20 @@ struct SoakTests {
             while !stop.isFired { Self.shortLivedThread(locals, ledger) }
             threadsDone.arrive()
         }.start()
+        #if compiler(>=6.2)
+        if immediateTasksAvailable {
+            Thread {
+                while !stop.isFired { Self.migratingScopeRound(locals, ledger) }
+                threadsDone.arrive()
+            }.start()
+        } else {
+            log("no Task.immediate on this OS: no migrating .thread scopes")
+            threadsDone.arrive()
+        }
+        #else
+        log("no Task.immediate before Swift 6.2: no migrating .thread scopes")
+        threadsDone.arrive()
+        #endif
 
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<4 {
@@ -213,6 +242,8 @@ struct SoakTests {
         let allReleased = await ledger.released.wait(untilAtLeast: created, timeout: .seconds(60))
         let results = ledger.resultsMade.load(ordering: .relaxed)
         let allResultsReleased = await ledger.resultsReleased.wait(untilAtLeast: results, timeout: .seconds(60))
+        let setAside = ledger.setAsideMade.load(ordering: .relaxed)
+        let allSetAsideReleased = await ledger.setAsideReleased.wait(untilAtLeast: setAside, timeout: .seconds(60))
         let rssAtEnd = residentKiB() ?? 0
         let history = samples.withLock { $0 }
         let warmUp = min(30, duration / 4)
@@ -225,12 +256,15 @@ struct SoakTests {
             VmRSS start \(rssAtStart / 1024) MiB, after warm-up \(warm / 1024) MiB, peak \(peak / 1024) MiB, \
             end \(rssAtEnd / 1024) MiB; at most \(mostAlive) tracked values alive at once after warm-up; \
             \(results) results of 64 KiB made, \(ledger.resultsReleased.count) released, at most \
-            \(ledger.mostResultsHeld.withLock { $0 }) held right after a round returned
+            \(ledger.mostResultsHeld.withLock { $0 }) held right after a round returned; \
+            \(setAside) values set aside by migrated scopes, \(ledger.setAsideReleased.count) released
             """)
         #expect(ledger.violations.load(ordering: .relaxed) == 0, "\(ledger.firstViolations.joined(separator: "\n"))")
         #expect(allReleased, "\(created - ledger.released.count) of \(created) stored values were never released")
         #expect(allResultsReleased,
                 "\(results - ledger.resultsReleased.count) of \(results) ended tasks' results were never released")
+        #expect(allSetAsideReleased,
+                "\(setAside - ledger.setAsideReleased.count) of \(setAside) values set aside were never released")
         // Under load a few hundred values are alive at once (one per running task, thread and
         // session, plus ended tasks' values not yet swept): values kept past their owner's end pile up.
         #expect(mostAlive < 5_000, "up to \(mostAlive) stored values were alive at once")
@@ -416,6 +450,34 @@ struct SoakTests {
         ledger.check(held <= handful,
                      "\(held) results of ended tasks were still held after \(touches) new tasks touched their Local")
     }
+
+    #if compiler(>=6.2)
+    /// An async scope on a `.thread` Local, started on this long-lived plain thread with
+    /// `Task.immediate`: it runs here up to its first suspension, resumes on the global pool and
+    /// ends there (this thread is blocked meanwhile). It restores this thread's value from
+    /// elsewhere, setting the scope's value aside, since this thread may be reading it; this
+    /// thread's next touch must release it.
+    static func migratingScopeRound(_ locals: SoakLocals, _ ledger: SoakLedger) {
+        ledger.migratedScopes.add(1, ordering: .relaxed)
+        let mine = ledger.nextID()
+        locals.thread.id = mine
+        let ended = DispatchSemaphore(value: 0)
+        immediateTask {
+            await locals.thread.withValues({
+                $0.id = -mine
+                $0.tracked = ledger.setAside()
+            }) {
+                await Task.yield()
+            }
+            ended.signal()
+        }
+        ended.wait()
+        let seen = locals.thread.id  // the next touch
+        ledger.check(seen == mine, "a .thread scope that ended elsewhere left \(seen) for its thread, not \(mine)")
+        let held = ledger.setAsideMade.load(ordering: .relaxed) - ledger.setAsideReleased.count
+        ledger.check(held <= 1, "\(held) values set aside for a thread were not released at its next touch")
+    }
+    #endif
 
     /// A session: many tasks update its shared value at once; it is discarded when it ends.
     static func sessionRound(_ locals: SoakLocals, _ ledger: SoakLedger) async {
