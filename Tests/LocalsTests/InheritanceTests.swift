@@ -5,7 +5,9 @@ import Testing
 struct InheritanceTests {
     /// The scenario of the table of what a child sees under each policy, step by step, with every
     /// ordering forced by a signal.
-    static func runTableScenario(_ local: Local<Sample>, _ kind: ChildKind, scopePolicy: Inheritance? = nil) async -> TableRow {
+    static func runTableScenario(
+        _ local: Local<Sample>, _ kind: ChildKind, scopePolicy: Inheritance? = nil
+    ) async -> TableRow {
         await local.withValues(inheritance: scopePolicy, { $0.simple = "from parent"; $0.list = ["from", "parent"] }) {
             let firstRead = Signal()
             let lateSet = Signal()
@@ -322,7 +324,8 @@ struct InheritanceTests {
                                         for _ in 0..<Int.random(in: 0...5) { await Task.yield() }
                                         let ownLate = policy == .shared || local.late == "child \(child) of \(request)"
                                         if local.id != request || local.simple != "request \(request)" || !ownLate {
-                                            failures.append("request \(request) child \(child): \(local.id) \(local.simple) \(local.late)")
+                                            let seen = "\(local.id) \(local.simple) \(local.late)"
+                                            failures.append("request \(request) child \(child): \(seen)")
                                         }
                                     }
                                 }

@@ -163,7 +163,8 @@ struct TaskRuntimeTests {
     @Test("the identity is the task's address with the runtime's 64-bit id")
     func addressIsTheTask() async {
         let (identity, address) = await Task {
-            (TaskIdentity.current!, withUnsafeCurrentTask { UInt(bitPattern: unsafeBitCast($0!, to: UnsafeRawPointer.self)) })
+            let address = withUnsafeCurrentTask { UInt(bitPattern: unsafeBitCast($0!, to: UnsafeRawPointer.self)) }
+            return (TaskIdentity.current!, address)
         }.value
         #expect(identity.address == address)
         #expect(identity.id != 0)
@@ -306,7 +307,8 @@ struct TaskRuntimeTests {
             }
         }
         await pinned.wait()
-        #expect(runningUnique.load(ordering: .sequentiallyConsistent) == false, "a running task is uniquely referenced by a pin")
+        #expect(runningUnique.load(ordering: .sequentiallyConsistent) == false,
+                "a running task is uniquely referenced by a pin")
         #expect(TaskPin.taskHasEnded(&box.pin!) == false)
         runningChecked.fire()
         finish.fire()

@@ -49,7 +49,9 @@ struct ThreadDiscriminatorTests {
     func threadIDs() async {
         var seen: Set<ThreadID> = []
         for _ in 0..<50 {
-            let (a, b, key) = await onNewThread { (ThreadID.current, ThreadID.current, ThreadDiscriminator().currentKey) }
+            let (a, b, key) = await onNewThread {
+                (ThreadID.current, ThreadID.current, ThreadDiscriminator().currentKey)
+            }
             #expect(a == b)
             #expect(key == a)
             #expect(seen.insert(a).inserted)

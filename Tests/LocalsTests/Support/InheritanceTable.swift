@@ -13,7 +13,8 @@ struct TableRow: Equatable, CustomStringConvertible {
     var ownerListAfter: [String]
 
     var description: String {
-        "child first read \(childFirstSimple), child late \(childLate), owner after \(ownerSimpleAfter) \(ownerListAfter)"
+        "child first read \(childFirstSimple), child late \(childLate), "
+            + "owner after \(ownerSimpleAfter) \(ownerListAfter)"
     }
 
     /// What the table says each policy gives.

@@ -15,7 +15,9 @@ func onNewThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
 
 /// Synchronous form of `onNewThread`, for code that is itself on a plain thread: joins with a
 /// semaphore. Returns nil if the thread did not finish within `timeout` (a hang, i.e. a bug).
-func onNewThreadBlocking<T: Sendable>(timeout: DispatchTimeInterval = .seconds(20), _ body: @escaping @Sendable () -> T) -> T? {
+func onNewThreadBlocking<T: Sendable>(
+    timeout: DispatchTimeInterval = .seconds(20), _ body: @escaping @Sendable () -> T
+) -> T? {
     let done = DispatchSemaphore(value: 0)
     let result = Protected<T?>(nil)
     let thread = Thread {
