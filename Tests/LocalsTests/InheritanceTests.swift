@@ -1,37 +1,13 @@
 import Locals
 import Testing
 
-/// One row of the SPEC section 4 table.
-struct TableRow: Equatable, CustomStringConvertible {
-    var childFirstSimple: String
-    var childLate: String
-    var ownerSimpleAfter: String
-    var ownerListAfter: [String]
-
-    var description: String {
-        "child first read \(childFirstSimple), child late \(childLate), owner after \(ownerSimpleAfter) \(ownerListAfter)"
-    }
-
-    /// What SPEC section 4 says each policy gives.
-    static func expected(_ policy: Inheritance) -> TableRow {
-        let parentList = ["from", "parent"]
-        return switch policy {
-        case .copy: TableRow(childFirstSimple: "from parent", childLate: Sample.initial,
-                             ownerSimpleAfter: "from parent", ownerListAfter: parentList)
-        case .overlay: TableRow(childFirstSimple: "from parent", childLate: "after spawn",
-                                ownerSimpleAfter: "from parent", ownerListAfter: parentList)
-        case .shared: TableRow(childFirstSimple: "from parent", childLate: "after spawn",
-                               ownerSimpleAfter: "from child", ownerListAfter: ["from", "child"])
-        case .fresh: TableRow(childFirstSimple: Sample.initial, childLate: Sample.initial,
-                              ownerSimpleAfter: "from parent", ownerListAfter: parentList)
-        }
-    }
-}
-
 @Suite("Inheritance: what a child created inside a scope sees")
 struct InheritanceTests {
-    /// The SPEC section 4 scenario, step by step, with every ordering forced by a signal.
-    static func runTableScenario(_ local: Local<Sample>, _ kind: ChildKind, scopePolicy: Inheritance? = nil) async -> TableRow {
+    /// The scenario of the table of what a child sees under each policy, step by step, with every
+    /// ordering forced by a signal.
+    static func runTableScenario(
+        _ local: Local<Sample>, _ kind: ChildKind, scopePolicy: Inheritance? = nil
+    ) async -> TableRow {
         await local.withValues(inheritance: scopePolicy, { $0.simple = "from parent"; $0.list = ["from", "parent"] }) {
             let firstRead = Signal()
             let lateSet = Signal()
@@ -53,7 +29,7 @@ struct InheritanceTests {
         }
     }
 
-    @Test("the SPEC section 4 table, for every policy and every way to create a child",
+    @Test("the table of what a child sees under each policy holds for every way to create a child",
           arguments: Inheritance.allCases, ChildKind.allCases)
     func table(policy: Inheritance, kind: ChildKind) async {
         let local = Local(inheritance: policy) { Sample() }
@@ -348,7 +324,8 @@ struct InheritanceTests {
                                         for _ in 0..<Int.random(in: 0...5) { await Task.yield() }
                                         let ownLate = policy == .shared || local.late == "child \(child) of \(request)"
                                         if local.id != request || local.simple != "request \(request)" || !ownLate {
-                                            failures.append("request \(request) child \(child): \(local.id) \(local.simple) \(local.late)")
+                                            let seen = "\(local.id) \(local.simple) \(local.late)"
+                                            failures.append("request \(request) child \(child): \(seen)")
                                         }
                                     }
                                 }

@@ -1,10 +1,10 @@
 @testable import Locals
 import Testing
 
-/// Release is lazy (SPEC section 2): a finished task's value must be deinitialized by the time as
-/// many new tasks again have touched the same Local. Each test stores a tracked object from a
-/// first batch of tasks, runs a second batch of the same size that touches the Local, and then
-/// checks that every object of the first batch was deinitialized.
+/// Release is lazy (see the Lifetimes and Guarantees article): a finished task's value must be
+/// deinitialized by the time as many new tasks again have touched the same Local. Each test stores
+/// a tracked object from a first batch of tasks, runs a second batch of the same size that touches
+/// the Local, and then checks that every object of the first batch was deinitialized.
 @Suite("Lifetimes: values of finished tasks and exited threads are released")
 struct LifetimeTests {
     @Test("discarding the keys of tasks that already ended releases their values, with no other touches",
@@ -77,7 +77,8 @@ struct LifetimeTests {
                 second.count += 1
             }.value
         }
-        #expect(counter.count == 2 * Self.batch, "\(2 * Self.batch - counter.count) finished tasks' values were not released")
+        #expect(counter.count == 2 * Self.batch,
+                "\(2 * Self.batch - counter.count) finished tasks' values were not released")
     }
 
     @Test("values of tasks that ran at the same time are released after as many new tasks touched",
@@ -315,7 +316,8 @@ struct LifetimeTests {
             }
             // Without a pin, a child's value is kept by the scope it inherited: released with it.
             if pinsTasks, kind != .asyncLet || findsAsyncLetParents {
-                #expect(counter.count == children, "\(children - counter.count) children's values not released inside the scope")
+                #expect(counter.count == children,
+                        "\(children - counter.count) children's values not released inside the scope")
             }
         }
         #expect(await counter.wait(untilAtLeast: children), "released \(counter.count) of \(children) after the scope")
@@ -428,7 +430,8 @@ struct LifetimeTests {
 
     @Test("without task end detection, a finished task's value is released when a later task starts at its address",
           .enabled(if: !pinsTasks, "tasks are pinned on this runtime"),
-          .disabled(if: runningUnderAddressSanitizer, "Address Sanitizer quarantines freed memory: no address is reused"))
+          .disabled(if: runningUnderAddressSanitizer,
+                    "Address Sanitizer quarantines freed memory: no address is reused"))
     func unpinnedReleasedOnAddressReuse() async {
         let counter = DeinitCounter()
         let local = Local { Sample() }

@@ -7,6 +7,16 @@
 // sees only its own values (or its scope's, by the policy) throughout. Resident memory is sampled
 // from /proc/self/status and must stay flat after a warm-up; every stored value carries a tracked
 // object, and at the end every one of them must have been released.
+//
+// Two workers check what the library keeps of ended tasks and of migrated scopes:
+// - Results: fire-and-forget tasks touch a Local and return 64 KiB each, their handles dropped.
+//   The library pins each task it stores a value for until a later first touch sweeps its cell,
+//   and a pinned task object keeps its result: once a round's tasks have returned, new first
+//   touches must retire all but a handful of them (counted by the results' deinits).
+// - Migrating `.thread` scopes: a long-lived plain thread starts async scopes on a `.thread` Local
+//   with `Task.immediate`; each resumes on the global pool and ends there, so it restores the
+//   thread's value from elsewhere and sets the scope's value aside (the thread may be reading it).
+//   The thread's next touch must release it. (Where `Task.immediate` exists: Swift 6.2, macOS 26.)
 
 import Foundation
 import Locals
@@ -19,6 +29,14 @@ struct SoakValue: Sendable {
     var count = 0
     var payload: [UInt8] = []
     var tracked: Tracked?
+}
+
+/// What a fire-and-forget task of the results worker returns: 64 KiB, and a tracked object that
+/// counts its release. A task object keeps its result until the object itself goes.
+struct SoakResult: Sendable {
+    static let size = 64 * 1024
+    var bytes: [UInt8]
+    var tracked: Tracked
 }
 
 struct SoakSessionDiscriminator: Discriminator {
@@ -39,6 +57,16 @@ final class SoakLedger: Sendable {
     let threadRounds = Atomic<Int>(0)
     let threads = Atomic<Int>(0)
     let discardsFromElsewhere = Atomic<Int>(0)
+    /// Results of the results worker's tasks: made, and released (the task object went).
+    let resultsMade = Atomic<Int>(0)
+    let resultsReleased = DeinitCounter()
+    let resultRounds = Atomic<Int>(0)
+    /// The most results held at once, right after a round's tasks returned.
+    let mostResultsHeld = Protected(0)
+    /// Values `.thread` scopes that ended on another thread set aside for their starting thread.
+    let setAsideMade = Atomic<Int>(0)
+    let setAsideReleased = DeinitCounter()
+    let migratedScopes = Atomic<Int>(0)
     private let messages = Protected<[String]>([])
     private let ids = Atomic<Int>(0)
 
@@ -48,6 +76,19 @@ final class SoakLedger: Sendable {
     func tracked() -> Tracked {
         created.add(1, ordering: .relaxed)
         return released.make()
+    }
+
+    /// Results made and not released yet: the round's own tasks, and ended tasks still kept.
+    var resultsHeld: Int {
+        // Made first: a result made after this read cannot make the count negative.
+        let made = resultsMade.load(ordering: .relaxed)
+        return made - resultsReleased.count
+    }
+
+    /// A tracked object for a value that a migrating scope will set aside.
+    func setAside() -> Tracked {
+        setAsideMade.add(1, ordering: .relaxed)
+        return setAsideReleased.make()
     }
 
     /// A payload that makes a leak visible in resident memory: 4 KiB once in 8 values.
@@ -69,7 +110,9 @@ final class SoakLedger: Sendable {
         "\(requests.load(ordering: .relaxed)) requests, \(tasks.load(ordering: .relaxed)) plain tasks, "
             + "\(sessions.load(ordering: .relaxed)) sessions, \(threads.load(ordering: .relaxed)) short-lived threads, "
             + "\(threadRounds.load(ordering: .relaxed)) thread rounds, "
-            + "\(discardsFromElsewhere.load(ordering: .relaxed)) discards from elsewhere; "
+            + "\(discardsFromElsewhere.load(ordering: .relaxed)) discards from elsewhere, "
+            + "\(resultRounds.load(ordering: .relaxed)) rounds of 64 KiB results, "
+            + "\(migratedScopes.load(ordering: .relaxed)) .thread scopes that ended elsewhere; "
             + "\(operations.load(ordering: .relaxed)) checks, \(violations.load(ordering: .relaxed)) violations"
     }
 }
@@ -88,6 +131,8 @@ struct SoakLocals: Sendable {
     let overlay = Local(inheritance: .overlay) { SoakValue() }
     let thread = Local(.thread) { SoakValue() }
     let session = Local(SoakSessionDiscriminator()) { SoakValue() }
+    /// Touched only by the results worker, so that only its tasks' first touches sweep it.
+    let results = Local { SoakValue() }
 }
 
 @Suite("Soak: a mixed load of tasks, threads and sessions, isolation and flat memory (LOCALS_SOAK_SECONDS)")
@@ -110,7 +155,7 @@ struct SoakTests {
         log("running \(duration) s; VmRSS at start \(rssAtStart / 1024) MiB")
 
         // Plain threads: long-lived ones loop; a spawner starts short-lived ones.
-        let threadsDone = Latch(4)
+        let threadsDone = Latch(5)
         for worker in 0..<3 {
             Thread {
                 while !stop.isFired {
@@ -123,6 +168,20 @@ struct SoakTests {
             while !stop.isFired { Self.shortLivedThread(locals, ledger) }
             threadsDone.arrive()
         }.start()
+        #if compiler(>=6.2)
+        if immediateTasksAvailable {
+            Thread {
+                while !stop.isFired { Self.migratingScopeRound(locals, ledger) }
+                threadsDone.arrive()
+            }.start()
+        } else {
+            log("no Task.immediate on this OS: no migrating .thread scopes")
+            threadsDone.arrive()
+        }
+        #else
+        log("no Task.immediate before Swift 6.2: no migrating .thread scopes")
+        threadsDone.arrive()
+        #endif
 
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<4 {
@@ -139,6 +198,9 @@ struct SoakTests {
                 group.addTask {
                     while !stop.isFired { await Self.sessionRound(locals, ledger) }
                 }
+            }
+            group.addTask {
+                while !stop.isFired { await Self.resultRound(locals, ledger) }
             }
             // The clock: samples memory, reports progress, and stops the load.
             group.addTask {
@@ -173,10 +235,15 @@ struct SoakTests {
             await Task {
                 locals.request.count += 1
                 locals.overlay.count += 1
+                locals.results.count += 1
             }.value
         }
         let created = ledger.created.load(ordering: .relaxed)
         let allReleased = await ledger.released.wait(untilAtLeast: created, timeout: .seconds(60))
+        let results = ledger.resultsMade.load(ordering: .relaxed)
+        let allResultsReleased = await ledger.resultsReleased.wait(untilAtLeast: results, timeout: .seconds(60))
+        let setAside = ledger.setAsideMade.load(ordering: .relaxed)
+        let allSetAsideReleased = await ledger.setAsideReleased.wait(untilAtLeast: setAside, timeout: .seconds(60))
         let rssAtEnd = residentKiB() ?? 0
         let history = samples.withLock { $0 }
         let warmUp = min(30, duration / 4)
@@ -187,10 +254,17 @@ struct SoakTests {
             done after \(Int(Double((clock.now - start).components.seconds))) s: \(ledger.summary); \
             \(created) tracked values stored, \(ledger.released.count) released; \
             VmRSS start \(rssAtStart / 1024) MiB, after warm-up \(warm / 1024) MiB, peak \(peak / 1024) MiB, \
-            end \(rssAtEnd / 1024) MiB; at most \(mostAlive) tracked values alive at once after warm-up
+            end \(rssAtEnd / 1024) MiB; at most \(mostAlive) tracked values alive at once after warm-up; \
+            \(results) results of 64 KiB made, \(ledger.resultsReleased.count) released, at most \
+            \(ledger.mostResultsHeld.withLock { $0 }) held right after a round returned; \
+            \(setAside) values set aside by migrated scopes, \(ledger.setAsideReleased.count) released
             """)
         #expect(ledger.violations.load(ordering: .relaxed) == 0, "\(ledger.firstViolations.joined(separator: "\n"))")
         #expect(allReleased, "\(created - ledger.released.count) of \(created) stored values were never released")
+        #expect(allResultsReleased,
+                "\(results - ledger.resultsReleased.count) of \(results) ended tasks' results were never released")
+        #expect(allSetAsideReleased,
+                "\(setAside - ledger.setAsideReleased.count) of \(setAside) values set aside were never released")
         // Under load a few hundred values are alive at once (one per running task, thread and
         // session, plus ended tasks' values not yet swept): values kept past their owner's end pile up.
         #expect(mostAlive < 5_000, "up to \(mostAlive) stored values were alive at once")
@@ -337,6 +411,73 @@ struct SoakTests {
             ledger.inFlight.subtract(1, ordering: .relaxed)
         }
     }
+
+    /// Fire-and-forget tasks that touch a Local and return 64 KiB each, their handles dropped at
+    /// once. Once they have all returned, new tasks' first touches of the Local must retire all
+    /// but a handful of them: the library pins a task it holds a value for until a first touch
+    /// sweeps its cell, and a pinned task object keeps its result.
+    static func resultRound(_ locals: SoakLocals, _ ledger: SoakLedger) async {
+        let batch = 16
+        let handful = 8
+        ledger.resultRounds.add(1, ordering: .relaxed)
+        let returned = Latch(batch)
+        for _ in 0..<batch {
+            Task {
+                defer { returned.arrive() }
+                let id = ledger.nextID()
+                locals.results.id = id
+                await Task.yield()
+                ledger.check(locals.results.id == id, "a result task wrote \(id), reads \(locals.results.id)")
+                ledger.resultsMade.add(1, ordering: .relaxed)
+                let bytes = [UInt8](repeating: UInt8(truncatingIfNeeded: id), count: SoakResult.size)
+                return SoakResult(bytes: bytes, tracked: ledger.resultsReleased.make(id))
+            }
+        }
+        await returned.wait()
+        var held = ledger.resultsHeld
+        ledger.mostResultsHeld.withLock { $0 = max($0, held) }
+        // Sequential first touches retire ended tasks a few cells at a time. The clock only bounds
+        // a failure (a task that returned a moment ago may still be finishing).
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(20)
+        var touches = 0
+        while held > handful, clock.now < deadline {
+            await Task { locals.results.count += 1 }.value
+            touches += 1
+            if touches > 4 * batch { try? await Task.sleep(for: .milliseconds(1)) }
+            held = ledger.resultsHeld
+        }
+        ledger.check(held <= handful,
+                     "\(held) results of ended tasks were still held after \(touches) new tasks touched their Local")
+    }
+
+    #if compiler(>=6.2)
+    /// An async scope on a `.thread` Local, started on this long-lived plain thread with
+    /// `Task.immediate`: it runs here up to its first suspension, resumes on the global pool and
+    /// ends there (this thread is blocked meanwhile). It restores this thread's value from
+    /// elsewhere, setting the scope's value aside, since this thread may be reading it; this
+    /// thread's next touch must release it.
+    static func migratingScopeRound(_ locals: SoakLocals, _ ledger: SoakLedger) {
+        ledger.migratedScopes.add(1, ordering: .relaxed)
+        let mine = ledger.nextID()
+        locals.thread.id = mine
+        let ended = DispatchSemaphore(value: 0)
+        immediateTask {
+            await locals.thread.withValues({
+                $0.id = -mine
+                $0.tracked = ledger.setAside()
+            }) {
+                await Task.yield()
+            }
+            ended.signal()
+        }
+        ended.wait()
+        let seen = locals.thread.id  // the next touch
+        ledger.check(seen == mine, "a .thread scope that ended elsewhere left \(seen) for its thread, not \(mine)")
+        let held = ledger.setAsideMade.load(ordering: .relaxed) - ledger.setAsideReleased.count
+        ledger.check(held <= 1, "\(held) values set aside for a thread were not released at its next touch")
+    }
+    #endif
 
     /// A session: many tasks update its shared value at once; it is discarded when it ends.
     static func sessionRound(_ locals: SoakLocals, _ ledger: SoakLedger) async {

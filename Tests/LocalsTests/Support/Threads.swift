@@ -1,0 +1,48 @@
+// Plain threads: running code outside any task, and joining it.
+
+import Foundation
+
+/// Runs `body` on a new Foundation `Thread` (outside any task) and returns its result once the
+/// body has finished. The thread may still be exiting when this returns.
+func onNewThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        let thread = Thread {
+            continuation.resume(returning: body())
+        }
+        thread.start()
+    }
+}
+
+/// Synchronous form of `onNewThread`, for code that is itself on a plain thread: joins with a
+/// semaphore. Returns nil if the thread did not finish within `timeout` (a hang, i.e. a bug).
+func onNewThreadBlocking<T: Sendable>(
+    timeout: DispatchTimeInterval = .seconds(20), _ body: @escaping @Sendable () -> T
+) -> T? {
+    let done = DispatchSemaphore(value: 0)
+    let result = Protected<T?>(nil)
+    let thread = Thread {
+        let value = body()
+        result.withLock { $0 = value }
+        done.signal()
+    }
+    thread.start()
+    guard done.wait(timeout: .now() + timeout) == .success else { return nil }
+    return result.withLock { $0 }
+}
+
+/// A barrier for plain threads: `arriveAndWait()` returns once `count` threads have arrived.
+final class ThreadBarrier: @unchecked Sendable {
+    // @unchecked: `remaining` is only touched while `condition` is locked.
+    private let condition = NSCondition()
+    private var remaining: Int
+
+    init(_ count: Int) { remaining = count }
+
+    func arriveAndWait() {
+        condition.lock()
+        remaining -= 1
+        if remaining == 0 { condition.broadcast() }
+        while remaining > 0 { condition.wait() }
+        condition.unlock()
+    }
+}
