@@ -209,26 +209,22 @@ final class ProbeExecutor: TaskExecutor, @unchecked Sendable {
     }
 
     /// Runs `drain` on a new thread for the executor passed retained in `context`, and waits for it.
+    /// (The start routine returns its argument: some C libraries declare its result optional,
+    /// others not, and every one of them ignores it here.)
     private func startThreadAndJoin(_ context: UnsafeMutableRawPointer) {
-        #if canImport(Darwin)
-        var thread: pthread_t?
-        let created = pthread_create(&thread, nil, { raw in
-            Unmanaged<ProbeExecutor>.fromOpaque(raw).takeRetainedValue().drain()
-            return nil
-        }, context)
-        precondition(created == 0, "swift-locals: could not start a thread to check the runtime: \(created)")
-        pthread_join(thread!, nil)
-        #else
-        #if canImport(Musl)
-        var thread: pthread_t = nil  // a pointer on musl
+        #if canImport(Darwin) || canImport(Musl)
+        var thread: pthread_t?  // a pointer, which pthread_create takes as optional
         #else
         var thread = pthread_t()  // an integer on glibc and Android
         #endif
         let created = pthread_create(&thread, nil, { raw in
             drainProbeExecutor(raw)
-            return nil
+            return raw
         }, context)
         precondition(created == 0, "swift-locals: could not start a thread to check the runtime: \(created)")
+        #if canImport(Darwin) || canImport(Musl)
+        pthread_join(thread!, nil)
+        #else
         pthread_join(thread, nil)
         #endif
     }

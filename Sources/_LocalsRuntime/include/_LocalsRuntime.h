@@ -32,8 +32,8 @@
 
 /// The task's 64-bit id (for a job that is not a task, the job's 32-bit id). Never reused.
 extern uint64_t LOCALS_SWIFTCALL swift_task_getJobTaskId(const void *job) LOCALS_WEAK;
-/// The job's flags word: the job kind in the low byte, then the task flags.
-extern uint32_t LOCALS_SWIFTCALL swift_task_getJobFlags(const void *job) LOCALS_WEAK;
+/// The job's flags word: the job kind in the low byte, then the task flags (32 bits of it).
+extern size_t LOCALS_SWIFTCALL swift_task_getJobFlags(const void *job) LOCALS_WEAK;
 /// `sizeof(AsyncTask)` in the runtime the process runs on, published for debuggers.
 extern const size_t _swift_concurrency_debug_asyncTaskSize LOCALS_WEAK;
 /// The version of the runtime's internal layouts that debuggers may decode (absent before 6.1).
@@ -70,7 +70,7 @@ static inline uint64_t locals_runtime_task_id(const void *task) {
 
 /// The job flags of a task; 0xFF (not a task) if the runtime lacks the entry point.
 static inline uint32_t locals_runtime_job_flags(const void *task) {
-    return &swift_task_getJobFlags != NULL ? swift_task_getJobFlags(task) : 0xFF;
+    return &swift_task_getJobFlags != NULL ? (uint32_t)swift_task_getJobFlags(task) : 0xFF;
 }
 
 /// `sizeof(AsyncTask)`, or 0 if the runtime does not publish it.
