@@ -13,14 +13,23 @@ public let standardOutputLogHandler: LogHandlerMaker = { label, metadataProvider
 }
 
 /// The routes: ``RequestIDMiddleware`` first, then Hummingbird's request log, then
-/// `GET /hello/{name}`.
-public func buildRouter() -> Router<BasicRequestContext> {
+/// `GET /hello/{name}`, and `GET /greet-later/{name}` and `GET /greet-later-naive/{name}`, whose
+/// handlers do part of their work in `EventLoopFuture` callbacks on `store`'s event loop.
+public func buildRouter(store: ProfileStore = .shared) -> Router<BasicRequestContext> {
     let router = Router()
     router.add(middleware: RequestIDMiddleware())
     // After the id middleware, so Hummingbird's own "Request" line carries the id too.
     router.add(middleware: LogRequestsMiddleware(.info))
     router.get("hello/:name") { _, context -> String in
         try await Greeting.respond(name: context.parameters.require("name"), logger: context.logger)
+    }
+    router.get("greet-later/:name") { _, context -> String in
+        let name = try context.parameters.require("name")
+        return try await GreetLater.withSnapshot(name: name, store: store, logger: context.logger)
+    }
+    // The same work without a snapshot: kept to show callbacks logging other requests' ids.
+    router.get("greet-later-naive/:name") { _, context -> String in
+        try await GreetLater.naive(name: context.parameters.require("name"), store: store, logger: context.logger)
     }
     return router
 }
@@ -30,6 +39,8 @@ public func buildRouter() -> Router<BasicRequestContext> {
 /// - Parameters:
 ///   - configuration: Where to listen and what to call the server. Port 0 picks a free port.
 ///   - logLevel: The lowest level logged.
+///   - store: Where the `greet-later` routes look profiles up, and so the event loop their
+///     callbacks run on: ``ProfileStore/shared`` by default; tests pass one on a loop of their own.
 ///   - makeLogHandler: Where log lines go: standard output by default; tests pass a handler that
 ///     keeps the lines.
 ///   - onServerRunning: Called once the server listens, with its channel (the bound port is
@@ -40,6 +51,7 @@ public func buildApplication(
         serverName: "request-id-server"
     ),
     logLevel: Logger.Level = .info,
+    store: ProfileStore = .shared,
     makeLogHandler: @escaping LogHandlerMaker = standardOutputLogHandler,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
@@ -48,7 +60,7 @@ public func buildApplication(
     }
     logger.logLevel = logLevel
     return Application(
-        router: buildRouter(),
+        router: buildRouter(store: store),
         configuration: configuration,
         onServerRunning: onServerRunning,
         logger: logger

@@ -2,8 +2,10 @@ import Hummingbird
 import HummingbirdRequestID
 import Foundation
 
-/// `request-id-server [--port N]`: serves `GET /hello/{name}` on 127.0.0.1, logging to standard
-/// output with the request id on every line written for a request. Stops on SIGINT or SIGTERM.
+/// `request-id-server [--port N]`: serves `GET /hello/{name}`, `GET /greet-later/{name}` and
+/// `GET /greet-later-naive/{name}` on 127.0.0.1, logging to standard output with the request id
+/// on every line written for a request (and, from the naive route's callbacks, the wrong one).
+/// Stops on SIGINT or SIGTERM.
 @main
 struct RequestIDServer {
     static let usage = "usage: request-id-server [--port N]   (N from 0 to 65535; default 8080, 0 picks a free port)"

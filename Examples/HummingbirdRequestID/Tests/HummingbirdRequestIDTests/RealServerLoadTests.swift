@@ -16,7 +16,8 @@ import Foundation
 #endif
 
 /// Starts the real server on an ephemeral loopback port and drives it over real HTTP.
-@Suite("request-id-server over real HTTP")
+// Serialized: each load run has the machine to itself, so the figures it prints are its own.
+@Suite("request-id-server over real HTTP", .serialized)
 struct RealServerLoadTests {
     static let requests = 1_000
     static let concurrency = 64
@@ -33,14 +34,22 @@ struct RealServerLoadTests {
         var body = ""
         var error: String?
 
-        /// The id the server used for this request, when the exchange is consistent.
+        /// What is wrong with the exchange, if anything: the response, its id or its body.
         var problem: String? {
+            if let idProblem { return idProblem }
+            guard body == "Hello, \(name). Your request id is \(headerID ?? "?")." else {
+                return "\(name): body \(body)"
+            }
+            return nil
+        }
+
+        /// What is wrong with the response or the id it echoes, if anything; the body aside.
+        var idProblem: String? {
             if let error { return "\(name): \(error)" }
             guard status == 200 else { return "\(name): status \(status)" }
             guard let headerID else { return "\(name): no X-Request-ID on the response" }
             if let sentID, headerID != sentID { return "\(name): sent \(sentID), got \(headerID)" }
             if sentID == nil, UUID(uuidString: headerID) == nil { return "\(name): generated \(headerID) is no UUID" }
-            guard body == "Hello, \(name). Your request id is \(headerID)." else { return "\(name): body \(body)" }
             return nil
         }
     }
@@ -51,45 +60,8 @@ struct RealServerLoadTests {
     )
     func loadOverLoopback() async throws {
         let capture = LogCapture()
-        let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
-        let app = buildApplication(
-            configuration: ApplicationConfiguration(
-                address: .hostname("127.0.0.1", port: 0),
-                serverName: "request-id-server"
-            ),
-            makeLogHandler: capture.makeLogHandler,
-            onServerRunning: { channel in
-                portSink.yield(channel.localAddress?.port ?? 0)
-                portSink.finish()
-            }
-        )
-        let serviceGroup = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [app],
-                gracefulShutdownSignals: [],
-                logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
-            )
-        )
-
-        let (exchanges, peakInFlight, duration) = try await withThrowingTaskGroup { group in
-            group.addTask {
-                defer { portSink.finish() }  // never leave the test waiting for a port
-                try await serviceGroup.run()
-            }
-            var portIterator = ports.makeAsyncIterator()
-            guard let port = await portIterator.next(), port > 0 else {
-                await serviceGroup.triggerGracefulShutdown()
-                throw ServerDidNotStart()
-            }
-            do {
-                let result = try await Self.drive(port: port)
-                await serviceGroup.triggerGracefulShutdown()
-                try await group.waitForAll()
-                return result
-            } catch {
-                await serviceGroup.triggerGracefulShutdown()
-                throw error
-            }
+        let (exchanges, peakInFlight, duration) = try await Self.withRealServer(capture: capture) { port in
+            try await Self.drive(port: port, route: "hello")
         }
 
         // Responses: every one echoes its own id, generated ids are unique.
@@ -177,8 +149,61 @@ struct RealServerLoadTests {
         }
     }
 
-    /// Sends the requests from `concurrency` workers, each sending its share one after another.
-    static func drive(port: Int) async throws -> (exchanges: [Exchange], peakInFlight: Int, duration: Duration) {
+    /// Runs the real server on 127.0.0.1 with port 0, then `body` with the port it bound, then shuts
+    /// the server down.
+    static func withRealServer<Result>(
+        store: ProfileStore = .shared,
+        capture: LogCapture,
+        _ body: (Int) async throws -> Result
+    ) async throws -> Result {
+        let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
+        let app = buildApplication(
+            configuration: ApplicationConfiguration(
+                address: .hostname("127.0.0.1", port: 0),
+                serverName: "request-id-server"
+            ),
+            store: store,
+            makeLogHandler: capture.makeLogHandler,
+            onServerRunning: { channel in
+                portSink.yield(channel.localAddress?.port ?? 0)
+                portSink.finish()
+            }
+        )
+        let serviceGroup = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [app],
+                gracefulShutdownSignals: [],
+                logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+            )
+        )
+        return try await withThrowingTaskGroup { group in
+            group.addTask {
+                defer { portSink.finish() }  // never leave the test waiting for a port
+                try await serviceGroup.run()
+            }
+            var portIterator = ports.makeAsyncIterator()
+            guard let port = await portIterator.next(), port > 0 else {
+                await serviceGroup.triggerGracefulShutdown()
+                throw ServerDidNotStart()
+            }
+            do {
+                let result = try await body(port)
+                await serviceGroup.triggerGracefulShutdown()
+                try await group.waitForAll()
+                return result
+            } catch {
+                await serviceGroup.triggerGracefulShutdown()
+                throw error
+            }
+        }
+    }
+
+    /// Sends `GET /<route>/user<n>` for every n below `requests` from `concurrency` workers, each
+    /// sending its share one after another.
+    static func drive(
+        port: Int,
+        route: String
+    ) async throws -> (exchanges: [Exchange], peakInFlight: Int, duration: Duration) {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = HTTPClient.Configuration.ConnectionPool(
             idleTimeout: .seconds(30),
@@ -198,7 +223,7 @@ struct RealServerLoadTests {
                         var exchange = Exchange(name: name, sentID: index.isMultiple(of: 2) ? "client-\(index)" : nil)
                         gauge.enter()
                         do {
-                            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/hello/\(name)")
+                            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/\(route)/\(name)")
                             if let id = exchange.sentID {
                                 request.headers.add(name: "X-Request-ID", value: id)
                             }
