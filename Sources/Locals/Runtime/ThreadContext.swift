@@ -50,6 +50,9 @@ final class ThreadContext {
     @exclusivity(unchecked) @usableFromInline var keyDepth = 0
     /// Storages that hold a value for this thread and are told when it exits.
     @exclusivity(unchecked) private var observers: [ObjectIdentifier: Observer] = [:]
+    /// Keeps other threads' busy objects off this one's lines (`keyDepth` is written on every
+    /// session access).
+    private let padding = CacheLinePadding()
 
     private struct Observer {
         weak var storage: (any ThreadExitObserver)?

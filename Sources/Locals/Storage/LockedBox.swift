@@ -143,3 +143,11 @@ enum Beds {
         return beds[Int((address >> 4) & 63)]
     }
 }
+
+/// A cache line's worth of bytes that nothing reads or writes: placed between fields, or after
+/// an object's last field, it keeps fields that one thread writes off the line of fields that
+/// other threads read (false sharing, which makes threads that touch different things wait for
+/// each other).
+struct CacheLinePadding {
+    private var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+}

@@ -11,9 +11,17 @@ class SessionCell<Value: Sendable>: LockedBox, @unchecked Sendable {
     @usableFromInline final let value: UnsafeMutablePointer<Value>
     /// False once the session was discarded (or its Local released).
     @exclusivity(unchecked) @usableFromInline final var isLive = true
+    /// Keeps the subclass's key off the cache lines of the fields above, which the session's
+    /// threads write on every access (its reference count, its lock): a thread of another session
+    /// reads the key when it finds this cell in its lookup cache (see `KeyedSessionCell`).
+    private let separation = CacheLinePadding()
 
     init(_ value: Value) {
-        self.value = .allocate(capacity: 1)
+        // Whole cache lines of its own: a thread reading this session must not share a line with
+        // the counts and locks that threads of other sessions write.
+        let bytes = (MemoryLayout<Value>.stride + 63) & ~63
+        self.value = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+            .bindMemory(to: Value.self, capacity: 1)
         self.value.initialize(to: value)
     }
 
@@ -41,6 +49,8 @@ class SessionCell<Value: Sendable>: LockedBox, @unchecked Sendable {
 @usableFromInline
 final class KeyedSessionCell<Key: Hashable & Sendable, Value: Sendable>: SessionCell<Value>, @unchecked Sendable {
     @usableFromInline let key: Key
+    /// Keeps the next object the allocator places after this one off the key's cache line.
+    private let padding = CacheLinePadding()
 
     init(_ value: Value, key: Key) {
         self.key = key

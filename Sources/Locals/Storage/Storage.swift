@@ -567,9 +567,11 @@ extension Storage {
     ) -> KeyedSessionCell<Key, Value>? {
         let slot = context.slots[index]
         guard slot.local == localID, let raw = slot.cell else { return nil }
-        // The slot retains the cell, and this Local's slots hold only its own session cells.
-        let cell = Unmanaged<KeyedSessionCell<Key, Value>>.fromOpaque(raw).takeUnretainedValue()
-        return cell.key == key ? cell : nil
+        // The slot retains the cell, and this Local's slots hold only its own session cells. The
+        // key is compared before any retain: the cell may be another session's, whose threads
+        // write its reference count all the time.
+        let cell = Unmanaged<KeyedSessionCell<Key, Value>>.fromOpaque(raw)
+        return cell._withUnsafeGuaranteedRef { $0.key == key } ? cell.takeUnretainedValue() : nil
     }
 
     /// Caches `cell` in one of this Local's two slots: an empty or foreign one, or else the first.
