@@ -68,10 +68,8 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
     /// ended task's cell, waiting to be swept, keeps no scope (and no scope's value) alive.
     @exclusivity(unchecked) @usableFromInline final unowned(unsafe) var scope: ScopeFrame<Value>?
     @usableFromInline final let owner: OwnerKey
-    /// The owner's last closed scope frame, emptied, for its next scope (see `ScopeFrame.recycle`).
-    @exclusivity(unchecked) @usableFromInline final var spare: ScopeFrame<Value>?
-    /// The writes of an `.overlay` route on top of its scope (nil on every other route).
-    @exclusivity(unchecked) @usableFromInline final var overlay: OverlayState<Value>?
+    /// The spare frame and the overlay state (see `spare` and `overlay`), in one word.
+    @exclusivity(unchecked) @usableFromInline final var extras: CellExtras<Value> = .none
     /// The pin of the owning heap task (or of an `async let` child's heap ancestor); answers
     /// whether the task has ended. Nil for threads, and where the runtime gives no pin.
     final let record: TaskRecord?
@@ -102,6 +100,45 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
     final func withScope<R, E: Error>(_ body: (ScopeFrame<Value>) throws(E) -> R) throws(E) -> R {
         let frame = Unmanaged.passUnretained(scope.unsafelyUnwrapped)
         return try frame._withUnsafeGuaranteedRef { frame in Result { () throws(E) -> R in try body(frame) } }.get()
+    }
+
+    /// The owner's last closed scope frame, emptied, for its next scope (see `ScopeFrame.recycle`).
+    @inlinable
+    final var spare: ScopeFrame<Value>? {
+        get {
+            switch extras {
+            case .none: nil
+            case .spare(let frame): frame
+            case .overlay(let overlay): overlay.spare
+            }
+        }
+        set {
+            if case .overlay(let overlay) = extras {
+                overlay.spare = newValue
+            } else {
+                extras = newValue.map { .spare($0) } ?? .none
+            }
+        }
+    }
+
+    /// The writes of an `.overlay` route on top of its scope (nil on every other route).
+    /// Setting it keeps the cell's spare frame, if it has one.
+    @inlinable
+    final var overlay: OverlayState<Value>? {
+        get {
+            if case .overlay(let overlay) = extras { overlay } else { nil }
+        }
+        set {
+            let spare = self.spare
+            if let newValue {
+                if spare != nil {
+                    newValue.spare = spare
+                }
+                extras = .overlay(newValue)
+            } else {
+                extras = spare.map { .spare($0) } ?? .none
+            }
+        }
     }
 
     /// The cell's own value: only for the `.own` route, which only an `OwnedCell` takes.
@@ -151,6 +188,16 @@ final class OwnedCell<Value: Sendable>: Cell<Value>, @unchecked Sendable {
         self.value = value
         super.init(owner: owner, record: record, route: .own, scope: nil)
     }
+}
+
+/// What a cell keeps beside its route: a spare scope frame for its owner's next scope, or the
+/// state of an `.overlay` route (which then keeps the spare frame, if any). One word, not two:
+/// every task that touches a Local has a cell, and few cells need both.
+@usableFromInline
+enum CellExtras<Value: Sendable> {
+    case none
+    case spare(ScopeFrame<Value>)
+    case overlay(OverlayState<Value>)
 }
 
 /// An `.overlay` route's writes on top of its scope's live value, and the merged view it reads.
@@ -236,6 +283,9 @@ final class OverlayState<Value: Sendable> {
 
     /// A frozen child's own value (see `Cell.freeze`): the one frame only this cell keeps.
     @exclusivity(unchecked) var frozen: ScopeFrame<Value>?
+
+    /// The cell's spare frame while the cell has an overlay (see `Cell.spare`).
+    @exclusivity(unchecked) @usableFromInline var spare: ScopeFrame<Value>?
 
     /// The layer changed: the merged view must be made again at the next read.
     func layerChanged() {
