@@ -83,6 +83,34 @@ struct SnapshotTests {
         }
     }
 
+    @Test("an .overlay child's run, and the scopes it opens before and inside it, leave every child its own frame")
+    func overlayChildRunKeepsFramesApart() async {
+        let local = Local(inheritance: .overlay) { Sample() }
+        let (released, release) = AsyncStream<Void>.makeStream()
+        await local.withValue(\.simple, "outer") {
+            await Task {
+                local.late = "child wrote"  // an .overlay child with writes of its own
+                local.withValue(\.simple, "first") {}  // leaves a frame for the next scope
+                let snapshot = LocalsSnapshot.capture()
+                var kept: Task<String, Never>?
+                snapshot.run {
+                    local.withValue(\.simple, "kept by a child") {
+                        kept = Task {
+                            for await _ in released { break }
+                            return local.simple
+                        }
+                    }
+                }
+                local.withValue(\.simple, "second") {
+                    #expect(local.simple == "second")
+                }
+                release.yield()
+                #expect(await kept?.value == "kept by a child", "a later scope reused a frame a child still reads")
+                #expect(local.late == "child wrote")
+            }.value
+        }
+    }
+
     @Test("a .fresh scope: run starts from the initial value")
     func freshScope() async {
         let calls = CallCounter()

@@ -122,18 +122,26 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
     }
 
     /// The writes of an `.overlay` route on top of its scope (nil on every other route).
-    /// Setting it keeps the cell's spare frame, if it has one.
+    /// Setting it moves the cell's spare frame (or its absence) along: the state it replaces
+    /// keeps none, so that a state put back later (after a snapshot's `run`) never hands out a
+    /// frame that was reused meanwhile.
     @inlinable
     final var overlay: OverlayState<Value>? {
         get {
             if case .overlay(let overlay) = extras { overlay } else { nil }
         }
         set {
-            let spare = self.spare
+            let spare: ScopeFrame<Value>?
+            switch extras {
+            case .none:
+                spare = nil
+            case .spare(let frame):
+                spare = frame
+            case .overlay(let replaced):
+                spare = replaced.spare.take()
+            }
             if let newValue {
-                if spare != nil {
-                    newValue.spare = spare
-                }
+                newValue.spare = spare
                 extras = .overlay(newValue)
             } else {
                 extras = spare.map { .spare($0) } ?? .none
