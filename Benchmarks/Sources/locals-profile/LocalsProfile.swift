@@ -8,7 +8,9 @@
 //
 // MODE is what the loop does: `task` (the default: `local.x` of a `.task` Local, no scope), `scope`
 // (the same inside `local.withValue`), `thread` (a `.thread` Local), `write` (`local.x = i`), or an
-// anchor: `identity` (the identity call), `tasklocal` (a bound `@TaskLocal` read).
+// anchor: `identity` (the identity call), `tasklocal` (a bound `@TaskLocal` read); or, with 10
+// Locals that each hold a value of the task's own, `capture` (`LocalsSnapshot.capture()`) or `run`
+// (`snapshot.run {}` with an empty body).
 //
 // Divide a function's inclusive count by the number of operations for its share of one; run
 // with 0 operations to see what starting the process costs.
@@ -45,6 +47,16 @@ struct LocalsProfile {
                 Anchor.$value.withValue(1) {
                     for _ in 0..<operations { sink(Anchor.value) }
                 }
+            case "capture", "run":
+                let locals = (0..<10).map { _ in Local { RequestState() } }
+                for (index, local) in locals.enumerated() { local.x = index }
+                if mode == "capture" {
+                    for _ in 0..<operations { sink(LocalsSnapshot.capture()) }
+                } else {
+                    let snapshot = LocalsSnapshot.capture()
+                    for _ in 0..<operations { snapshot.run {} }
+                }
+                withExtendedLifetime(locals) {}
             default:
                 for _ in 0..<operations { sink(local.x) }
             }

@@ -89,8 +89,14 @@ final class SnapshotOps: Sendable {
 }
 
 /// What a context held of one Local, for a snapshot.
+///
+/// Kept in stored properties with a tag (a copied value in the subclass `ValuePartData`), rather
+/// than as the `Kind` enum itself: a class's deinit is not specialized for its value type, and
+/// destroying a generic enum, or an optional `Value`, there looks up type metadata at run time,
+/// every time a snapshot goes (a few hundred instructions a part). `kind` puts the enum together
+/// for listings; `run` reads the stored properties in place.
 @usableFromInline
-final class PartData<Value: Sendable>: @unchecked Sendable {
+class PartData<Value: Sendable>: @unchecked Sendable {
     // @unchecked: immutable; frames are read and written only under their locks or by the task
     // whose cell routes there, and a layer is copied before use.
     @usableFromInline
@@ -107,12 +113,58 @@ final class PartData<Value: Sendable>: @unchecked Sendable {
         case session(SessionCell<Value>)
     }
 
-    @usableFromInline let kind: Kind
+    @usableFromInline final let tag: PartTag
+    @usableFromInline final let frame: ScopeFrame<Value>?
+    @usableFromInline final let layer: OverlayLayer<Value>?
+    @usableFromInline final let session: SessionCell<Value>?
 
-    @usableFromInline
-    init(_ kind: Kind) {
-        self.kind = kind
+    @inlinable
+    init(tag: PartTag, frame: ScopeFrame<Value>? = nil, layer: OverlayLayer<Value>? = nil, session: SessionCell<Value>? = nil) {
+        self.tag = tag
+        self.frame = frame
+        self.layer = layer
+        self.session = session
     }
+
+    @inlinable
+    static func make(_ kind: Kind) -> PartData<Value> {
+        switch kind {
+        case .value(let value): ValuePartData(tag: .value, value: value)
+        case .scope(let frame): PartData(tag: .scope, frame: frame)
+        case .overlay(let frame, let layer): PartData(tag: .overlay, frame: frame, layer: layer)
+        case .thread(let value): ValuePartData(tag: .thread, value: value)
+        case .session(let cell): PartData(tag: .session, session: cell)
+        }
+    }
+
+    @inlinable
+    final var kind: Kind {
+        switch tag {
+        case .value: .value(unsafeDowncast(self, to: ValuePartData<Value>.self).value)
+        case .scope: .scope(frame.unsafelyUnwrapped)
+        case .overlay: .overlay(frame.unsafelyUnwrapped, layer.unsafelyUnwrapped)
+        case .thread: .thread(unsafeDowncast(self, to: ValuePartData<Value>.self).value)
+        case .session: .session(session.unsafelyUnwrapped)
+        }
+    }
+}
+
+/// A part that holds a copied value (`.value`, `.thread`).
+@usableFromInline
+final class ValuePartData<Value: Sendable>: PartData<Value>, @unchecked Sendable {
+    @usableFromInline let value: Value
+
+    @inlinable
+    init(tag: PartTag, value: Value) {
+        self.value = value
+        super.init(tag: tag)
+    }
+}
+
+/// Which of `PartData.Kind`'s cases a part holds.
+@usableFromInline
+enum PartTag: UInt8, Sendable {
+    case value, scope, overlay, thread, session
 }
 
 extension Storage {
@@ -126,11 +178,11 @@ extension Storage {
             },
             enter: { [weak self] data, body in
                 guard let self else { return body() }  // the Local is gone: nothing to put back
-                enter(unsafeDowncast(data, to: PartData<Value>.self).kind, body)
+                enter(unsafeDowncast(data, to: PartData<Value>.self), body)
             },
             enterAsync: { [weak self] data, isolation, body in
                 guard let self else { return await body() }
-                await enter(unsafeDowncast(data, to: PartData<Value>.self).kind, isolation, body)
+                await enter(unsafeDowncast(data, to: PartData<Value>.self), isolation, body)
             }
         )
     }
@@ -142,25 +194,25 @@ extension Storage {
         case .task:
             guard let cell = existingCell() else {
                 // Nothing touched yet, inside a scope: a child created here would see it.
-                return scopeKey.get().map { PartData(.scope($0)) }
+                return scopeKey.get().map { PartData.make(.scope($0)) }
             }
             switch cell.route {
             case .own:
-                return PartData(.value(cell.own.value))
+                return PartData.make(.value(cell.own.value))
             case .scope:
                 let frame = cell.scope.unsafelyUnwrapped
                 // A frozen `.overlay` child's private frame is its own value.
-                return PartData(frame.isPrivate ? .value(frame.value) : .scope(frame))
+                return PartData.make(frame.isPrivate ? .value(frame.value) : .scope(frame))
             case .sharedScope:
-                return PartData(.scope(cell.scope.unsafelyUnwrapped))
+                return PartData.make(.scope(cell.scope.unsafelyUnwrapped))
             case .overlay:
                 let layer = cell.overlay.unsafelyUnwrapped.layer.copy()
-                return PartData(.overlay(cell.scope.unsafelyUnwrapped, layer))
+                return PartData.make(.overlay(cell.scope.unsafelyUnwrapped, layer))
             }
         case .thread:
-            return existingCell().map { PartData(.thread($0.own.value)) }
+            return existingCell().map { PartData.make(.thread($0.own.value)) }
         case .custom:
-            return existingSessionCell().map { PartData(.session($0)) }
+            return existingSessionCell().map { PartData.make(.session($0)) }
         }
     }
 
@@ -185,37 +237,37 @@ extension Storage {
 
     /// Runs `body` with a part in place for the running task or thread, then takes it away.
     @inlinable
-    func enter(_ kind: PartData<Value>.Kind, _ body: () -> Void) {
-        switch kind {
+    func enter(_ part: PartData<Value>, _ body: () -> Void) {
+        switch part.tag {
         case .value, .scope, .overlay:
-            let (entered, published) = enter(kind)
+            let (entered, published) = enter(part)
             scopeKey.withValue(published) { body() }
-            leave(entered)
-        case .thread(let value):
-            let saved = swapIn { $0 = value }
+            leave(entered, consume published)
+        case .thread:
+            let saved = swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
             body()
             restore(saved)
-        case .session(let cell):
+        case .session:
             sessionOverrides.add(1, ordering: .relaxed)
-            sessionOverride.withValue(cell) { body() }
+            sessionOverride.withValue(part.session.unsafelyUnwrapped) { body() }
             sessionOverrides.subtract(1, ordering: .relaxed)
         }
     }
 
     @inlinable
-    func enter(_ kind: PartData<Value>.Kind, _ isolation: isolated (any Actor)?, _ body: () async -> Void) async {
-        switch kind {
+    func enter(_ part: PartData<Value>, _ isolation: isolated (any Actor)?, _ body: () async -> Void) async {
+        switch part.tag {
         case .value, .scope, .overlay:
-            let (entered, published) = enter(kind)
+            let (entered, published) = enter(part)
             await scopeKey.withValue(published, operation: { await body() }, isolation: isolation)
-            leave(entered)
-        case .thread(let value):
-            let saved = swapIn { $0 = value }
+            leave(entered, consume published)
+        case .thread:
+            let saved = swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
             await body()
             restore(saved)
-        case .session(let cell):
+        case .session:
             sessionOverrides.add(1, ordering: .relaxed)
-            await sessionOverride.withValue(cell, operation: { await body() }, isolation: isolation)
+            await sessionOverride.withValue(part.session.unsafelyUnwrapped, operation: { await body() }, isolation: isolation)
             sessionOverrides.subtract(1, ordering: .relaxed)
         }
     }
@@ -243,10 +295,12 @@ extension Storage {
 
     // MARK: Entering a `.task` part
 
-    /// Where a `.task` part put the running context's accesses, and what to put back.
+    /// Where a `.task` part put the running context's accesses, and what to put back. (A scope's
+    /// frame is not in here but handed back beside it, so that the one reference to it can be
+    /// passed on to `closeScope`, which recycles the frame only if nothing else refers to it.)
     @usableFromInline
     enum Entered {
-        case scope(cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt)
+        case scope(cell: Unmanaged<Cell<Value>>, epoch: UInt)
         case redirect(Redirect)
     }
 
@@ -280,38 +334,40 @@ extension Storage {
     /// Puts a `.task` part in place for the running context; returns what to undo and the scope to
     /// publish to the children created meanwhile.
     @inlinable
-    func enter(_ kind: PartData<Value>.Kind) -> (Entered, ScopeFrame<Value>) {
-        switch kind {
-        case .value(let value):
-            let opened = openScope(inheritance, .unopened) { $0 = value }
-            return (.scope(cell: opened.cell, frame: opened.frame, epoch: opened.epoch), opened.frame)
-        case .scope(let frame):
+    func enter(_ part: PartData<Value>) -> (Entered, ScopeFrame<Value>) {
+        switch part.tag {
+        case .value:
+            let opened = openScope(inheritance, .unopened) { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
+            return (.scope(cell: opened.cell, epoch: opened.epoch), opened.frame)
+        case .scope:
+            let frame = part.frame.unsafelyUnwrapped
             switch frame.inheritance {
             case .copy:
                 let value = frame.loadValue()
                 let opened = openScope(.copy, frame.origin) { $0 = value }
-                return (.scope(cell: opened.cell, frame: opened.frame, epoch: opened.epoch), opened.frame)
+                return (.scope(cell: opened.cell, epoch: opened.epoch), opened.frame)
             case .fresh:
                 let value = makeInitialValue(for: resolveCell().owner)
                 let opened = openScope(.fresh, frame.origin) { $0 = value }
-                return (.scope(cell: opened.cell, frame: opened.frame, epoch: opened.epoch), opened.frame)
+                return (.scope(cell: opened.cell, epoch: opened.epoch), opened.frame)
             case .shared:
                 return (.redirect(redirect(.sharedScope, frame, nil)), frame)
             case .overlay:
                 return (.redirect(redirect(.overlay, frame, OverlayState())), frame)
             }
-        case .overlay(let frame, let layer):
-            return (.redirect(redirect(.overlay, frame, OverlayState(layer.copy()))), frame)
+        case .overlay:
+            let frame = part.frame.unsafelyUnwrapped
+            return (.redirect(redirect(.overlay, frame, OverlayState(part.layer.unsafelyUnwrapped.copy()))), frame)
         case .thread, .session:
             preconditionFailure("swift-locals: not a .task part")
         }
     }
 
-    /// Takes away what `enter` put in place.
+    /// Takes away what `enter` put in place; `frame` is the scope it published.
     @inlinable
-    func leave(_ entered: Entered) {
+    func leave(_ entered: Entered, _ frame: consuming ScopeFrame<Value>) {
         switch entered {
-        case .scope(let cell, let frame, let epoch):
+        case .scope(let cell, let epoch):
             closeScope(cell, frame, epoch)
         case .redirect(let redirect):
             undo(redirect)
