@@ -43,7 +43,14 @@ enum LiveLocals {
     /// What the running context holds of each live Local.
     static func capture() -> [SnapshotPart] {
         let live = entries.withLock { entries in entries.map(\.ops) }
-        return live.compactMap { ops in ops.capture().map { SnapshotPart(data: $0, ops: ops) } }
+        var parts: [SnapshotPart] = []
+        parts.reserveCapacity(live.count)
+        for ops in live {
+            if let data = ops.capture() {
+                parts.append(SnapshotPart(data: data, ops: ops))
+            }
+        }
+        return parts
     }
 }
 
@@ -192,7 +199,8 @@ extension Storage {
     func capturePart() -> PartData<Value>? {
         switch kind {
         case .task:
-            guard let cell = existingCell() else {
+            // The cache first, here where the value type is concrete: `existingCell` is not.
+            guard let cell = cachedCell()?.takeUnretainedValue() ?? existingCell() else {
                 // Nothing touched yet, inside a scope: a child created here would see it.
                 return scopeKey.get().map { PartData.make(.scope($0)) }
             }
@@ -210,7 +218,7 @@ extension Storage {
                 return PartData.make(.overlay(cell.scope.unsafelyUnwrapped, layer))
             }
         case .thread:
-            return existingCell().map { PartData.make(.thread($0.own.value)) }
+            return (cachedCell()?.takeUnretainedValue() ?? existingCell()).map { PartData.make(.thread($0.own.value)) }
         case .custom:
             return existingSessionCell().map { PartData.make(.session($0)) }
         }
