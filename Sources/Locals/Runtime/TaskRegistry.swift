@@ -79,7 +79,7 @@ final class TaskRecord: @unchecked Sendable, AddressKeyed {
     }
 
     /// The pinned task's address (read under the shard's lock, as the pin is).
-    var tableAddress: UInt {
+    @usableFromInline var tableAddress: UInt {
         UInt(bitPattern: Unmanaged.passUnretained(pin).toOpaque())
     }
 }

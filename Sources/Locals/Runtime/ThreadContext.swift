@@ -39,7 +39,7 @@ struct CacheSlot {
 @usableFromInline
 final class ThreadContext {
     /// This thread's identity; never reused by a later thread.
-    let id: ThreadID
+    @usableFromInline let id: ThreadID
     @usableFromInline let slots: UnsafeMutablePointer<CacheSlot>
     @inlinable static var slotMask: Int { 63 }
     /// Keys whose initializer is running on this thread right now, to stop re-entrant touches.
@@ -132,7 +132,7 @@ final class ThreadContext {
     }
 
     /// The calling thread's context, created on its first use.
-    static var current: ThreadContext {
+    @usableFromInline static var current: ThreadContext {
         if let raw = pthread_getspecific(pthreadKey) {
             return Unmanaged<ThreadContext>.fromOpaque(raw).takeUnretainedValue()
         }

@@ -11,15 +11,17 @@ struct OwnerKey: Hashable, Sendable, CustomStringConvertible {
         self.id = id
     }
 
+    @inlinable
     init(_ task: TaskIdentity) {
         self.init(address: task.address, id: task.id)
     }
 
+    @inlinable
     init(_ thread: ThreadID) {
         self.init(address: 0, id: thread.serial)
     }
 
-    var isThread: Bool { address == 0 }
+    @inlinable var isThread: Bool { address == 0 }
 
     /// The key of a custom discriminator's context that has none (`currentKey` is nil): nothing
     /// is stored under it, but an initializer can still recurse.
@@ -87,7 +89,7 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
         }
     }
 
-    final var tableAddress: UInt { owner.address }
+    @usableFromInline final var tableAddress: UInt { owner.address }
 
     /// Whether the owner is a task that has ended (never true for threads or unpinned tasks).
     final var ownerHasEnded: Bool {

@@ -76,11 +76,12 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     @usableFromInline let description: String
     /// The discriminator's type name, for messages.
     let discriminatorName: String
-    private let tables = Locked.make(Tables())
+    @usableFromInline let tables = Locked.make(Tables())
 
+    @usableFromInline
     struct Tables {
-        var tasks = AddressTable<Cell<Value>>()
-        var threads: [UInt64: Cell<Value>] = [:]
+        @usableFromInline var tasks = AddressTable<Cell<Value>>()
+        @usableFromInline var threads: [UInt64: Cell<Value>] = [:]
         /// Cells removed by someone other than their owner, which the owner may be reading through
         /// its lookup cache right now (see the type's documentation).
         var parked: [Cell<Value>] = []
@@ -196,7 +197,8 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     }
 
     /// The running task's or thread's key, and the names its cache slots use.
-    private func currentOwner(_ context: ThreadContext) -> (owner: OwnerKey, cacheAddress: UInt, cacheID: UInt64) {
+    @inlinable
+    func currentOwner(_ context: ThreadContext) -> (owner: OwnerKey, cacheAddress: UInt, cacheID: UInt64) {
         if kind == .task, let task = TaskIdentity.current {
             return (OwnerKey(task), task.address, task.id)
         }
@@ -232,7 +234,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     }
 
     /// The running context's cell if it has one, without making it.
-    @usableFromInline
+    @inlinable
     func existingCell() -> Cell<Value>? {
         if let cell = cachedCell() {
             return cell.takeUnretainedValue()
@@ -241,7 +243,8 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         return tables.withLock { Self.cell(of: owner, in: $0) }
     }
 
-    private static func cell(of owner: OwnerKey, in tables: Tables) -> Cell<Value>? {
+    @inlinable
+    static func cell(of owner: OwnerKey, in tables: Tables) -> Cell<Value>? {
         if owner.isThread {
             return tables.threads[owner.id]
         }
