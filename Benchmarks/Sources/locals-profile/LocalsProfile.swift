@@ -7,8 +7,10 @@
 //     callgrind_annotate --inclusive=yes /tmp/locals.callgrind | head -40
 //
 // MODE is what the loop does: `task` (the default: `local.x` of a `.task` Local, no scope), `scope`
-// (the same inside `local.withValue`), `thread` (a `.thread` Local), `write` (`local.x = i`), or an
-// anchor: `identity` (the identity call), `tasklocal` (a bound `@TaskLocal` read).
+// (the same inside `local.withValue`), `thread` (a `.thread` Local), `write` (`local.x = i`),
+// `scopes` (a scope entered and left: `local.withValue(\.x, i) {}`), or an anchor: `identity` (the
+// identity call), `tasklocal` (a bound `@TaskLocal` read), `tasklocalscopes` (`@TaskLocal`'s
+// `withValue(i) {}`, the anchor of `scopes`).
 //
 // Divide a function's inclusive count by the number of operations for its share of one; run
 // with 0 operations to see what starting the process costs.
@@ -39,6 +41,10 @@ struct LocalsProfile {
                 for _ in 0..<operations { sink(perThread.x) }
             case "write":
                 for index in 0..<operations { local.x = index }
+            case "scopes":
+                for index in 0..<operations { local.withValue(\.x, index) {} }
+            case "tasklocalscopes":
+                for index in 0..<operations { Anchor.$value.withValue(index) {} }
             case "identity":
                 for _ in 0..<operations { sink(withUnsafeCurrentTask { unsafeBitCast($0, to: Int.self) }) }
             case "tasklocal":

@@ -458,24 +458,49 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         let frame = cell._withUnsafeGuaranteedRef { cell -> ScopeFrame<Value> in
             var value = Access.load(cell)
             change(&value)
-            let frame: ScopeFrame<Value>
-            if let spare = cell.spare.take() {
+            let frame = cell.spare.take()
+            if let spare = frame {
                 spare.reuse(
                     value: consume value, inheritance: inheritance, owner: cell.owner,
                     savedRoute: cell.route, savedScope: cell.scope, origin: origin
                 )
-                frame = spare
             } else {
-                frame = ScopeFrame(
-                    value: consume value, inheritance: inheritance, owner: cell.owner,
-                    savedRoute: cell.route, savedScope: cell.scope, origin: origin
+                return Self.enter(
+                    cell,
+                    ScopeFrame(
+                        value: consume value, inheritance: inheritance, owner: cell.owner,
+                        savedRoute: cell.route, savedScope: cell.scope, origin: origin
+                    )
                 )
             }
-            cell.route = frame.ownerRoute
-            cell.scope = frame
-            return frame
+            return Self.enter(cell, frame.unsafelyUnwrapped)
         }
         return (cell, frame, epoch)
+    }
+
+    /// Points the owner's accesses into `frame`, and hands the frame on. (Called on each path of
+    /// `openScope` rather than once after both: where the two paths' frames merged first, the
+    /// optimizer left a retain and a release of the frame around these stores.)
+    @inlinable
+    @inline(__always)
+    static func enter(_ cell: Cell<Value>, _ frame: consuming ScopeFrame<Value>) -> ScopeFrame<Value> {
+        cell.route = frame.ownerRoute
+        cell.scope = frame
+        return frame
+    }
+
+    /// Publishes `frame` to the child tasks `operation` creates (binds the scope task-local).
+    /// The task-local and the frame are borrowed: the binding's own reference is the only
+    /// retain (the runtime releases it when the binding goes), where the plain call would also
+    /// retain and release the task-local and the frame around it.
+    @inlinable
+    @inline(__always)
+    func withScopeKey<R>(_ frame: ScopeFrame<Value>, _ operation: () -> R) -> R {
+        Unmanaged.passUnretained(scopeKey)._withUnsafeGuaranteedRef { key in
+            Unmanaged.passUnretained(frame)._withUnsafeGuaranteedRef { frame in
+                key.withValue(frame, operation: operation)
+            }
+        }
     }
 
     /// Closes a scope `openScope` opened: the owner's accesses go back where they went before.
@@ -483,16 +508,17 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// it is emptied and kept in the owner's cell for its next scope, which then allocates nothing.
     @inlinable
     func closeScope(_ cell: Unmanaged<Cell<Value>>, _ frame: consuming ScopeFrame<Value>, _ epoch: UInt) {
-        var frame = frame
         guard self.epoch.load(ordering: .relaxed) == epoch else {
             closeScopeSlowly(frame)
             return
         }
+        // Optional, so that the frame moves into the cell (a swap, below) with no retain and release.
+        var frame: ScopeFrame<Value>? = consume frame
         cell._withUnsafeGuaranteedRef { cell in
-            cell.route = frame.savedRoute
-            cell.scope = frame.savedScope
-            if isKnownUniquelyReferenced(&frame), frame.recycle() {
-                cell.spare = frame
+            cell.route = frame.unsafelyUnwrapped.savedRoute
+            cell.scope = frame.unsafelyUnwrapped.savedScope
+            if isKnownUniquelyReferenced(&frame), frame.unsafelyUnwrapped.recycle() {
+                swap(&cell.spare, &frame)
             }
         }
     }
