@@ -36,7 +36,8 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
 
     @inlinable
     init(
-        value: Value, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route, savedScope: ScopeFrame<Value>?,
+        value: consuming Value, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route,
+        savedScope: ScopeFrame<Value>?,
         origin: ScopeOrigin
     ) {
         storage = .allocate(capacity: 1)
@@ -90,7 +91,8 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     /// Opens a recycled frame as a new scope.
     @inlinable
     func reuse(
-        value: Value, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route, savedScope: ScopeFrame<Value>?,
+        value: consuming Value, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route,
+        savedScope: ScopeFrame<Value>?,
         origin: ScopeOrigin
     ) {
         storage.initialize(to: value)

@@ -448,6 +448,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// Opens a `.task` scope for the running context: a frame starting from its current value
     /// changed by `change`, which its cell's route points into until `closeScope`.
     @inlinable
+    @inline(__always)
     func openScope(
         _ inheritance: Inheritance, _ origin: ScopeOrigin, _ change: (inout Value) -> Void
     ) -> (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt) {
@@ -465,17 +466,24 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
                     savedRoute: cell.route, savedScope: cell.scope, origin: origin
                 )
             } else {
-                return Self.enter(
-                    cell,
-                    ScopeFrame(
-                        value: consume value, inheritance: inheritance, owner: cell.owner,
-                        savedRoute: cell.route, savedScope: cell.scope, origin: origin
-                    )
-                )
+                return Self.enter(cell, Self.makeFrame(cell, consume value, inheritance, origin))
             }
             return Self.enter(cell, frame.unsafelyUnwrapped)
         }
         return (cell, frame, epoch)
+    }
+
+    /// A new frame for a scope `cell`'s owner opens, when the cell has no spare: the first scope,
+    /// or one nested in another. Out of line: `openScope` is inlined into every scope.
+    @usableFromInline
+    @inline(never)
+    static func makeFrame(
+        _ cell: Cell<Value>, _ value: consuming Value, _ inheritance: Inheritance, _ origin: ScopeOrigin
+    ) -> ScopeFrame<Value> {
+        ScopeFrame(
+            value: value, inheritance: inheritance, owner: cell.owner,
+            savedRoute: cell.route, savedScope: cell.scope, origin: origin
+        )
     }
 
     /// Points the owner's accesses into `frame`, and hands the frame on. (Called on each path of
