@@ -15,6 +15,11 @@
 // Divide a function's inclusive count by the number of operations for its share of one; run
 // with 0 operations to see what starting the process costs.
 //
+// valgrind 3.19 gives up on the DWARF 5 debug information Swift 6.3 emits ("unhandled dwarf2
+// abbrev form code 0x25"): run it on a copy without it, made with
+// `cp Benchmarks/.build/release/locals-profile /tmp/lp && strip --strip-debug /tmp/lp` (the
+// symbols stay). `perf record -g` works on the binary as built.
+//
 // `main` is synchronous and waits on a semaphore: valgrind 3.19 crashes on an `async` main,
 // whose main thread parks in libdispatch's `dispatch_main`.
 
