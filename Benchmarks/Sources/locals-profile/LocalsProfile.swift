@@ -7,13 +7,19 @@
 //     callgrind_annotate --inclusive=yes /tmp/locals.callgrind | head -40
 //
 // MODE is what the loop does: `task` (the default: `local.x` of a `.task` Local, no scope), `scope`
-// (the same inside `local.withValue`), `thread` (a `.thread` Local), `write` (`local.x = i`), or an
-// anchor: `identity` (the identity call), `tasklocal` (a bound `@TaskLocal` read); or, with 10
-// Locals that each hold a value of the task's own, `capture` (`LocalsSnapshot.capture()`) or `run`
-// (`snapshot.run {}` with an empty body).
+// (the same inside `local.withValue`), `thread` (a `.thread` Local), `write` (`local.x = i`),
+// `scopes` (a scope entered and left: `local.withValue(\.x, i) {}`), or an anchor: `identity` (the
+// identity call), `tasklocal` (a bound `@TaskLocal` read), `tasklocalscopes` (`@TaskLocal`'s
+// `withValue(i) {}`, the anchor of `scopes`); or, with 10 Locals that each hold a value of the
+// task's own, `capture` (`LocalsSnapshot.capture()`) or `run` (`snapshot.run {}` with an empty body).
 //
 // Divide a function's inclusive count by the number of operations for its share of one; run
 // with 0 operations to see what starting the process costs.
+//
+// valgrind 3.19 gives up on the DWARF 5 debug information Swift 6.3 emits ("unhandled dwarf2
+// abbrev form code 0x25"): run it on a copy without it, made with
+// `cp Benchmarks/.build/release/locals-profile /tmp/lp && strip --strip-debug /tmp/lp` (the
+// symbols stay). `perf record -g` works on the binary as built.
 //
 // `main` is synchronous and waits on a semaphore: valgrind 3.19 crashes on an `async` main,
 // whose main thread parks in libdispatch's `dispatch_main`.
@@ -41,6 +47,10 @@ struct LocalsProfile {
                 for _ in 0..<operations { sink(perThread.x) }
             case "write":
                 for index in 0..<operations { local.x = index }
+            case "scopes":
+                for index in 0..<operations { local.withValue(\.x, index) {} }
+            case "tasklocalscopes":
+                for index in 0..<operations { Anchor.$value.withValue(index) {} }
             case "identity":
                 for _ in 0..<operations { sink(withUnsafeCurrentTask { unsafeBitCast($0, to: Int.self) }) }
             case "tasklocal":

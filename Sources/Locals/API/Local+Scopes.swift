@@ -62,7 +62,7 @@ extension Local {
         }
         let origin = ScopeOrigin(file: file, line: line)
         let (cell, frame, epoch) = storage.openScope(inheritance ?? self.inheritance, origin, change)
-        let result = storage.scopeKey.withValue(frame) {
+        let result = storage.withScopeKey(frame) {
             Result { () throws(E) -> R in try operation() }
         }
         storage.closeScope(cell, consume frame, epoch)

@@ -17,6 +17,8 @@ enum TaskProbe {
     /// What one task reports about itself.
     struct Report {
         var address: UInt
+        /// The running task's address as `TaskIdentity` finds it (0 without the entry point).
+        var runtimeAddress: UInt
         var id: UInt64
         var flags: UInt32
         var isa: UInt
@@ -70,6 +72,8 @@ enum TaskProbe {
             let header = unsafeBitCast(task!, to: UnsafeRawPointer.self)
             return Report(
                 address: UInt(bitPattern: header),
+                runtimeAddress: locals_runtime_has_current_task()
+                    ? locals_runtime_current_task() : UInt(bitPattern: header),
                 id: locals_runtime_task_id(header),
                 flags: locals_runtime_job_flags(header),
                 isa: header.load(as: UInt.self),
@@ -101,6 +105,8 @@ enum TaskProbe {
             outcome.failures[.taskIdentity] = "swift_task_getJobTaskId returned 0 for a running task"
         } else if Set(all.map(\.id)).count != all.count {
             outcome.failures[.taskIdentity] = "swift_task_getJobTaskId returned one id for two live tasks"
+        } else if all.contains(where: { $0.runtimeAddress != $0.address }) {
+            outcome.failures[.taskIdentity] = "swift_task_getCurrent and withUnsafeCurrentTask name different tasks"
         }
 
         // 2. Task kinds and task end.

@@ -19,8 +19,11 @@ import _LocalsRuntime
 //
 // 1. Identity: `swift_task_getJobTaskId` gives each task a 64-bit id that the process never
 //    repeats. Every identity that is compared without a pin (a cell, a scope's owner, `TaskID`)
-//    uses it. Checked: ids are non-zero and differ between tasks. If this fails there is no
-//    correct identity left, and `.task` stops at first use with a message naming the runtime.
+//    uses it. The running task's address comes from `swift_task_getCurrent`, the entry point
+//    `withUnsafeCurrentTask` calls, without the retain and release of the task that function adds
+//    (where the runtime lacks it, from `withUnsafeCurrentTask`). Checked: ids are non-zero and
+//    differ between tasks, and both ways name the same task. If this fails there is no correct
+//    identity left, and `.task` stops at first use with a message naming the runtime.
 // 2. Task end: `swift_task_getJobFlags` marks an `async let` child (bit 28). Such a task lives in
 //    its parent's stack allocator with immortal reference counts and is destroyed in place, so it
 //    is never retained. Every other task is an ordinary reference-counted heap object (its class

@@ -99,7 +99,17 @@ enum Access {
                 return replaced
             }
         case .overlay:
-            overlayWrite(cell, keyPath: { keyPath }, newValue)
+            // The key path is only applied here, never passed on: a literal one folds, both into
+            // its offset (a constant) and into the projection below, so that the caller never
+            // builds the key path object, on this path or any other.
+            if let offset = MemoryLayout<Value>.offset(of: keyPath), T.self != Value.self {
+                // A stored part, not the whole value (`\.self` has offset 0 and the whole size).
+                overlayRecord(cell, offset: offset, newValue)
+            } else {
+                var merged = cell.overlaid()
+                merged[keyPath: keyPath] = newValue
+                cell.freeze(merged)
+            }
             return nil
         }
     }
@@ -130,25 +140,15 @@ enum Access {
         return result
     }
 
-    /// An `.overlay` child's write. A stored part of the value goes into the child's layer, on top
-    /// of the scope's live value. Anything else (the whole value, a subscript such as `\.list[1]`,
-    /// a force-unwrap, a computed property) could trap if replayed on the live value after the
-    /// owner changed it, so it is applied to the child's view now, and the child keeps that view
-    /// as its own value from then on.
+    /// An `.overlay` child's write to a stored part of the value (at `offset`): it goes into the
+    /// child's layer, on top of the scope's live value. Anything else (the whole value, a
+    /// subscript such as `\.list[1]`, a force-unwrap, a computed property) could trap if replayed
+    /// on the live value after the owner changed it, so `write` applies it to the child's view
+    /// instead, and the child keeps that view as its own value from then on.
     @usableFromInline
-    static func overlayWrite<Value, T>(
-        _ cell: Cell<Value>, keyPath makeKeyPath: () -> WritableKeyPath<Value, T>, _ newValue: T
-    ) {
-        let keyPath = makeKeyPath()
-        // A stored part, not the whole value (`\.self` has offset 0 and the whole size).
-        if let offset = MemoryLayout<Value>.offset(of: keyPath), T.self != Value.self {
-            let overlay = cell.overlay.unsafelyUnwrapped
-            overlay.layer.record(keyPath, offset: offset, newValue)
-            overlay.layerChanged()
-            return
-        }
-        var merged = cell.overlaid()
-        merged[keyPath: keyPath] = newValue
-        cell.freeze(merged)
+    static func overlayRecord<Value, T>(_ cell: Cell<Value>, offset: Int, _ newValue: T) {
+        let overlay = cell.overlay.unsafelyUnwrapped
+        overlay.layer.record(offset: offset, newValue)
+        overlay.layerChanged()
     }
 }

@@ -161,6 +161,7 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
 
 extension Cell {
     /// An `.overlay` route's view: the scope's live value with the route's writes on top.
+    @usableFromInline
     final func overlaid() -> Value {
         var merged = scope.unsafelyUnwrapped.loadValue()
         overlay.unsafelyUnwrapped.layer.apply(to: &merged)
@@ -316,7 +317,6 @@ final class OverlayLayer<Value>: @unchecked Sendable {
     // @unchecked: a layer belongs to one cell's owner; a snapshot takes a copy of it.
     @usableFromInline
     struct Write {
-        let keyPath: AnyKeyPath
         /// The bytes of the value the write covers.
         let range: Range<Int>
         let apply: (inout Value) -> Void
@@ -344,12 +344,25 @@ final class OverlayLayer<Value>: @unchecked Sendable {
         return dropped
     }
 
-    /// Records a write to the stored part `keyPath` (at `offset`). The replaced write (and the value
-    /// it holds) is released after the layer is whole again: its deinit may read this very Local.
-    func record<T>(_ keyPath: WritableKeyPath<Value, T>, offset: Int, _ newValue: T) {
+    /// Records a write of `newValue` to the stored part of the value at `offset` (whose type is
+    /// `T`). A write to exactly the same bytes replaces the earlier one (the later write alone
+    /// decides them); the replaced write (and the value it holds) is released after the layer is
+    /// whole again: its deinit may read this very Local.
+    ///
+    /// The replay writes through a pointer at the offset, with no key path: for a key path that
+    /// `MemoryLayout.offset(of:)` gives an offset for, that is the same access, and it lets the
+    /// caller never build the key path object.
+    func record<T>(offset: Int, _ newValue: T) {
+        let range = offset..<offset + MemoryLayout<T>.size
         var kept = writes
-        kept.removeAll { $0.keyPath == keyPath }
-        kept.append(Write(keyPath: keyPath, range: offset..<offset + MemoryLayout<T>.size) { $0[keyPath: keyPath] = newValue })
+        kept.removeAll { $0.range == range }
+        kept.append(
+            Write(range: range) { value in
+                withUnsafeMutablePointer(to: &value) { pointer in
+                    UnsafeMutableRawPointer(pointer).advanced(by: offset).assumingMemoryBound(to: T.self).pointee = newValue
+                }
+            }
+        )
         let replaced = writes
         writes = kept
         withExtendedLifetime(replaced) {}

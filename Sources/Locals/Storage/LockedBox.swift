@@ -51,6 +51,15 @@ class LockedBox: @unchecked Sendable {
         }
     }
 
+    /// Whether a thread holds the lock, read with acquiring order: when it reads false, every
+    /// earlier holder's accesses under the lock happen before what the caller does next (each
+    /// unlock is a releasing store to the word read here). For an object no other thread can
+    /// reach any more, this replaces taking the lock.
+    @inlinable
+    final var isHeld: Bool {
+        holder.load(ordering: .acquiring) != 0
+    }
+
     /// The lock was taken: by this thread (re-entry), or else spin briefly, then sleep until it is
     /// free. Kept out of line: a loop in the inlined lock stops the accessors that use it from
     /// inlining, and their key paths from folding.

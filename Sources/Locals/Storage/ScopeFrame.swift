@@ -36,7 +36,8 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
 
     @inlinable
     init(
-        value: Value, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route, savedScope: ScopeFrame<Value>?,
+        value: consuming Value, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route,
+        savedScope: ScopeFrame<Value>?,
         origin: ScopeOrigin
     ) {
         storage = .allocate(capacity: 1)
@@ -58,15 +59,31 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     /// Empties a closed frame that only the caller refers to any more, so that its owner's next
     /// scope can use it instead of allocating: the value is released now, as when a frame goes.
     /// Returns false (and changes nothing) for a frame that cannot wait like that: a frozen
-    /// child's, or one that bounds children's cells. The lock orders it after every child's last
-    /// access.
+    /// child's, or one that bounds children's cells.
+    ///
+    /// The caller holds the only reference (`isKnownUniquelyReferenced`): every task that could
+    /// reach the lock held one, so none can take it any more. What must be ordered is every
+    /// earlier holder's last access, and each ended with an unlock, a releasing store to the lock
+    /// word: an acquiring load of that word orders all of them before what follows, for the price
+    /// of a plain load instead of the lock's read-modify-write. Should the word say held all the
+    /// same, the lock is taken as before.
     @inlinable
     func recycle() -> Bool {
-        guard !isPrivate, kept == nil else { return false }
-        lock()
+        let held = isHeld
+        if held {
+            lock()
+        }
+        guard !isPrivate, kept == nil else {
+            if held {
+                unlock()
+            }
+            return false
+        }
         isOpen = false
         let dropped = (storage.move(), savedScope.take())
-        unlock()
+        if held {
+            unlock()
+        }
         withExtendedLifetime(dropped) {}
         return true
     }
@@ -74,7 +91,8 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     /// Opens a recycled frame as a new scope.
     @inlinable
     func reuse(
-        value: Value, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route, savedScope: ScopeFrame<Value>?,
+        value: consuming Value, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route,
+        savedScope: ScopeFrame<Value>?,
         origin: ScopeOrigin
     ) {
         storage.initialize(to: value)

@@ -451,6 +451,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// Opens a `.task` scope for the running context: a frame starting from its current value
     /// changed by `change`, which its cell's route points into until `closeScope`.
     @inlinable
+    @inline(__always)
     func openScope(
         _ inheritance: Inheritance, _ origin: ScopeOrigin, _ change: (inout Value) -> Void
     ) -> (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt) {
@@ -461,24 +462,56 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         let frame = cell._withUnsafeGuaranteedRef { cell -> ScopeFrame<Value> in
             var value = Access.load(cell)
             change(&value)
-            let frame: ScopeFrame<Value>
-            if let spare = cell.spare.take() {
+            let frame = cell.spare.take()
+            if let spare = frame {
                 spare.reuse(
                     value: consume value, inheritance: inheritance, owner: cell.owner,
                     savedRoute: cell.route, savedScope: cell.scope, origin: origin
                 )
-                frame = spare
             } else {
-                frame = ScopeFrame(
-                    value: consume value, inheritance: inheritance, owner: cell.owner,
-                    savedRoute: cell.route, savedScope: cell.scope, origin: origin
-                )
+                return Self.enter(cell, Self.makeFrame(cell, consume value, inheritance, origin))
             }
-            cell.route = frame.ownerRoute
-            cell.scope = frame
-            return frame
+            return Self.enter(cell, frame.unsafelyUnwrapped)
         }
         return (cell, frame, epoch)
+    }
+
+    /// A new frame for a scope `cell`'s owner opens, when the cell has no spare: the first scope,
+    /// or one nested in another. Out of line: `openScope` is inlined into every scope.
+    @usableFromInline
+    @inline(never)
+    static func makeFrame(
+        _ cell: Cell<Value>, _ value: consuming Value, _ inheritance: Inheritance, _ origin: ScopeOrigin
+    ) -> ScopeFrame<Value> {
+        ScopeFrame(
+            value: value, inheritance: inheritance, owner: cell.owner,
+            savedRoute: cell.route, savedScope: cell.scope, origin: origin
+        )
+    }
+
+    /// Points the owner's accesses into `frame`, and hands the frame on. (Called on each path of
+    /// `openScope` rather than once after both: where the two paths' frames merged first, the
+    /// optimizer left a retain and a release of the frame around these stores.)
+    @inlinable
+    @inline(__always)
+    static func enter(_ cell: Cell<Value>, _ frame: consuming ScopeFrame<Value>) -> ScopeFrame<Value> {
+        cell.route = frame.ownerRoute
+        cell.scope = frame
+        return frame
+    }
+
+    /// Publishes `frame` to the child tasks `operation` creates (binds the scope task-local).
+    /// The task-local and the frame are borrowed: the binding's own reference is the only
+    /// retain (the runtime releases it when the binding goes), where the plain call would also
+    /// retain and release the task-local and the frame around it.
+    @inlinable
+    @inline(__always)
+    func withScopeKey<R>(_ frame: ScopeFrame<Value>, _ operation: () -> R) -> R {
+        Unmanaged.passUnretained(scopeKey)._withUnsafeGuaranteedRef { key in
+            Unmanaged.passUnretained(frame)._withUnsafeGuaranteedRef { frame in
+                key.withValue(frame, operation: operation)
+            }
+        }
     }
 
     /// Closes a scope `openScope` opened: the owner's accesses go back where they went before.
@@ -486,16 +519,17 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// it is emptied and kept in the owner's cell for its next scope, which then allocates nothing.
     @inlinable
     func closeScope(_ cell: Unmanaged<Cell<Value>>, _ frame: consuming ScopeFrame<Value>, _ epoch: UInt) {
-        var frame = frame
         guard self.epoch.load(ordering: .relaxed) == epoch else {
             closeScopeSlowly(frame)
             return
         }
+        // Optional, so that the frame moves into the cell (a swap, below) with no retain and release.
+        var frame: ScopeFrame<Value>? = consume frame
         cell._withUnsafeGuaranteedRef { cell in
-            cell.route = frame.savedRoute
-            cell.scope = frame.savedScope
-            if isKnownUniquelyReferenced(&frame), frame.recycle() {
-                cell.spare = frame
+            cell.route = frame.unsafelyUnwrapped.savedRoute
+            cell.scope = frame.unsafelyUnwrapped.savedScope
+            if isKnownUniquelyReferenced(&frame), frame.unsafelyUnwrapped.recycle() {
+                swap(&cell.spare, &frame)
             }
         }
     }

@@ -30,6 +30,11 @@
 #define LOCALS_WEAK __attribute__((weak))
 #endif
 
+/// The task running on the calling thread, or null outside any task, not retained: what
+/// `withUnsafeCurrentTask` asks the runtime, without the retain and release of the task it wraps
+/// around its body.
+extern void *LOCALS_SWIFTCALL swift_task_getCurrent(void) LOCALS_WEAK;
+
 /// The task's 64-bit id (for a job that is not a task, the job's 32-bit id). Never reused.
 extern uint64_t LOCALS_SWIFTCALL swift_task_getJobTaskId(const void *job) LOCALS_WEAK;
 /// The job's flags word: the job kind in the low byte, then the task flags (32 bits of it).
@@ -44,6 +49,16 @@ extern const void *const _swift_concurrency_debug_asyncTaskMetadata LOCALS_WEAK;
 /// Whether the runtime exports the two entry points task identity needs.
 static inline bool locals_runtime_has_task_entry_points(void) {
     return &swift_task_getJobTaskId != NULL && &swift_task_getJobFlags != NULL;
+}
+
+/// Whether the runtime exports `swift_task_getCurrent`.
+static inline bool locals_runtime_has_current_task(void) {
+    return &swift_task_getCurrent != NULL;
+}
+
+/// The address of the running task, 0 outside any task (or if the runtime lacks the entry point).
+static inline uintptr_t locals_runtime_current_task(void) {
+    return &swift_task_getCurrent != NULL ? (uintptr_t)swift_task_getCurrent() : 0;
 }
 
 /// For tests only: when non-zero, every task id is folded so that all tasks share the low 32 bits
