@@ -243,8 +243,16 @@ final class ModelState {
     private func runSync(_ task: ModelTask, _ scope: ModelScope, _ ops: [ModelSyncOp], syncDepth: Int,
                          _ observed: inout [ModelPart]) throws(ModelInvalid) -> Int {
         openScope(task, scope)
-        var pending = 0
-        loop: for op in ops {
+        let pending = try runBody(task, ops, syncDepth: syncDepth, &observed)
+        task.blocks.removeLast()
+        return max(pending - 1, 0)
+    }
+
+    /// Runs the body of a synchronous scope inside `syncDepth` synchronous scopes; returns how
+    /// many of them an error thrown inside unwinds.
+    private func runBody(_ task: ModelTask, _ ops: [ModelSyncOp], syncDepth: Int,
+                 _ observed: inout [ModelPart]) throws(ModelInvalid) -> Int {
+        for op in ops {
             switch op {
             case .read(let local, let field):
                 try checkLocal(local)
@@ -258,20 +266,15 @@ final class ModelState {
             case .scope(let inner, let innerOps):
                 try checkLocal(inner.local)
                 let left = try runSync(task, inner, innerOps, syncDepth: syncDepth + 1, &observed)
-                if left > 0 {
-                    pending = left
-                    break loop
-                }
+                if left > 0 { return left }
             case .throwOut(let levels):
                 guard levels >= 1, levels <= syncDepth else {
                     throw invalid("sync throw of \(levels) levels at depth \(syncDepth)")
                 }
-                pending = levels
-                break loop
+                return levels
             }
         }
-        task.blocks.removeLast()
-        return max(pending - 1, 0)
+        return 0
     }
 
     // MARK: Applying steps

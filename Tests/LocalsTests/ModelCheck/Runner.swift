@@ -294,23 +294,30 @@ final class ModelRunner {
         _ context: ModelContext, _ scope: ModelScope, _ ops: [ModelSyncOp], _ observed: inout [ModelPart]
     ) throws(ModelUnwind) {
         try withSyncScope(context.locals[scope.local], scope) { () throws(ModelUnwind) in
-            for op in ops {
-                switch op {
-                case .read(let local, let field):
-                    observed.append(read(context.locals[local], field, viaKeyPath: observed.count % 2 == 1))
-                case .write(let local, let field, let part, let style):
-                    observed += write(context.locals[local], field, part, style)
-                case .reset(let local):
-                    context.locals[local].reset()
-                case .scope(let inner, let innerOps):
-                    do throws(ModelUnwind) {
-                        try runSync(context, inner, innerOps, &observed)
-                    } catch {
-                        if error.levels > 1 { throw ModelUnwind(levels: error.levels - 1) }
-                    }
-                case .throwOut(let levels):
-                    throw ModelUnwind(levels: levels)
+            try runOps(context, ops, &observed)
+        }
+    }
+
+    /// The body of a synchronous scope.
+    static func runOps(
+        _ context: ModelContext, _ ops: [ModelSyncOp], _ observed: inout [ModelPart]
+    ) throws(ModelUnwind) {
+        for op in ops {
+            switch op {
+            case .read(let local, let field):
+                observed.append(read(context.locals[local], field, viaKeyPath: observed.count % 2 == 1))
+            case .write(let local, let field, let part, let style):
+                observed += write(context.locals[local], field, part, style)
+            case .reset(let local):
+                context.locals[local].reset()
+            case .scope(let inner, let innerOps):
+                do throws(ModelUnwind) {
+                    try runSync(context, inner, innerOps, &observed)
+                } catch {
+                    if error.levels > 1 { throw ModelUnwind(levels: error.levels - 1) }
                 }
+            case .throwOut(let levels):
+                throw ModelUnwind(levels: levels)
             }
         }
     }
