@@ -6,7 +6,7 @@ import Locals
 import Testing
 
 @Suite("Model check: the model of snapshots gives the article's table of what run sees")
-struct ModelSnapshotTableTests {
+struct ModelCheckSnapshotTableTests {
     struct Row: CustomTestStringConvertible, Sendable {
         var name: String
         var policy: Inheritance
