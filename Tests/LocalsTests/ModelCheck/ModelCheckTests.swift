@@ -132,4 +132,42 @@ struct ModelCheckTests {
         // At best 4 steps (open, update, close, end in one task); the write may stay in a child.
         #expect(shrunk.steps.count <= 8, "\(shrunk.listing())")
     }
+
+    @Test("shrinking keeps a snapshot's capture and run, and cuts the rest and the run's body")
+    func shrinkerShrinksSnapshots() async throws {
+        // A stand-in failure: a task reads L0 inside a run of a snapshot another task took.
+        func fails(_ program: ModelProgram) -> Bool {
+            var takenBy: [Int: Int] = [:]
+            for step in program.steps {
+                switch step.action {
+                case .capture(let slot):
+                    takenBy[slot] = step.task
+                case .run(let slot, _, let ops):
+                    let reads = ops.contains { if case .read(0, _) = $0 { true } else { false } }
+                    if reads, let taker = takenBy[slot], taker != step.task { return true }
+                default:
+                    break
+                }
+            }
+            return false
+        }
+        var seed: UInt64 = 1
+        var program = ModelGenerator.program(seed: seed)
+        while !fails(program) || program.steps.count < 30 {
+            seed += 1
+            program = ModelGenerator.program(seed: seed)
+        }
+        let (shrunk, _, _) = await ModelCheck.shrink(program, ModelOutcome(hungAt: 0)) { candidate in
+            fails(candidate) ? ModelOutcome(hungAt: 0) : nil
+        }
+        #expect(fails(shrunk))
+        _ = try ModelState.simulate(shrunk).get()
+        // At best 5 steps: capture, spawn, the run (with only the read left in it), end, end.
+        #expect(shrunk.steps.count <= 8, "\(shrunk.listing())")
+        for step in shrunk.steps {
+            if case .run(_, let async, let ops) = step.action {
+                #expect(ops.count == 1 && !async, "\(shrunk.listing())")
+            }
+        }
+    }
 }
