@@ -17,6 +17,8 @@ struct ModelCheckTests {
         let start = clock.now
         var steps = 0
         var reads = 0
+        var runs = 0
+        var readsInRuns = 0
         for index in 0..<config.programs {
             let seed = config.seed &+ UInt64(index)
             let program = ModelGenerator.program(seed: seed)
@@ -27,6 +29,8 @@ struct ModelCheckTests {
             let outcome = await ModelCheck.execute(program, unknown: unknown, pool: shared)
             steps += program.steps.count
             reads += outcome.reads
+            runs += outcome.runs
+            readsInRuns += outcome.readsInRuns
             guard outcome.failed else { continue }
             let (shrunk, shrunkOutcome, runs) = await ModelCheck.shrink(program, outcome) {
                 await ModelCheck.fails($0, unknown: unknown, pool: shared, attempts: 3)
@@ -47,7 +51,8 @@ struct ModelCheckTests {
         }
         let elapsed = clock.now - start
         print(
-            "ModelCheck: \(config.programs) programs, \(steps) steps, \(reads) reads checked against the model; "
+            "ModelCheck: \(config.programs) programs, \(steps) steps, \(reads) reads checked against the model "
+                + "(\(readsInRuns) of them in \(runs) snapshot runs); "
                 + "LOCALS_MODEL_SEED=\(config.seed); "
                 + elapsed.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1)))
         )
