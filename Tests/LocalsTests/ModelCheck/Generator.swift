@@ -178,7 +178,8 @@ struct ModelGenerator {
                 }
             }
         }
-        if random.chance(15) {
+        // At depth 0 (a snapshot's run's body) there is no scope to throw out of.
+        if depth > 0, random.chance(15) {
             ops.append(.read(local: randomLocal(), field: randomField()))
             ops.append(.throwOut(levels: Int.random(in: 1...depth, using: &random)))
         }
@@ -191,7 +192,7 @@ struct ModelGenerator {
         let canSpawn = nextTask < maxTasks && task.depth < maxDepth
         let isRoot = task.id == ModelState.rootTask
         while true {
-            switch Int.random(in: 0..<100, using: &random) {
+            switch Int.random(in: 0..<108, using: &random) {
             case 0..<28:
                 return .read(local: randomLocal(), field: randomField())
             case 28..<46:
@@ -233,6 +234,20 @@ struct ModelGenerator {
                 return .discardUnknown(local: randomLocal(), key: key)
             case 95..<100 where !isRoot && task.scopeDepth == 0 && state.canUnwind(task, levels: 1):
                 return .end
+            case 100..<104:
+                return .capture(slot: Int.random(in: 0..<ModelSnapshot.slots, using: &random))
+            case 104..<108:
+                // A snapshot taken earlier; rarely a slot with none (an empty `LocalsSnapshot()`).
+                let taken = state.snapshots.keys.sorted()
+                let slot: Int
+                if !taken.isEmpty, random.chance(95) {
+                    slot = taken.randomElement(using: &random)!
+                } else if random.chance(10) {
+                    slot = Int.random(in: 0..<ModelSnapshot.slots, using: &random)
+                } else {
+                    break
+                }
+                return .run(slot: slot, async: !task.isThread && random.chance(50), syncBody(depth: 0))
             default:
                 break
             }

@@ -38,10 +38,14 @@ enum ModelCell {
     case overlay([ModelChange])
 }
 
-/// A block of a task's program: its root, or an open scope (sync scopes too, while they run).
+/// A block of a task's program: its root, or an open scope (sync scopes too, while they run), or
+/// one Local's part of a snapshot's run (see ModelSnapshots.swift).
 struct ModelBlock {
     var local: Int?
     var frame: ModelFrame?
+    /// A snapshot's run of an `.overlay` view: the task reads through `frame` with the run's own
+    /// layer (kept in the task's `own` for the run), even where the task owns `frame`.
+    var readsThrough = false
     /// Structured children created in this block: they finish before it ends.
     var structured: [Int] = []
 }
@@ -81,6 +85,8 @@ final class ModelState {
     private(set) var rootEnded = false
     /// The step being applied (for error messages).
     private var stepIndex = 0
+    /// The snapshots taken so far, by slot (see ModelSnapshots.swift).
+    var snapshots: [Int: ModelSnapshot] = [:]
     /// How many times each Local's initializer must have run: once per key's first touch, and
     /// again after `reset()` or `discard(key:)` (the `Local` initializer's documentation)...
     private(set) var initializations: [Int]
@@ -105,7 +111,7 @@ final class ModelState {
         return task.inherited[local]
     }
 
-    private enum Place {
+    enum Place {
         /// A scope the task owns, or a `.shared` scope: its value is read and written in place.
         case frame(ModelFrame)
         /// The task's own value.
@@ -115,7 +121,11 @@ final class ModelState {
     }
 
     /// Finds the task's value, creating it on first touch (the documentation: a read counts).
-    private func touch(_ task: ModelTask, _ local: Int) -> Place {
+    func touch(_ task: ModelTask, _ local: Int) -> Place {
+        if let block = task.blocks.last(where: { $0.local == local }), block.readsThrough {
+            guard case .overlay(let layer) = task.own[local] else { preconditionFailure("a run with no layer") }
+            return .overlay(block.frame!, layer)
+        }
         guard let frame = visibleFrame(task, local) else {
             if task.own[local] == nil { task.own[local] = .plain(initialValue(local)) }
             return .plain
@@ -136,12 +146,12 @@ final class ModelState {
         return .plain
     }
 
-    private func initialValue(_ local: Int) -> ModelValue {
+    func initialValue(_ local: Int) -> ModelValue {
         initializations[local] += 1
         return ModelValue()
     }
 
-    private static func merged(_ layer: [ModelChange], on frame: ModelFrame) -> ModelValue {
+    static func merged(_ layer: [ModelChange], on frame: ModelFrame) -> ModelValue {
         var value = frame.value
         for change in layer { value[change.field] = change.part }
         return value
@@ -222,6 +232,11 @@ final class ModelState {
     }
 
     func reset(_ task: ModelTask, _ local: Int) {
+        if let block = task.blocks.last(where: { $0.local == local }), block.readsThrough {
+            // A snapshot's run of an `.overlay` view drops its own layer, as an `.overlay` child does.
+            task.own[local] = .overlay([])
+            return
+        }
         if let frame = visibleFrame(task, local), frame.owner == task.id || frame.policy == .shared {
             // The library may call the initializer here or at the next touch (its documentation: "again only
             // after reset()"): the count allows both.
@@ -243,8 +258,16 @@ final class ModelState {
     private func runSync(_ task: ModelTask, _ scope: ModelScope, _ ops: [ModelSyncOp], syncDepth: Int,
                          _ observed: inout [ModelPart]) throws(ModelInvalid) -> Int {
         openScope(task, scope)
-        var pending = 0
-        loop: for op in ops {
+        let pending = try runBody(task, ops, syncDepth: syncDepth, &observed)
+        task.blocks.removeLast()
+        return max(pending - 1, 0)
+    }
+
+    /// Runs the body of a synchronous scope (or of a snapshot's run, at depth 0) inside
+    /// `syncDepth` synchronous scopes; returns how many of them an error thrown inside unwinds.
+    func runBody(_ task: ModelTask, _ ops: [ModelSyncOp], syncDepth: Int,
+                 _ observed: inout [ModelPart]) throws(ModelInvalid) -> Int {
+        for op in ops {
             switch op {
             case .read(let local, let field):
                 try checkLocal(local)
@@ -258,29 +281,24 @@ final class ModelState {
             case .scope(let inner, let innerOps):
                 try checkLocal(inner.local)
                 let left = try runSync(task, inner, innerOps, syncDepth: syncDepth + 1, &observed)
-                if left > 0 {
-                    pending = left
-                    break loop
-                }
+                if left > 0 { return left }
             case .throwOut(let levels):
                 guard levels >= 1, levels <= syncDepth else {
                     throw invalid("sync throw of \(levels) levels at depth \(syncDepth)")
                 }
-                pending = levels
-                break loop
+                return levels
             }
         }
-        task.blocks.removeLast()
-        return max(pending - 1, 0)
+        return 0
     }
 
     // MARK: Applying steps
 
-    private func invalid(_ reason: String) -> ModelInvalid {
+    func invalid(_ reason: String) -> ModelInvalid {
         ModelInvalid(step: stepIndex, reason: reason)
     }
 
-    private func checkLocal(_ local: Int) throws(ModelInvalid) {
+    func checkLocal(_ local: Int) throws(ModelInvalid) {
         guard policies.indices.contains(local) else { throw invalid("no Local L\(local)") }
     }
 
@@ -370,6 +388,13 @@ final class ModelState {
                 try unwind(task, levels: levels)
             }
             return [.bool(task.cancelled)]
+        case .capture(let slot):
+            try checkSlot(slot)
+            snapshots[slot] = capture(task)
+        case .run(let slot, let async, let ops):
+            try checkSlot(slot)
+            guard !async || !task.isThread else { throw invalid("an await on a plain thread") }
+            return try run(task, snapshots[slot] ?? ModelSnapshot(), ops)
         case .end:
             guard task.scopeDepth == 0 else { throw invalid("t\(task.id) ends inside a scope") }
             guard canUnwind(task, levels: 1) else {

@@ -1,5 +1,6 @@
 // Randomized model-based checking: random programs (Program.swift, Generator.swift) run against
-// the library with real tasks, every read compared with the reference model (Model.swift).
+// the library with real tasks, every read compared with the reference model (Model.swift, and
+// ModelSnapshots.swift for `LocalsSnapshot`).
 //
 // Each program is a list of steps, each taken by one task, in one global order. Real tasks
 // (created by every path: `Task {}`, `Task.immediate`, `async let`, the four task groups,
@@ -63,6 +64,9 @@ struct ModelOutcome {
     /// Each Local's initializer calls, where they were not as many as the model allows.
     var initializerCalls: (expected: [ClosedRange<Int>], actual: [Int])?
     var reads = 0
+    /// Snapshot runs, and the reads inside them (also counted in `reads`).
+    var runs = 0
+    var readsInRuns = 0
 
     var failed: Bool { !mismatches.isEmpty || hungAt != nil || initializerCalls != nil }
 
@@ -128,6 +132,10 @@ enum ModelCheck {
         let observed = context.observations
         for (step, parts) in expected.enumerated() where !parts.isEmpty || observed[step] != nil {
             outcome.reads += parts.count
+            if case .run = program.steps[step].action {
+                outcome.runs += 1
+                outcome.readsInRuns += parts.count
+            }
             if observed[step] != parts {
                 outcome.mismatches.append(.init(step: step, expected: parts, actual: observed[step]))
             }

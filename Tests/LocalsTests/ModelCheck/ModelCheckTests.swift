@@ -17,6 +17,8 @@ struct ModelCheckTests {
         let start = clock.now
         var steps = 0
         var reads = 0
+        var runs = 0
+        var readsInRuns = 0
         for index in 0..<config.programs {
             let seed = config.seed &+ UInt64(index)
             let program = ModelGenerator.program(seed: seed)
@@ -27,6 +29,8 @@ struct ModelCheckTests {
             let outcome = await ModelCheck.execute(program, unknown: unknown, pool: shared)
             steps += program.steps.count
             reads += outcome.reads
+            runs += outcome.runs
+            readsInRuns += outcome.readsInRuns
             guard outcome.failed else { continue }
             let (shrunk, shrunkOutcome, runs) = await ModelCheck.shrink(program, outcome) {
                 await ModelCheck.fails($0, unknown: unknown, pool: shared, attempts: 3)
@@ -47,7 +51,8 @@ struct ModelCheckTests {
         }
         let elapsed = clock.now - start
         print(
-            "ModelCheck: \(config.programs) programs, \(steps) steps, \(reads) reads checked against the model; "
+            "ModelCheck: \(config.programs) programs, \(steps) steps, \(reads) reads checked against the model "
+                + "(\(readsInRuns) of them in \(runs) snapshot runs); "
                 + "LOCALS_MODEL_SEED=\(config.seed); "
                 + elapsed.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1)))
         )
@@ -131,5 +136,43 @@ struct ModelCheckTests {
         _ = try ModelState.simulate(shrunk).get()
         // At best 4 steps (open, update, close, end in one task); the write may stay in a child.
         #expect(shrunk.steps.count <= 8, "\(shrunk.listing())")
+    }
+
+    @Test("shrinking keeps a snapshot's capture and run, and cuts the rest and the run's body")
+    func shrinkerShrinksSnapshots() async throws {
+        // A stand-in failure: a task reads L0 inside a run of a snapshot another task took.
+        func fails(_ program: ModelProgram) -> Bool {
+            var takenBy: [Int: Int] = [:]
+            for step in program.steps {
+                switch step.action {
+                case .capture(let slot):
+                    takenBy[slot] = step.task
+                case .run(let slot, _, let ops):
+                    let reads = ops.contains { if case .read(0, _) = $0 { true } else { false } }
+                    if reads, let taker = takenBy[slot], taker != step.task { return true }
+                default:
+                    break
+                }
+            }
+            return false
+        }
+        var seed: UInt64 = 1
+        var program = ModelGenerator.program(seed: seed)
+        while !fails(program) || program.steps.count < 30 {
+            seed += 1
+            program = ModelGenerator.program(seed: seed)
+        }
+        let (shrunk, _, _) = await ModelCheck.shrink(program, ModelOutcome(hungAt: 0)) { candidate in
+            fails(candidate) ? ModelOutcome(hungAt: 0) : nil
+        }
+        #expect(fails(shrunk))
+        _ = try ModelState.simulate(shrunk).get()
+        // At best 5 steps: capture, spawn, the run (with only the read left in it), end, end.
+        #expect(shrunk.steps.count <= 8, "\(shrunk.listing())")
+        for step in shrunk.steps {
+            if case .run(_, let async, let ops) = step.action {
+                #expect(ops.count == 1 && !async, "\(shrunk.listing())")
+            }
+        }
     }
 }

@@ -217,6 +217,12 @@ enum ModelAction: Sendable, Equatable {
     case cancel(Int)
     /// Reads `Task.isCancelled`; if cancelled, throws out of this many open scopes.
     case checkCancellation(levels: Int)
+    /// `LocalsSnapshot.capture()`, kept in a numbered slot that every task of the program can run.
+    case capture(slot: Int)
+    /// Runs the snapshot in a slot (an empty `LocalsSnapshot()` if none was taken there) around a
+    /// short body of reads, writes and synchronous scopes, all within this step; `async` for
+    /// `await snapshot.run { ... }` (tasks only).
+    case run(slot: Int, async: Bool, [ModelSyncOp])
     /// The task's last step (its open scopes are closed and its structured children done).
     case end
 }
@@ -282,6 +288,10 @@ extension ModelAction {
         case .cancel(let child): return "t\(child).cancel()"
         case .checkCancellation(let levels):
             return "read Task.isCancelled; if cancelled, throw (unwinds \(levels) scope\(levels == 1 ? "" : "s"))"
+        case .capture(let slot): return "s\(slot) = LocalsSnapshot.capture()"
+        case .run(let slot, let async, let ops):
+            let body = ops.isEmpty ? "{}" : "{ \(ops.map(\.text).joined(separator: "; ")) }"
+            return "\(async ? "await " : "")s\(slot).run \(body)"
         case .end: return "end of task"
         }
     }

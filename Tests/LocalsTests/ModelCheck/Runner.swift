@@ -44,6 +44,8 @@ final class ModelContext: Sendable {
         }
     }
     private let observed = Protected<[Int: [ModelPart]]>([:])
+    /// The snapshots the program took, by slot: taken by one task, run by any.
+    private let snapshots = Protected<[Int: LocalsSnapshot]>([:])
 
     init(program: ModelProgram, expected: [[ModelPart]], unknown: UnknownKeys, pool: ModelLocalPool?) {
         if let pool {
@@ -70,6 +72,15 @@ final class ModelContext: Sendable {
     }
 
     var observations: [Int: [ModelPart]] { observed.withLock { $0 } }
+
+    func keep(_ snapshot: LocalsSnapshot, in slot: Int) {
+        snapshots.withLock { $0[slot] = snapshot }
+    }
+
+    /// The snapshot in `slot`, or an empty one if none was taken there.
+    func snapshot(in slot: Int) -> LocalsSnapshot {
+        snapshots.withLock { $0[slot] } ?? LocalsSnapshot()
+    }
 }
 
 /// Locals shared by many programs: each program's tasks are new, so they must see only initial
@@ -139,12 +150,21 @@ final class ModelRunner {
             let action = plan[pc].action
             try await context.conductor.turn(id)
             pc += 1
+            if case .run(let slot, true, let ops) = action {
+                var observed: [ModelPart] = []
+                await context.snapshot(in: slot).run { () async in
+                    Self.runBody(context, ops, &observed)
+                }
+                context.record(step, observed)
+                advance()
+                continue
+            }
             if Self.performSimple(action, step: step, context: context) {
                 advance()
                 continue
             }
             switch action {
-            case .read, .write, .reset, .discardSelf, .discardUnknown, .sync:
+            case .read, .write, .reset, .discardSelf, .discardUnknown, .sync, .capture, .run:
                 preconditionFailure("performed above")
             case .discardTask(let local, let target):
                 guard let key = await context.conductor.waitStarted(target) else { throw .abort }
@@ -275,10 +295,25 @@ final class ModelRunner {
                 if error.levels > 1 { observed.append(.string("<a throw escaped its sync scopes>")) }
             }
             context.record(step, observed)
+        case .capture(let slot):
+            context.keep(LocalsSnapshot.capture(), in: slot)
+        case .run(let slot, false, let ops):
+            var observed: [ModelPart] = []
+            context.snapshot(in: slot).run { runBody(context, ops, &observed) }
+            context.record(step, observed)
         default:
             return false
         }
         return true
+    }
+
+    /// A snapshot's run's body (whose throws never leave the synchronous scopes inside it).
+    static func runBody(_ context: ModelContext, _ ops: [ModelSyncOp], _ observed: inout [ModelPart]) {
+        do throws(ModelUnwind) {
+            try runOps(context, ops, &observed)
+        } catch {
+            observed.append(.string("<a throw escaped a snapshot's run>"))
+        }
     }
 
     /// Discards another task's or thread's key: by `TaskID` for a task, by the key otherwise.
@@ -294,23 +329,30 @@ final class ModelRunner {
         _ context: ModelContext, _ scope: ModelScope, _ ops: [ModelSyncOp], _ observed: inout [ModelPart]
     ) throws(ModelUnwind) {
         try withSyncScope(context.locals[scope.local], scope) { () throws(ModelUnwind) in
-            for op in ops {
-                switch op {
-                case .read(let local, let field):
-                    observed.append(read(context.locals[local], field, viaKeyPath: observed.count % 2 == 1))
-                case .write(let local, let field, let part, let style):
-                    observed += write(context.locals[local], field, part, style)
-                case .reset(let local):
-                    context.locals[local].reset()
-                case .scope(let inner, let innerOps):
-                    do throws(ModelUnwind) {
-                        try runSync(context, inner, innerOps, &observed)
-                    } catch {
-                        if error.levels > 1 { throw ModelUnwind(levels: error.levels - 1) }
-                    }
-                case .throwOut(let levels):
-                    throw ModelUnwind(levels: levels)
+            try runOps(context, ops, &observed)
+        }
+    }
+
+    /// The body of a synchronous scope or of a snapshot's run.
+    static func runOps(
+        _ context: ModelContext, _ ops: [ModelSyncOp], _ observed: inout [ModelPart]
+    ) throws(ModelUnwind) {
+        for op in ops {
+            switch op {
+            case .read(let local, let field):
+                observed.append(read(context.locals[local], field, viaKeyPath: observed.count % 2 == 1))
+            case .write(let local, let field, let part, let style):
+                observed += write(context.locals[local], field, part, style)
+            case .reset(let local):
+                context.locals[local].reset()
+            case .scope(let inner, let innerOps):
+                do throws(ModelUnwind) {
+                    try runSync(context, inner, innerOps, &observed)
+                } catch {
+                    if error.levels > 1 { throw ModelUnwind(levels: error.levels - 1) }
                 }
+            case .throwOut(let levels):
+                throw ModelUnwind(levels: levels)
             }
         }
     }
@@ -526,7 +568,7 @@ final class ModelThreadRunner {
             case .cancel(let child):
                 handles[child]?.cancel()
                 advance()
-            case .read, .write, .reset, .discardSelf, .discardUnknown, .sync, .checkCancellation:
+            case .read, .write, .reset, .discardSelf, .discardUnknown, .sync, .capture, .run, .checkCancellation:
                 preconditionFailure("not a thread's step: \(action)")
             }
         }

@@ -104,6 +104,21 @@ extension ModelProgram {
                 if scope.style != .withScope || scope.inheritance != nil {
                     simpler.append(.open(ModelScope(local: scope.local, style: .withScope, inheritance: nil)))
                 }
+            case .run(let slot, let async, let ops):
+                for op in ops.indices {
+                    simpler.append(.run(slot: slot, async: async, ops.enumerated().filter { $0.offset != op }.map(\.element)))
+                }
+                for (op, inner) in ops.enumerated() {
+                    if case .scope(_, let innerOps) = inner {
+                        var flattened = ops
+                        let body = innerOps.filter { if case .throwOut = $0 { false } else { true } }
+                        flattened.replaceSubrange(op...op, with: body)
+                        simpler.append(.run(slot: slot, async: async, flattened))
+                    }
+                }
+                if async {
+                    simpler.append(.run(slot: slot, async: false, ops))
+                }
             case .throwOut(1):
                 simpler.append(.close)
             case .throwOut(let levels):
@@ -168,6 +183,12 @@ extension ModelProgram {
         program.policies = [policies[keep]]
         var result: [ModelStep] = []
         for step in steps {
+            if case .run(let slot, let async, let ops) = step.action {
+                // The body's uses of the other Local go; the snapshot takes only the one left.
+                let kept = ops.filter { !$0.usesOtherLocal(than: keep) }.map { $0.renumbered { _ in 0 } }
+                result.append(ModelStep(task: step.task, action: .run(slot: slot, async: async, kept)))
+                continue
+            }
             guard let local = uses(step.action) else {
                 result.append(step)
                 continue
@@ -204,6 +225,8 @@ extension ModelAction {
         case .sync(var scope, let ops):
             scope.local = r(scope.local)
             return .sync(scope, ops.map { $0.renumbered(r) })
+        case .run(let slot, let async, let ops):
+            return .run(slot: slot, async: async, ops.map { $0.renumbered(r) })
         default: return self
         }
     }

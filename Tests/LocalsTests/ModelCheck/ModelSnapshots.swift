@@ -1,0 +1,117 @@
+// The model of snapshots (the Callbacks, Event Loops and Queues article and the `LocalsSnapshot`
+// documentation): what `LocalsSnapshot.capture()` takes of each Local, and what a task sees of it
+// inside `snapshot.run { ... }`.
+//
+// Capture takes, Local by Local, what a child created at the capture point would see, plus copies
+// of the context's own values:
+// - inside a scope (its owner, a `.shared` child, or a child that has not touched the Local): the
+//   scope, seen in `run` by its policy: `.copy` a copy of its value taken when `run` starts, `.fresh`
+//   the initial value (an initializer call, at `run`), `.shared` the scope's value itself, `.overlay`
+//   reading through to its live value with writes of `run`'s own;
+// - an `.overlay` child's view: the scope, read through, with a copy of the child's own writes (a
+//   child whose view froze has a value of its own: copied);
+// - the context's own value (no scope, or a `.copy` or `.fresh` child's): a copy;
+// - nothing, where the context never touched the Local and is in no scope of it.
+//
+// `run` first touches the running context's own value of each Local in the snapshot (made as on
+// any first touch), then puts the snapshot's in place for its body; afterwards the running
+// context's values are what they were, and what the body wrote is gone, except what it wrote to a
+// `.shared` scope's value.
+
+import Locals
+
+/// What a snapshot took, Local by Local (nil where it took nothing).
+struct ModelSnapshot {
+    /// Numbered slots a program keeps snapshots in.
+    static let slots = 3
+
+    enum Part {
+        /// A copy of the context's own value.
+        case value(ModelValue)
+        /// A scope the context was in, seen in `run` by its policy.
+        case scope(ModelFrame)
+        /// An `.overlay` child's view: the scope, read through, with a copy of its writes.
+        case overlay(ModelFrame, [ModelChange])
+    }
+
+    /// By Local; empty for `LocalsSnapshot()`.
+    var parts: [Part?] = []
+}
+
+extension ModelState {
+    func checkSlot(_ slot: Int) throws(ModelInvalid) {
+        guard (0..<ModelSnapshot.slots).contains(slot) else { throw invalid("no snapshot slot s\(slot)") }
+    }
+
+    /// What `LocalsSnapshot.capture()` takes in `task`. Touches nothing.
+    func capture(_ task: ModelTask) -> ModelSnapshot {
+        ModelSnapshot(parts: policies.indices.map { captured(task, $0) })
+    }
+
+    private func captured(_ task: ModelTask, _ local: Int) -> ModelSnapshot.Part? {
+        guard let frame = visibleFrame(task, local) else {
+            guard case .plain(let value) = task.own[local] else { return nil }
+            return .value(value)
+        }
+        if frame.owner == task.id || frame.policy == .shared {
+            return .scope(frame)
+        }
+        switch task.own[local] {
+        case nil:
+            return .scope(frame)
+        case .plain(let value):
+            return .value(value)
+        case .overlay(let layer) where layer.contains { $0.field == .whole }:
+            // A frozen view no longer reads through: it is the child's own value.
+            return .value(Self.merged(layer, on: frame))
+        case .overlay(let layer):
+            return .overlay(frame, layer)
+        }
+    }
+
+    /// Runs `ops` in `task` under `snapshot`; returns what they observe.
+    func run(_ task: ModelTask, _ snapshot: ModelSnapshot, _ ops: [ModelSyncOp]) throws(ModelInvalid) -> [ModelPart] {
+        let base = task.blocks.count
+        var savedOwn: [(local: Int, cell: ModelCell?)] = []
+        for (local, part) in snapshot.parts.enumerated() {
+            guard let part else { continue }
+            try checkLocal(local)
+            _ = touch(task, local)
+            switch part {
+            case .value(let value):
+                task.blocks.append(ownFrame(task, local, policies[local], value))
+            case .scope(let frame):
+                switch frame.policy {
+                case .copy:
+                    task.blocks.append(ownFrame(task, local, .copy, frame.value))
+                case .fresh:
+                    task.blocks.append(ownFrame(task, local, .fresh, initialValue(local)))
+                case .shared:
+                    task.blocks.append(ModelBlock(local: local, frame: frame))
+                case .overlay:
+                    savedOwn.append((local, task.own[local]))
+                    task.own[local] = .overlay([])
+                    task.blocks.append(ModelBlock(local: local, frame: frame, readsThrough: true))
+                }
+            case .overlay(let frame, let layer):
+                savedOwn.append((local, task.own[local]))
+                task.own[local] = .overlay(layer)
+                task.blocks.append(ModelBlock(local: local, frame: frame, readsThrough: true))
+            }
+        }
+        var observed: [ModelPart] = []
+        guard try runBody(task, ops, syncDepth: 0, &observed) == 0 else {
+            throw invalid("a throw escapes a snapshot's run")
+        }
+        task.blocks.removeSubrange(base...)
+        for saved in savedOwn {
+            task.own[saved.local] = saved.cell
+        }
+        return observed
+    }
+
+    /// A scope of the running task's own for the length of a run, as `run` opens one.
+    private func ownFrame(_ task: ModelTask, _ local: Int, _ policy: Inheritance, _ value: ModelValue) -> ModelBlock {
+        ModelBlock(local: local, frame: ModelFrame(owner: task.id, policy: policy, value: value))
+    }
+}
