@@ -123,6 +123,43 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
         }
     }
 
+    /// Takes the spare frame out, if there is one: a move, with no reference counting (the scope
+    /// path runs this on every scope its owner opens).
+    @inlinable
+    final func takeSpare() -> ScopeFrame<Value>? {
+        if case .overlay(let overlay) = extras {
+            return overlay.spare.take()
+        }
+        var taken = CellExtras<Value>.none
+        swap(&taken, &extras)
+        guard case .spare(let frame) = consume taken else { return nil }
+        return frame
+    }
+
+    /// Puts `frame` in as the spare frame, and hands back the one it replaced in `frame`: a move,
+    /// with no reference counting.
+    @inlinable
+    final func swapSpare(_ frame: inout ScopeFrame<Value>?) {
+        switch extras {
+        case .none:
+            // The usual case: the owner's outermost scope took the spare when it opened.
+            if let newSpare = frame.take() {
+                extras = .spare(newSpare)
+            }
+        case .spare:
+            var other = CellExtras<Value>.none
+            if let newSpare = frame.take() {
+                other = .spare(newSpare)
+            }
+            swap(&other, &extras)
+            if case .spare(let old) = consume other {
+                frame = old
+            }
+        case .overlay(let overlay):
+            swap(&overlay.spare, &frame)
+        }
+    }
+
     /// The writes of an `.overlay` route on top of its scope (nil on every other route).
     /// Setting it moves the cell's spare frame (or its absence) along: the state it replaces
     /// keeps none, so that a state put back later (after a snapshot's `run`) never hands out a

@@ -462,7 +462,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         let frame = cell._withUnsafeGuaranteedRef { cell -> ScopeFrame<Value> in
             var value = Access.load(cell)
             change(&value)
-            let frame = cell.spare.take()
+            let frame = cell.takeSpare()
             if let spare = frame {
                 spare.reuse(
                     value: consume value, inheritance: inheritance, owner: cell.owner,
@@ -529,7 +529,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
             cell.route = frame.unsafelyUnwrapped.savedRoute
             cell.scope = frame.unsafelyUnwrapped.savedScope
             if isKnownUniquelyReferenced(&frame), frame.unsafelyUnwrapped.recycle() {
-                swap(&cell.spare, &frame)
+                cell.swapSpare(&frame)
             }
         }
     }
