@@ -3,15 +3,16 @@
 //
 //     swift build -c release --package-path Benchmarks --product locals-profile
 //     valgrind --tool=callgrind --callgrind-out-file=/tmp/locals.callgrind \
-//         Benchmarks/.build/release/locals-profile [operations] [MODE]
+//         Benchmarks/.build/release/locals-profile [operations] [MODE] [LOCALS]
 //     callgrind_annotate --inclusive=yes /tmp/locals.callgrind | head -40
 //
 // MODE is what the loop does: `task` (the default: `local.x` of a `.task` Local, no scope), `scope`
 // (the same inside `local.withValue`), `thread` (a `.thread` Local), `write` (`local.x = i`),
 // `scopes` (a scope entered and left: `local.withValue(\.x, i) {}`), or an anchor: `identity` (the
 // identity call), `tasklocal` (a bound `@TaskLocal` read), `tasklocalscopes` (`@TaskLocal`'s
-// `withValue(i) {}`, the anchor of `scopes`); or, with 10 Locals that each hold a value of the
-// task's own, `capture` (`LocalsSnapshot.capture()`) or `run` (`snapshot.run {}` with an empty body).
+// `withValue(i) {}`, the anchor of `scopes`); or, with LOCALS Locals (a third argument, 10 if
+// none) that each hold a value of the task's own, `capture` (`LocalsSnapshot.capture()`) or `run`
+// (`snapshot.run {}` with an empty body).
 //
 // Divide a function's inclusive count by the number of operations for its share of one; run
 // with 0 operations to see what starting the process costs.
@@ -58,7 +59,8 @@ struct LocalsProfile {
                     for _ in 0..<operations { sink(Anchor.value) }
                 }
             case "capture", "run":
-                let locals = (0..<10).map { _ in Local { RequestState() } }
+                let count = arguments.dropFirst(2).first.flatMap { Int($0) } ?? 10
+                let locals = (0..<count).map { _ in Local { RequestState() } }
                 for (index, local) in locals.enumerated() { local.x = index }
                 if mode == "capture" {
                     for _ in 0..<operations { sink(LocalsSnapshot.capture()) }
