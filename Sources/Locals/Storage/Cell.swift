@@ -64,14 +64,21 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
     /// the owner's scopes, and goes when the scope it was made in closes. (Beside `route`, so
     /// that the two share a word.)
     @exclusivity(unchecked) final var isPlaceholder = false
+    /// Whether `extras` holds the overlay state (else the spare frame, or nothing). In the same
+    /// word as `route`.
+    @exclusivity(unchecked) @usableFromInline final var extrasIsOverlay = false
     /// The scope `route` points into (nil for `.own`), not retained: while the owner runs, the
     /// scope is kept alive by the task-local binding that published it (or, for the owner's own
     /// scope, by the call that opened it), and nobody but the owner follows this pointer. So an
     /// ended task's cell, waiting to be swept, keeps no scope (and no scope's value) alive.
     @exclusivity(unchecked) @usableFromInline final unowned(unsafe) var scope: ScopeFrame<Value>?
     @usableFromInline final let owner: OwnerKey
-    /// The spare frame and the overlay state (see `spare` and `overlay`), in one word.
-    @exclusivity(unchecked) @usableFromInline final var extras: CellExtras<Value> = .none
+    /// The spare frame or the overlay state (see `spare` and `overlay`, and `extrasIsOverlay`):
+    /// one word, not two, since every task that touches a Local has a cell, and few cells need
+    /// both (an overlay state keeps the cell's spare frame). A plain reference, not an enum with
+    /// two class payloads: Swift would keep the case in the pointer's spare bits, where leak
+    /// checkers (Address Sanitizer's) do not recognize the pointer.
+    @exclusivity(unchecked) @usableFromInline final var extras: AnyObject?
     /// The pin of the owning heap task (or of an `async let` child's heap ancestor); answers
     /// whether the task has ended. Nil for threads, and where the runtime gives no pin.
     final let record: TaskRecord?
@@ -108,55 +115,49 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
     @inlinable
     final var spare: ScopeFrame<Value>? {
         get {
-            switch extras {
-            case .none: nil
-            case .spare(let frame): frame
-            case .overlay(let overlay): overlay.spare
+            if extrasIsOverlay {
+                return overlayState.spare
             }
+            return extras.map { unsafeDowncast($0, to: ScopeFrame<Value>.self) }
         }
         set {
-            if case .overlay(let overlay) = extras {
-                overlay.spare = newValue
+            if extrasIsOverlay {
+                overlayState.spare = newValue
             } else {
-                extras = newValue.map { .spare($0) } ?? .none
+                extras = newValue
             }
         }
+    }
+
+    /// The overlay state (`extrasIsOverlay` is true).
+    @inlinable
+    final var overlayState: OverlayState<Value> {
+        unsafeDowncast(extras.unsafelyUnwrapped, to: OverlayState<Value>.self)
     }
 
     /// Takes the spare frame out, if there is one: a move, with no reference counting (the scope
     /// path runs this on every scope its owner opens).
     @inlinable
     final func takeSpare() -> ScopeFrame<Value>? {
-        if case .overlay(let overlay) = extras {
-            return overlay.spare.take()
+        if extrasIsOverlay {
+            return overlayState.spare.take()
         }
-        var taken = CellExtras<Value>.none
-        swap(&taken, &extras)
-        guard case .spare(let frame) = consume taken else { return nil }
-        return frame
+        guard let taken = extras.take() else { return nil }
+        return unsafeDowncast(taken, to: ScopeFrame<Value>.self)
     }
 
     /// Puts `frame` in as the spare frame, and hands back the one it replaced in `frame`: a move,
     /// with no reference counting.
     @inlinable
     final func swapSpare(_ frame: inout ScopeFrame<Value>?) {
-        switch extras {
-        case .none:
-            // The usual case: the owner's outermost scope took the spare when it opened.
-            if let newSpare = frame.take() {
-                extras = .spare(newSpare)
-            }
-        case .spare:
-            var other = CellExtras<Value>.none
-            if let newSpare = frame.take() {
-                other = .spare(newSpare)
-            }
-            swap(&other, &extras)
-            if case .spare(let old) = consume other {
-                frame = old
-            }
-        case .overlay(let overlay):
-            swap(&overlay.spare, &frame)
+        if extrasIsOverlay {
+            swap(&overlayState.spare, &frame)
+            return
+        }
+        var other: AnyObject? = frame.take()
+        swap(&other, &extras)
+        if let old = other.take() {
+            frame = unsafeDowncast(old, to: ScopeFrame<Value>.self)
         }
     }
 
@@ -167,23 +168,17 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
     @inlinable
     final var overlay: OverlayState<Value>? {
         get {
-            if case .overlay(let overlay) = extras { overlay } else { nil }
+            extrasIsOverlay ? overlayState : nil
         }
         set {
-            let spare: ScopeFrame<Value>?
-            switch extras {
-            case .none:
-                spare = nil
-            case .spare(let frame):
-                spare = frame
-            case .overlay(let replaced):
-                spare = replaced.spare.take()
-            }
+            let spare = extrasIsOverlay ? overlayState.spare.take() : takeSpare()
             if let newValue {
                 newValue.spare = spare
-                extras = .overlay(newValue)
+                extras = newValue
+                extrasIsOverlay = true
             } else {
-                extras = spare.map { .spare($0) } ?? .none
+                extras = spare
+                extrasIsOverlay = false
             }
         }
     }
@@ -236,16 +231,6 @@ final class OwnedCell<Value: Sendable>: Cell<Value>, @unchecked Sendable {
         self.value = value
         super.init(owner: owner, record: record, route: .own, scope: nil)
     }
-}
-
-/// What a cell keeps beside its route: a spare scope frame for its owner's next scope, or the
-/// state of an `.overlay` route (which then keeps the spare frame, if any). One word, not two:
-/// every task that touches a Local has a cell, and few cells need both.
-@usableFromInline
-enum CellExtras<Value: Sendable> {
-    case none
-    case spare(ScopeFrame<Value>)
-    case overlay(OverlayState<Value>)
 }
 
 /// An `.overlay` route's writes on top of its scope's live value, and the merged view it reads.
