@@ -346,10 +346,10 @@ struct SnapshotTests {
         #expect(handler("?") == "at bind?", "called outside the scope, the handler still reads the snapshot")
     }
 
-    @Test("asyncWithLocals: blocks on one queue thread each read their own submitter's values; plain async shares")
+    @Test("asyncWithLocals: blocks on a queue each read their own submitter's values; plain blocks on one thread share")
     func dispatchHelper() async {
         let local = Local { Sample() }
-        let queue = DispatchQueue(label: "one thread")
+        let queue = DispatchQueue(label: "a serial queue")
         let seen = Protected([String]())
         await withTaskGroup(of: Void.self) { group in
             for request in 0..<20 {
@@ -372,21 +372,15 @@ struct SnapshotTests {
             #expect(parts[1] == "request \(parts[0])", "a block read another request's value: \(line)")
         }
         // Without it, a block sees the value of the thread it runs on, which the last block that
-        // wrote there left behind. A serial queue does not promise one thread for all its blocks,
-        // so pairs are tried until two blocks in a row ran on the same thread.
-        var sharedPairs = 0
-        for attempt in 0..<1_000 where sharedPairs == 0 {
-            let written = "left by block \(attempt)"
-            let writer = await onQueue(queue) { () -> ThreadID in
-                local.simple = written
-                return ThreadID.current
-            }
-            let (reader, read) = await onQueue(queue) { (ThreadID.current, local.simple) }
-            if writer == reader {
-                sharedPairs += 1
-                #expect(read == written, "a plain block on the same thread did not share the thread's value")
-            }
+        // wrote there left behind: shown on one thread that runs blocks in turn, as an event loop
+        // does (a serial queue may move from thread to thread between blocks).
+        let loop = OneThreadLoop()
+        defer { loop.stop() }
+        let leaked = await loop.run { () -> String in
+            local.simple = "left by an earlier block"
+            return local.simple
         }
-        #expect(sharedPairs == 1, "no two blocks in a row ran on one thread in 1,000 tries")
+        let next = await loop.run { local.simple }
+        #expect(leaked == next, "a plain block did not share the thread's value")
     }
 }

@@ -46,3 +46,52 @@ final class ThreadBarrier: @unchecked Sendable {
         condition.unlock()
     }
 }
+
+/// One plain thread that runs the blocks given to `run` one after another, always on itself, as
+/// an event loop does (a serial `DispatchQueue` may run consecutive blocks on different threads).
+/// The thread exits at `stop()`.
+final class OneThreadLoop: @unchecked Sendable {
+    // @unchecked: `blocks` and `stopped` are only touched while `condition` is locked.
+    private let condition = NSCondition()
+    private var blocks: [@Sendable () -> Void] = []
+    private var stopped = false
+
+    init() {
+        Thread { [self] in loop() }.start()
+    }
+
+    /// Runs `body` on the loop's thread and returns its result.
+    func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            submit { continuation.resume(returning: body()) }
+        }
+    }
+
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func submit(_ block: @escaping @Sendable () -> Void) {
+        condition.lock()
+        blocks.append(block)
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while blocks.isEmpty, !stopped { condition.wait() }
+            if blocks.isEmpty {
+                condition.unlock()
+                return
+            }
+            let block = blocks.removeFirst()
+            condition.unlock()
+            block()
+        }
+    }
+}
