@@ -1,3 +1,5 @@
+public import Synchronization
+
 /// One open scope of a `.task` ``Local``: the value its owner reads and writes, published to the
 /// child tasks created inside it through the Local's internal task-local.
 ///
@@ -62,13 +64,16 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     /// child's, or one that bounds children's cells.
     ///
     /// The caller holds the only reference (`isKnownUniquelyReferenced`): every task that could
-    /// reach the lock held one, so none can take it any more. What must be ordered is every
-    /// earlier holder's last access, and each ended with an unlock, a releasing store to the lock
-    /// word: an acquiring load of that word orders all of them before what follows, for the price
-    /// of a plain load instead of the lock's read-modify-write. Should the word say held all the
-    /// same, the lock is taken as before.
+    /// reach the lock held one, so none can take it any more. What must be ordered is everything
+    /// the other holders did with the frame (reads of the value, `keep` from a child) before what
+    /// follows. Each of them dropped its reference with a releasing decrement, and the uniqueness
+    /// check read the count that decrement left; the runtime reads it with no ordering of its own
+    /// on some processors, so an acquiring fence here makes that read synchronize with the
+    /// decrements: no lock's read-modify-write, and free where loads are ordered anyway (x86).
+    /// Should the lock word say held all the same, the lock is taken as before.
     @inlinable
     func recycle() -> Bool {
+        atomicMemoryFence(ordering: .acquiring)
         let held = isHeld
         if held {
             lock()
