@@ -123,17 +123,7 @@ struct ModelCheckTests {
             }
             return false
         }
-        var seed: UInt64 = 1
-        var program = ModelGenerator.program(seed: seed)
-        while !fails(program) || program.steps.count < 30 {
-            seed += 1
-            program = ModelGenerator.program(seed: seed)
-        }
-        let (shrunk, _, _) = await ModelCheck.shrink(program, ModelOutcome(hungAt: 0)) { candidate in
-            fails(candidate) ? ModelOutcome(hungAt: 0) : nil
-        }
-        #expect(fails(shrunk))
-        _ = try ModelState.simulate(shrunk).get()
+        let shrunk = try await Self.shrinkStandIn(fails)
         // At best 4 steps (open, update, close, end in one task); the write may stay in a child.
         #expect(shrunk.steps.count <= 8, "\(shrunk.listing())")
     }
@@ -156,6 +146,19 @@ struct ModelCheckTests {
             }
             return false
         }
+        let shrunk = try await Self.shrinkStandIn(fails)
+        // At best 5 steps: capture, spawn, the run (with only the read left in it), end, end.
+        #expect(shrunk.steps.count <= 8, "\(shrunk.listing())")
+        for step in shrunk.steps {
+            if case .run(_, let async, let ops) = step.action {
+                #expect(ops.count == 1 && !async, "\(shrunk.listing())")
+            }
+        }
+    }
+
+    /// Shrinks the first generated program of at least 30 steps for which the stand-in failure
+    /// `fails` holds, and checks that the shrunk program still fails and is a valid program.
+    static func shrinkStandIn(_ fails: @escaping (ModelProgram) -> Bool) async throws -> ModelProgram {
         var seed: UInt64 = 1
         var program = ModelGenerator.program(seed: seed)
         while !fails(program) || program.steps.count < 30 {
@@ -167,12 +170,6 @@ struct ModelCheckTests {
         }
         #expect(fails(shrunk))
         _ = try ModelState.simulate(shrunk).get()
-        // At best 5 steps: capture, spawn, the run (with only the read left in it), end, end.
-        #expect(shrunk.steps.count <= 8, "\(shrunk.listing())")
-        for step in shrunk.steps {
-            if case .run(_, let async, let ops) = step.action {
-                #expect(ops.count == 1 && !async, "\(shrunk.listing())")
-            }
-        }
+        return shrunk
     }
 }
