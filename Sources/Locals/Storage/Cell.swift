@@ -73,7 +73,7 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
     /// ended task's cell, waiting to be swept, keeps no scope (and no scope's value) alive.
     @exclusivity(unchecked) @usableFromInline final unowned(unsafe) var scope: ScopeFrame<Value>?
     @usableFromInline final let owner: OwnerKey
-    /// The spare frame or the overlay state (see `spare` and `overlay`, and `extrasIsOverlay`):
+    /// The spare frame or the overlay state (see `takeSpare`, `overlay` and `extrasIsOverlay`):
     /// one word, not two, since every task that touches a Local has a cell, and few cells need
     /// both (an overlay state keeps the cell's spare frame). A plain reference, not an enum with
     /// two class payloads: Swift would keep the case in the pointer's spare bits, where leak
@@ -111,32 +111,15 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
         return try frame._withUnsafeGuaranteedRef { frame in Result { () throws(E) -> R in try body(frame) } }.get()
     }
 
-    /// The owner's last closed scope frame, emptied, for its next scope (see `ScopeFrame.recycle`).
-    @inlinable
-    final var spare: ScopeFrame<Value>? {
-        get {
-            if extrasIsOverlay {
-                return overlayState.spare
-            }
-            return extras.map { unsafeDowncast($0, to: ScopeFrame<Value>.self) }
-        }
-        set {
-            if extrasIsOverlay {
-                overlayState.spare = newValue
-            } else {
-                extras = newValue
-            }
-        }
-    }
-
     /// The overlay state (`extrasIsOverlay` is true).
     @inlinable
     final var overlayState: OverlayState<Value> {
         unsafeDowncast(extras.unsafelyUnwrapped, to: OverlayState<Value>.self)
     }
 
-    /// Takes the spare frame out, if there is one: a move, with no reference counting (the scope
-    /// path runs this on every scope its owner opens).
+    /// Takes the spare frame out, if there is one: the owner's last closed scope frame, emptied,
+    /// for its next scope (see `ScopeFrame.recycle`). A move, with no reference counting (the
+    /// scope path runs this on every scope its owner opens).
     @inlinable
     final func takeSpare() -> ScopeFrame<Value>? {
         if extrasIsOverlay {
@@ -317,7 +300,7 @@ final class OverlayState<Value: Sendable> {
     /// A frozen child's own value (see `Cell.freeze`): the one frame only this cell keeps.
     @exclusivity(unchecked) var frozen: ScopeFrame<Value>?
 
-    /// The cell's spare frame while the cell has an overlay (see `Cell.spare`).
+    /// The cell's spare frame while the cell has an overlay (see `Cell.takeSpare`).
     @exclusivity(unchecked) @usableFromInline var spare: ScopeFrame<Value>?
 
     /// The layer changed: the merged view must be made again at the next read.

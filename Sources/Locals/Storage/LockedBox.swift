@@ -51,10 +51,10 @@ class LockedBox: @unchecked Sendable {
         }
     }
 
-    /// Whether a thread holds the lock, read with acquiring order: when it reads false, every
-    /// earlier holder's accesses under the lock happen before what the caller does next (each
-    /// unlock is a releasing store to the word read here). For an object no other thread can
-    /// reach any more, this replaces taking the lock.
+    /// Whether a thread holds the lock, read with acquiring order. Only meaningful for an object
+    /// no other thread can reach any more, where it should read false: a caller that has
+    /// synchronized with every other holder some other way (see `ScopeFrame.recycle`) uses it
+    /// as a check before skipping the lock, and takes the lock if it reads true.
     @inlinable
     final var isHeld: Bool {
         holder.load(ordering: .acquiring) != 0

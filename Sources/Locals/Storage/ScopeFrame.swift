@@ -7,9 +7,10 @@ public import Synchronization
 /// inherited it, including an escaping `Task {}` (task-local bindings are retained that way),
 /// plus every `.shared` or `.overlay` child's cell that reads through it.
 ///
-/// `@unchecked Sendable`: `value`, `version` and `kept` are only touched with the lock held, except that the
-/// owner of a scope that is not `.shared` reads `value` without it: nobody but that owner ever
-/// writes it. The rest is set at creation.
+/// `@unchecked Sendable`: `value`, `version` and `kept` are only touched with the lock held, except
+/// that the owner of a scope that is not `.shared` reads `value` without it (nobody but that owner
+/// ever writes it), and that `recycle` empties a frame no other task refers to any more, ordered
+/// after their accesses by a fence instead of the lock. The rest is set at creation.
 @usableFromInline
 final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     /// The scope's value, in memory of its own that lives as long as the frame, so that a closed
