@@ -210,6 +210,23 @@ struct InheritanceTests {
         }
     }
 
+    @Test("overlay: a child's later write to a part decides it over its earlier writes to the part and within it")
+    func overlayLaterWriteDecides() async {
+        let local = Local(inheritance: .overlay) { Nested() }
+        await local.withValue(\.simple, "scope") {
+            let seen = await Task { () -> [String] in
+                local[dynamicMember: \.inner] = Nested.Inner(name: "first", note: "first")
+                local[dynamicMember: \.inner.name] = "inside"
+                local[dynamicMember: \.inner] = Nested.Inner(name: "whole again", note: "whole again")
+                let afterWhole = [local.inner.name, local.inner.note]
+                local[dynamicMember: \.inner.note] = "note last"
+                return afterWhole + [local.inner.name, local.inner.note, local.simple]
+            }.value
+            #expect(seen == ["whole again", "whole again", "whole again", "note last", "scope"])
+            #expect(local.inner.name == "i", "the child's writes stayed in its layer")
+        }
+    }
+
     @Test("overlay: an element write freezes the child's view, so no later change of the owner's makes a read trap",
           arguments: ChildKind.allCases)
     func overlayElementWriteFreezes(kind: ChildKind) async {
