@@ -199,8 +199,7 @@ extension Storage {
     func capturePart() -> PartData<Value>? {
         switch kind {
         case .task:
-            // The cache first, here where the value type is concrete: `existingCell` is not.
-            guard let cell = cachedCell()?.takeUnretainedValue() ?? existingCell() else {
+            guard let cell = existingCell() else {
                 // Nothing touched yet, inside a scope: a child created here would see it.
                 return scopeKey.get().map { PartData.make(.scope($0)) }
             }
@@ -218,7 +217,7 @@ extension Storage {
                 return PartData.make(.overlay(cell.scope.unsafelyUnwrapped, layer))
             }
         case .thread:
-            return (cachedCell()?.takeUnretainedValue() ?? existingCell()).map { PartData.make(.thread($0.own.value)) }
+            return existingCell().map { PartData.make(.thread($0.own.value)) }
         case .custom:
             return existingSessionCell().map { PartData.make(.session($0)) }
         }
