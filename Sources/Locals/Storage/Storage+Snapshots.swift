@@ -248,7 +248,7 @@ extension Storage {
         switch part.tag {
         case .value, .scope, .overlay:
             let (entered, published) = enter(part)
-            scopeKey.withValue(published) { body() }
+            withScopeKey(published) { body() }
             leave(entered, consume published)
         case .thread:
             let saved = swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
