@@ -1,13 +1,71 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+// The integrations are products of this package behind traits that are off by default, so that a
+// package that enables none resolves, fetches and builds nothing but `Locals`:
+//
+//     .package(url: "https://github.com/OWNER/swift-locals", from: "0.2.0", traits: ["Hummingbird"]),
+//
+// Each integration's sources are wrapped in `#if Trait`, and each of its dependencies carries
+// `condition: .when(traits:)`, so that with the trait off the module is empty and the dependency
+// is pruned from the graph.
+var traits: Set<Trait> = [
+    .trait(name: "Logging", description: "LocalsLogging: a swift-log metadata provider for chosen Local fields."),
+    .trait(
+        name: "Tracing",
+        description: "LocalsTracing: chosen Local fields as W3C baggage and span attributes (swift-distributed-tracing)."
+    ),
+    .trait(name: "NIO", description: "LocalsNIO: EventLoop and NIOThreadPool forms that carry every Local's value."),
+    .trait(
+        name: "Hummingbird",
+        description: "LocalsHummingbird: a request-scope middleware for Hummingbird 2.",
+        enabledTraits: ["Logging"]
+    ),
+    .trait(
+        name: "Vapor",
+        description: "LocalsVapor: a request-scope middleware for Vapor 4.",
+        enabledTraits: ["Logging"]
+    ),
+]
+
+// `ENABLE_ALL_TRAITS=1 swift test` builds and tests every integration (CI does), as does
+// `swift test --enable-all-traits`.
+let enableAllTraits = ProcessInfo.processInfo.environment["ENABLE_ALL_TRAITS"] != nil
+traits.insert(.default(enabledTraits: enableAllTraits ? Set(traits.map(\.name)) : []))
+
 let package = Package(
     name: "swift-locals",
     platforms: [.macOS(.v15), .iOS(.v18), .tvOS(.v18), .watchOS(.v11), .visionOS(.v2)],
     products: [
-        .library(name: "Locals", targets: ["Locals"])
+        .library(name: "Locals", targets: ["Locals"]),
+        .library(name: "LocalsLogging", targets: ["LocalsLogging"]),
+        .library(name: "LocalsTracing", targets: ["LocalsTracing"]),
+        .library(name: "LocalsNIO", targets: ["LocalsNIO"]),
+        .library(name: "LocalsHummingbird", targets: ["LocalsHummingbird"]),
+        .library(name: "LocalsVapor", targets: ["LocalsVapor"]),
+    ],
+    traits: traits,
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        // ServiceContext itself lives in swift-distributed-tracing; 1.5.1 is the first
+        // swift-service-context that defers to it, so a graph that also holds an older user of
+        // swift-service-context (AsyncHTTPClient asks for 1.1.0 or later) gets no duplicate module.
+        .package(url: "https://github.com/apple/swift-service-context", from: "1.5.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/vapor", from: "4.122.3"),
     ],
     targets: [
+        // MARK: The core: zero dependencies
+
         .target(name: "Locals", dependencies: ["_LocalsRuntime"]),
         // The runtime entry points and debug variables the library asks, declared in C (not API).
         .target(name: "_LocalsRuntime"),
@@ -17,6 +75,124 @@ let package = Package(
             path: "Examples/locals-demo"
         ),
         .testTarget(name: "LocalsTests", dependencies: ["Locals"]),
+
+        // MARK: Integrations, each behind its trait
+
+        .target(
+            name: "LocalsLogging",
+            dependencies: [
+                "Locals",
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Logging"])),
+            ]
+        ),
+        .testTarget(
+            name: "LocalsLoggingTests",
+            dependencies: [
+                "Locals",
+                "LocalsLogging",
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Logging"])),
+            ]
+        ),
+
+        .target(
+            name: "LocalsTracing",
+            dependencies: [
+                "Locals",
+                .product(name: "Tracing", package: "swift-distributed-tracing", condition: .when(traits: ["Tracing"])),
+                .product(
+                    name: "Instrumentation",
+                    package: "swift-distributed-tracing",
+                    condition: .when(traits: ["Tracing"])
+                ),
+                .product(
+                    name: "ServiceContextModule",
+                    package: "swift-service-context",
+                    condition: .when(traits: ["Tracing"])
+                ),
+            ]
+        ),
+        .testTarget(
+            name: "LocalsTracingTests",
+            dependencies: [
+                "Locals",
+                "LocalsTracing",
+                .product(name: "Tracing", package: "swift-distributed-tracing", condition: .when(traits: ["Tracing"])),
+                .product(
+                    name: "Instrumentation",
+                    package: "swift-distributed-tracing",
+                    condition: .when(traits: ["Tracing"])
+                ),
+                .product(
+                    name: "InMemoryTracing",
+                    package: "swift-distributed-tracing",
+                    condition: .when(traits: ["Tracing"])
+                ),
+            ]
+        ),
+
+        .target(
+            name: "LocalsNIO",
+            dependencies: [
+                "Locals",
+                .product(name: "NIOCore", package: "swift-nio", condition: .when(traits: ["NIO"])),
+                .product(name: "NIOPosix", package: "swift-nio", condition: .when(traits: ["NIO"])),
+            ]
+        ),
+        .testTarget(
+            name: "LocalsNIOTests",
+            dependencies: [
+                "Locals",
+                "LocalsNIO",
+                .product(name: "NIOCore", package: "swift-nio", condition: .when(traits: ["NIO"])),
+                .product(name: "NIOPosix", package: "swift-nio", condition: .when(traits: ["NIO"])),
+            ]
+        ),
+
+        .target(
+            name: "LocalsHummingbird",
+            dependencies: [
+                "Locals",
+                "LocalsLogging",
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Hummingbird"])),
+            ]
+        ),
+        .testTarget(
+            name: "LocalsHummingbirdTests",
+            dependencies: [
+                "Locals",
+                "LocalsHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+                .product(
+                    name: "HummingbirdTesting",
+                    package: "hummingbird",
+                    condition: .when(traits: ["Hummingbird"])
+                ),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Hummingbird"])),
+            ]
+        ),
+
+        .target(
+            name: "LocalsVapor",
+            dependencies: [
+                "Locals",
+                "LocalsLogging",
+                .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Vapor"])),
+            ]
+        ),
+        .testTarget(
+            name: "LocalsVaporTests",
+            dependencies: [
+                "Locals",
+                "LocalsVapor",
+                .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
+                .product(name: "VaporTesting", package: "vapor", condition: .when(traits: ["Vapor"])),
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Vapor"])),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

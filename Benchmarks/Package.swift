@@ -13,10 +13,11 @@ let package = Package(
     platforms: [.macOS(.v15), .iOS(.v18), .tvOS(.v18), .watchOS(.v11), .visionOS(.v2)],
     dependencies: [
         // Named, so that the products below resolve whatever the folder of the clone is called.
-        .package(name: "swift-locals", path: ".."),
+        .package(name: "swift-locals", path: "..", traits: ["Tracing"]),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/ordo-one/malloc-interposer", from: "1.6.1"),
         .package(url: "https://github.com/apple/swift-service-context", from: "1.5.1"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
     ],
     targets: [
         // What every tool here measures: the Locals, the anchors and the peer, declared once.
@@ -55,6 +56,16 @@ let package = Package(
             dependencies: [
                 "LocalsBenchmarkSupport",
                 .product(name: "Locals", package: "swift-locals"),
+            ]
+        ),
+        // What W3C baggage costs per request: extract, inject, and binding the extracted fields.
+        .executableTarget(
+            name: "baggage-bench",
+            dependencies: [
+                .product(name: "Locals", package: "swift-locals"),
+                .product(name: "LocalsTracing", package: "swift-locals"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+                .product(name: "ServiceContextModule", package: "swift-service-context"),
             ]
         ),
     ],

@@ -1,3 +1,4 @@
+#if Tracing
 public import Instrumentation
 public import Tracing
 
@@ -104,3 +105,4 @@ extension LocalsBaggageTracer where Wrapped == NoOpTracer {
         self.init(baggage, wrapping: NoOpTracer())
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Tracing
 public import Locals
 
 /// One attribute of a `Local` that travels to other services under a W3C baggage key.
@@ -186,3 +187,4 @@ struct LocalField<Value: Sendable>: AnyLocalField {
         LocalFieldGroup(fields: fields.map { $0 as! LocalField<Value> })
     }
 }
+#endif

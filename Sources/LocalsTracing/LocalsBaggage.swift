@@ -1,3 +1,4 @@
+#if Tracing
 public import Instrumentation
 
 /// A W3C Baggage instrument that carries chosen `Local` fields to other services, and passes the
@@ -365,3 +366,4 @@ struct LocalFieldGroup<Value: Sendable>: AnyLocalFieldGroup {
         return result!
     }
 }
+#endif

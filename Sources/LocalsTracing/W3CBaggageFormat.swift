@@ -1,3 +1,4 @@
+#if Tracing
 /// The W3C Baggage wire format: parsing a received header and writing an outgoing one.
 ///
 /// Works on UTF-8 bytes throughout. Every byte a well-formed member may hold is printable ASCII, so
@@ -320,3 +321,4 @@ struct BaggageHeaderWriter: ~Copyable {
         String(decoding: UnsafeBufferPointer(rebasing: buffer[..<count]), as: UTF8.self)
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Tracing
 import Instrumentation
 import Locals
 import LocalsTracing
@@ -56,3 +57,4 @@ func extracted(_ header: String, by baggage: LocalsBaggage = testBaggage) -> Ser
     baggage.extract([LocalsBaggage.headerName: header], into: &context, using: DictionaryExtractor())
     return context
 }
+#endif

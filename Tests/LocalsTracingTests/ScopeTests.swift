@@ -1,3 +1,4 @@
+#if Tracing
 import Instrumentation
 import Locals
 import LocalsTracing
@@ -144,3 +145,4 @@ struct ScopeTests {
         #expect(mismatches == 0)
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Tracing
 import InMemoryTracing
 import Instrumentation
 import Locals
@@ -101,3 +102,4 @@ struct TracerTests {
         #expect(headers == ["baggage": "request-id=r-1"])
     }
 }
+#endif

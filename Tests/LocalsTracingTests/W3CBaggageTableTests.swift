@@ -1,3 +1,4 @@
+#if Tracing
 import Instrumentation
 import Locals
 import LocalsTracing
@@ -276,3 +277,4 @@ struct W3CBaggageTableTests {
         #expect(testRequest.tenant == nil && testRequest.requestID == nil)
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Tracing
 import Instrumentation
 import Locals
 import LocalsTracing
@@ -157,3 +158,4 @@ struct InstrumentTests {
         #expect(context.extractedBaggage == before)
     }
 }
+#endif

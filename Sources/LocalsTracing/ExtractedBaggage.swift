@@ -1,3 +1,4 @@
+#if Tracing
 public import ServiceContextModule
 
 /// The baggage that came with a request, as ``LocalsBaggage`` extracted it into a `ServiceContext`.
@@ -61,3 +62,4 @@ enum ExtractedBaggageKey: ServiceContextKey {
     typealias Value = ExtractedBaggage
     static var nameOverride: String? { "baggage" }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Tracing
 import Instrumentation
 import Locals
 import LocalsTracing
@@ -70,3 +71,4 @@ struct BaggageFieldTests {
         #expect(mixedBaggage.fields.map(\.key) == ["tenant", "region", "priority"])
     }
 }
+#endif

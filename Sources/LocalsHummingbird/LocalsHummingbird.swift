@@ -1,0 +1,3 @@
+#if Hummingbird
+// Built by the Hummingbird integration (in progress on a branch).
+#endif

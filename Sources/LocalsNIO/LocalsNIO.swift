@@ -1,0 +1,3 @@
+#if NIO
+// Built by the NIO integration (in progress on a branch).
+#endif

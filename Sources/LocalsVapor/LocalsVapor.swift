@@ -1,0 +1,3 @@
+#if Vapor
+// Built by the Vapor integration (in progress on a branch).
+#endif

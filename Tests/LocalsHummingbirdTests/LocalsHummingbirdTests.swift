@@ -1,0 +1,3 @@
+#if Hummingbird
+// Tests of LocalsHummingbird (in progress on a branch).
+#endif

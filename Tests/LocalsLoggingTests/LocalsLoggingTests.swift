@@ -1,0 +1,3 @@
+#if Logging
+// Tests of LocalsLogging (in progress on a branch).
+#endif

@@ -1,0 +1,3 @@
+#if NIO
+// Tests of LocalsNIO (in progress on a branch).
+#endif

@@ -1,0 +1,3 @@
+#if Vapor
+// Tests of LocalsVapor (in progress on a branch).
+#endif
