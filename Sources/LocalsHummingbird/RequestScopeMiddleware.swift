@@ -50,7 +50,7 @@ extension HTTPField.Name {
 /// handler but leave out of `scoping` keeps such writes in the connection's task, where no child
 /// task sees them.
 ///
-/// **The body.** Once the handler has returned, the middleware takes a ``LocalsSnapshot`` inside
+/// **The body.** Once the handler has returned, the middleware takes a `LocalsSnapshot` inside
 /// the scopes and wraps the response body so that it is written under that snapshot: a body
 /// produced after the handler returned, or streamed, reads the request's values, the handler's
 /// writes included, as a child task of the request would.

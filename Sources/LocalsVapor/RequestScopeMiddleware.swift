@@ -42,7 +42,7 @@ import _LocalsHTTPSupport
 /// atomically. Pass another `inheritance` (nil: each Local's own policy) and the handler's writes
 /// stay in its own task, out of its children's sight.
 ///
-/// **The body.** Once the handler has returned, the middleware takes a ``LocalsSnapshot`` inside
+/// **The body.** Once the handler has returned, the middleware takes a `LocalsSnapshot` inside
 /// the scopes and wraps a streamed body (`Response.Body(asyncStream:)`,
 /// `Response.Body(managedAsyncStream:)`, `Response.Body(stream:)`) so that its callback runs under
 /// that snapshot: each chunk it writes reads the request's values, the handler's writes included.

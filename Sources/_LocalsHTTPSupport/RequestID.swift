@@ -34,27 +34,24 @@ package struct RequestID: Sendable, Equatable {
 
     /// The id to use.
     package let value: String
-    /// Whether ``value`` came from the request (false: it was generated).
-    package let isFromRequest: Bool
     /// Why the request's id was replaced by a generated one; nil if it was used or there was none.
     package let problem: Problem?
 
     /// The id for a request whose id header holds `incoming` (nil when it has none).
     package init(incoming: String?) {
         guard let incoming else {
-            self.init(value: Self.generate(), isFromRequest: false, problem: nil)
+            self.init(value: Self.generate(), problem: nil)
             return
         }
         if let problem = Self.problem(with: incoming) {
-            self.init(value: Self.generate(), isFromRequest: false, problem: problem)
+            self.init(value: Self.generate(), problem: problem)
         } else {
-            self.init(value: incoming, isFromRequest: true, problem: nil)
+            self.init(value: incoming, problem: nil)
         }
     }
 
-    private init(value: String, isFromRequest: Bool, problem: Problem?) {
+    private init(value: String, problem: Problem?) {
         self.value = value
-        self.isFromRequest = isFromRequest
         self.problem = problem
     }
 

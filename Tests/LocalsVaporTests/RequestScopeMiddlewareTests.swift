@@ -110,7 +110,10 @@ struct RequestScopeMiddlewareTests {
 
     @Test(
         "replaces a malformed id with a new one, and logs why",
-        arguments: [String(repeating: "a", count: 129), "bad\u{1}id", "tab\there", "with space", "", "caf\u{E9}"]
+        arguments: [
+            String(repeating: "a", count: 129), "bad\u{1}id", "tab\there", "with space", "", "caf\u{E9}", "del\u{7F}",
+            "line\r\nbreak",
+        ]
     )
     func replacesMalformedIDs(incoming: String) async throws {
         let capture = LogCapture()
