@@ -151,6 +151,7 @@ let package = Package(
         // What the HTTP (and later gRPC) integrations share: the request id's validation and
         // generation, and opening one request scope over several Locals (not API).
         .target(name: "_LocalsHTTPSupport", dependencies: ["Locals"]),
+        .testTarget(name: "LocalsHTTPSupportTests", dependencies: ["_LocalsHTTPSupport"]),
 
         .target(
             name: "LocalsHummingbird",
