@@ -195,6 +195,25 @@ struct RequestScopeMiddlewareTests {
         }
     }
 
+    @Test("with each Local's own policy (inheritance: nil), the handler's plain writes stay in its own task")
+    func ownPolicyKeepsHandlerWritesInItsTask() async throws {
+        try await withApp(configure: { app in
+            app.logger = LogCapture().logger()
+            app.middleware = Middlewares()
+            app.middleware.use(RequestScopeMiddleware(id: \.id, of: request, inheritance: nil))
+            app.get("own", ":name") { req async throws -> String in
+                request.user = try req.parameters.require("name")
+                async let child = "\(request.id) \(request.user ?? "-")"
+                return "\(request.id) \(request.user ?? "-")|\(await child)"
+            }
+        }) { app in
+            let response = try await app.testing().sendRequest(.GET, "own/ivy", headers: ["X-Request-ID": "own-1"])
+            // The id comes from the scope; the user, written by the handler (a child task of the
+            // scope under .copy), is its own.
+            #expect(response.body.string == "own-1 ivy|own-1 -")
+        }
+    }
+
     @Test("an error response made by a middleware after it carries the id")
     func errorResponseCarriesTheID() async throws {
         try await Self.withRoutes { app in
