@@ -148,11 +148,17 @@ let package = Package(
             ]
         ),
 
+        // What the HTTP (and later gRPC) integrations share: the request id's validation and
+        // generation, and opening one request scope over several Locals (not API).
+        .target(name: "_LocalsHTTPSupport", dependencies: ["Locals"]),
+        .testTarget(name: "LocalsHTTPSupportTests", dependencies: ["_LocalsHTTPSupport"]),
+
         .target(
             name: "LocalsHummingbird",
             dependencies: [
                 "Locals",
                 "LocalsLogging",
+                "_LocalsHTTPSupport",
                 .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
                 .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["Hummingbird"])),
                 .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Hummingbird"])),
@@ -162,6 +168,7 @@ let package = Package(
             name: "LocalsHummingbirdTests",
             dependencies: [
                 "Locals",
+                "LocalsLogging",
                 "LocalsHummingbird",
                 .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
                 .product(
@@ -171,6 +178,7 @@ let package = Package(
                 ),
                 .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["Hummingbird"])),
                 .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "NIOCore", package: "swift-nio", condition: .when(traits: ["Hummingbird"])),
             ]
         ),
 
@@ -179,6 +187,7 @@ let package = Package(
             dependencies: [
                 "Locals",
                 "LocalsLogging",
+                "_LocalsHTTPSupport",
                 .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
                 .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Vapor"])),
             ]
@@ -187,6 +196,7 @@ let package = Package(
             name: "LocalsVaporTests",
             dependencies: [
                 "Locals",
+                "LocalsLogging",
                 "LocalsVapor",
                 .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
                 .product(name: "VaporTesting", package: "vapor", condition: .when(traits: ["Vapor"])),

@@ -10,7 +10,8 @@ let package = Package(
         .executable(name: "request-id-server", targets: ["request-id-server"]),
     ],
     dependencies: [
-        .package(name: "swift-locals", path: "../.."),
+        // The root package with its Hummingbird integration on (which turns on LocalsLogging too).
+        .package(name: "swift-locals", path: "../..", traits: ["Hummingbird"]),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         // Already in Hummingbird's graph; named here because this package imports them directly.
@@ -24,6 +25,8 @@ let package = Package(
             name: "HummingbirdRequestID",
             dependencies: [
                 .product(name: "Locals", package: "swift-locals"),
+                .product(name: "LocalsHummingbird", package: "swift-locals"),
+                .product(name: "LocalsLogging", package: "swift-locals"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -43,6 +46,7 @@ let package = Package(
             dependencies: [
                 "HummingbirdRequestID",
                 .product(name: "Locals", package: "swift-locals"),
+                .product(name: "LocalsHummingbird", package: "swift-locals"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

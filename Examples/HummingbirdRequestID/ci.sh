@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Hummingbird request-id example and runs its tests: Hummingbird's router tests, the
-# event-loop cross-talk test, and the 1,000-request load tests (/hello, and /greet-later with and
-# without a snapshot) against the real server on 127.0.0.1 (ephemeral port).
+# event-loop cross-talk test, and the 1,000-request load tests (/hello and /stream mixed, and
+# /greet-later with and without a snapshot) against the real server on 127.0.0.1 (ephemeral port).
 # A first build fetches and compiles Hummingbird, SwiftNIO and AsyncHTTPClient: minutes, not seconds.
 set -euo pipefail
 

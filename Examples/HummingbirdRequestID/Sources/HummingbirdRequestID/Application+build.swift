@@ -1,9 +1,11 @@
 public import Hummingbird
+import LocalsHummingbird
+import LocalsLogging
 public import Logging
 public import NIOCore
 
 /// Makes the log handler behind every logger of the application, given a label and the
-/// metadata provider to install (``Logging/Logger/MetadataProvider/requestID``).
+/// metadata provider to install (one that reads ``requestFields``).
 public typealias LogHandlerMaker =
     @Sendable (_ label: String, _ metadataProvider: Logger.MetadataProvider) -> any LogHandler
 
@@ -12,16 +14,22 @@ public let standardOutputLogHandler: LogHandlerMaker = { label, metadataProvider
     StreamLogHandler.standardOutput(label: label, metadataProvider: metadataProvider)
 }
 
-/// The routes: ``RequestIDMiddleware`` first, then Hummingbird's request log, then
-/// `GET /hello/{name}`, and `GET /greet-later/{name}` and `GET /greet-later-naive/{name}`, whose
-/// handlers do part of their work in `EventLoopFuture` callbacks on `store`'s event loop.
+/// The routes: LocalsHummingbird's `RequestScopeMiddleware` first, then Hummingbird's request
+/// log, then `GET /hello/{name}`, `GET /stream/{name}` (a body streamed after the handler
+/// returned), and `GET /greet-later/{name}` and `GET /greet-later-naive/{name}`, whose handlers do
+/// part of their work in `EventLoopFuture` callbacks on `store`'s event loop.
 public func buildRouter(store: ProfileStore = .shared) -> Router<BasicRequestContext> {
     let router = Router()
-    router.add(middleware: RequestIDMiddleware())
-    // After the id middleware, so Hummingbird's own "Request" line carries the id too.
+    // Each request gets an id (its valid X-Request-ID, or a new one) stored in `currentRequest.id`
+    // inside a scope that lasts until its body is written, and the id back in X-Request-ID.
+    router.add(middleware: RequestScopeMiddleware(id: \.id, of: currentRequest, logging: requestFields))
+    // After it, so Hummingbird's own "Request" line carries the id too.
     router.add(middleware: LogRequestsMiddleware(.info))
     router.get("hello/:name") { _, context -> String in
         try await Greeting.respond(name: context.parameters.require("name"), logger: context.logger)
+    }
+    router.get("stream/:name") { _, context -> Response in
+        try Streaming.respond(name: context.parameters.require("name"), logger: context.logger)
     }
     router.get("greet-later/:name") { _, context -> String in
         let name = try context.parameters.require("name")
@@ -56,7 +64,7 @@ public func buildApplication(
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     var logger = Logger(label: configuration.serverName ?? "request-id-server") { label in
-        makeLogHandler(label, .requestID)
+        makeLogHandler(label, .locals(requestFields))
     }
     logger.logLevel = logLevel
     return Application(

@@ -7,6 +7,7 @@ public struct RequestValues: Sendable {
     /// Who the request is for, once a handler has found out. Nil until then.
     public var user: String?
 
+    /// Values with the given id and user; both nil by default, as outside a request.
     public init(id: String? = nil, user: String? = nil) {
         self.id = id
         self.user = user
@@ -15,11 +16,17 @@ public struct RequestValues: Sendable {
 
 /// The request the current task is handling.
 ///
-/// ``RequestIDMiddleware`` opens a scope on this `Local` around the rest of the middleware chain,
-/// so any code below it reads `currentRequest.id` with no parameter passing, in the handler's
-/// task and in every child task created there (`async let`, task groups, `Task {}`). Outside a
-/// request, `id` is nil.
+/// `RequestScopeMiddleware` (from LocalsHummingbird) opens a scope on this `Local` for each
+/// request, with `id` set, so any code below it reads `currentRequest.id` with no parameter
+/// passing: in the handler's task, in every child task created there (`async let`, task groups,
+/// `Task {}`), and in the response body's writer. Outside a request, `id` is nil.
 ///
 /// The handler may also write: `currentRequest.user = name` inside the scope reaches the log lines
 /// and the child tasks that come after it, and is dropped when the request ends.
 public let currentRequest = Local { RequestValues() }
+
+/// The fields every log line carries: `request-id`, and `user` once a handler has set it.
+public let requestFields = [
+    LocalField("request-id", of: currentRequest, at: \.id),
+    LocalField("user", of: currentRequest, at: \.user),
+]

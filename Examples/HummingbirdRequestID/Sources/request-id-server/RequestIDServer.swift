@@ -2,8 +2,8 @@ import Hummingbird
 import HummingbirdRequestID
 import Foundation
 
-/// `request-id-server [--port N]`: serves `GET /hello/{name}`, `GET /greet-later/{name}` and
-/// `GET /greet-later-naive/{name}` on 127.0.0.1, logging to standard output with the request id
+/// `request-id-server [--port N]`: serves `GET /hello/{name}`, `GET /stream/{name}`,
+/// `GET /greet-later/{name}` and `GET /greet-later-naive/{name}` on 127.0.0.1, logging to standard output with the request id
 /// on every line written for a request (and, from the naive route's callbacks, the wrong one).
 /// Stops on SIGINT or SIGTERM.
 @main

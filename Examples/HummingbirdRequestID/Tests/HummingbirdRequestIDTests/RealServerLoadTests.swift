@@ -21,12 +21,17 @@ import Foundation
 struct RealServerLoadTests {
     static let requests = 1_000
     static let concurrency = 64
-    /// What the server logs for each request: Hummingbird's request line, the handler's line,
-    /// and the lines of its `async let` child and of its two task-group children.
-    static let requestMessages: Set = ["Request", "greeting requested", "composing greeting", "calling service"]
+    /// What the server logs for each request: Hummingbird's request line, and for `/hello` the
+    /// handler's line and the lines of its `async let` child and of its two task-group children,
+    /// for `/stream` the handler's line and one line per part from the body's writer.
+    static let requestMessages: Set = [
+        "Request", "greeting requested", "composing greeting", "calling service", "streaming", "part written",
+    ]
+    static let linesPerRequest = 5
 
     /// What one request sent and got back.
     struct Exchange: Sendable {
+        let route: String
         let name: String
         let sentID: String?
         var status: Int = 0
@@ -37,7 +42,12 @@ struct RealServerLoadTests {
         /// What is wrong with the exchange, if anything: the response, its id or its body.
         var problem: String? {
             if let idProblem { return idProblem }
-            guard body == "Hello, \(name). Your request id is \(headerID ?? "?")." else {
+            let id = headerID ?? "?"
+            let expected =
+                route == "stream"
+                ? (1...3).map { "part \($0) for \(name) request \(id)\n" }.joined()
+                : "Hello, \(name). Your request id is \(id)."
+            guard body == expected else {
                 return "\(name): body \(body)"
             }
             return nil
@@ -55,28 +65,32 @@ struct RealServerLoadTests {
     }
 
     @Test(
-        "1,000 requests, 64 in flight, half with an id: each response and log line carries its own id",
+        "1,000 requests, 64 in flight, half /hello and half /stream, half with an id: each response, streamed line and log line carries its own id",
         .timeLimit(.minutes(2))
     )
     func loadOverLoopback() async throws {
         let capture = LogCapture()
         let (exchanges, peakInFlight, duration) = try await Self.withRealServer(capture: capture) { port in
-            try await Self.drive(port: port, route: "hello")
+            try await Self.drive(port: port) { $0.isMultiple(of: 2) ? "hello" : "stream" }
         }
 
-        // Responses: every one echoes its own id, generated ids are unique.
+        // Responses: every one echoes its own id, in the header and in the body (each of the three
+        // lines of a streamed body), and generated ids are unique.
         let problems = exchanges.compactMap(\.problem)
         let generated = exchanges.filter { $0.sentID == nil }.compactMap(\.headerID)
         let idOfName = Dictionary(uniqueKeysWithValues: exchanges.map { ($0.name, $0.headerID ?? "?") })
         let names = Set(idOfName.keys)
+        let streamedLines = exchanges.filter { $0.route == "stream" }.map { $0.body.split(separator: "\n").count }
+            .reduce(0, +)
 
         // Log lines: every line written for a request carries exactly that request's id.
         let entries = capture.entries
         var linesPerID: [String: Int] = [:]
         var logProblems: [String] = []
         for entry in entries {
-            // Which request wrote the line, as far as the line says so itself.
-            let path = entry.metadata["hb.request.path"].map { String($0.dropFirst("/hello/".count)) }
+            // Which request wrote the line, as far as the line says so itself: the path of
+            // Hummingbird's request line, the name the handler logs, the user it set.
+            let path = entry.metadata["hb.request.path"].map { String($0.split(separator: "/").last ?? "") }
             let claimed = [path, entry.metadata["name"], entry.metadata["user"]].compactMap { $0 }
             guard let id = entry.requestID else {
                 // Only the server's own lines (started, shutting down) may go without an id.
@@ -89,24 +103,26 @@ struct RealServerLoadTests {
             for name in claimed where idOfName[name] != id {
                 logProblems.append("line of \(name) carries \(id): \(entry)")
             }
-            if claimed.isEmpty && entry.message != "calling service" {
-                logProblems.append("unexpected line: \(entry)")
+            if claimed.isEmpty {
+                logProblems.append("a line that names no request: \(entry)")
             }
         }
-        for exchange in exchanges where linesPerID[exchange.headerID ?? "?"] != 5 {
-            logProblems.append("\(exchange.name): \(linesPerID[exchange.headerID ?? "?"] ?? 0) lines, expected 5")
+        for exchange in exchanges where linesPerID[exchange.headerID ?? "?"] != Self.linesPerRequest {
+            let count = linesPerID[exchange.headerID ?? "?"] ?? 0
+            logProblems.append("\(exchange.name): \(count) lines, expected \(Self.linesPerRequest)")
         }
 
         let failures = problems.count
         let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         print(
             """
-            request-id-server load: \(exchanges.count) requests, concurrency \(Self.concurrency) \
-            (peak \(peakInFlight) in flight), \(failures) failures, \
-            \(String(format: "%.2f", seconds)) s (\(Int(Double(exchanges.count) / seconds)) req/s); \
-            \(generated.count) ids generated (\(Set(generated).count) distinct), \
-            \(entries.count) log lines (\(linesPerID.values.reduce(0, +)) with a request id), \
-            \(logProblems.count) log problems
+            request-id-server load: \(exchanges.count) requests (\(exchanges.count - streamedLines / 3) /hello, \
+            \(streamedLines / 3) /stream), concurrency \(Self.concurrency) (peak \(peakInFlight) in flight), \
+            \(failures) failures, \(String(format: "%.2f", seconds)) s \
+            (\(Int(Double(exchanges.count) / seconds)) req/s); \(generated.count) ids generated \
+            (\(Set(generated).count) distinct); checked: \(exchanges.count) X-Request-ID headers, \
+            \(streamedLines) streamed lines, \(entries.count) log lines \
+            (\(linesPerID.values.reduce(0, +)) with a request id); \(logProblems.count) log problems
             """
         )
 
@@ -114,11 +130,12 @@ struct RealServerLoadTests {
         #expect(names.count == Self.requests)
         #expect(peakInFlight >= Self.concurrency)
         #expect(problems.isEmpty, "\(problems.prefix(5))")
+        #expect(streamedLines == Self.requests / 2 * 3)
         #expect(generated.count == Self.requests / 2)
         #expect(Set(generated).count == generated.count)
         #expect(Set(exchanges.compactMap(\.headerID)).count == Self.requests)
         #expect(logProblems.isEmpty, "\(logProblems.prefix(5))")
-        #expect(linesPerID.values.reduce(0, +) == Self.requests * 5)
+        #expect(linesPerID.values.reduce(0, +) == Self.requests * Self.linesPerRequest)
     }
 
     @Test("requests that follow one another on a keep-alive connection each see only their own id")
@@ -198,11 +215,20 @@ struct RealServerLoadTests {
         }
     }
 
-    /// Sends `GET /<route>/user<n>` for every n below `requests` from `concurrency` workers, each
-    /// sending its share one after another.
+    /// Sends `GET /<route>/user<n>` for every n below `requests`: the same route for all.
     static func drive(
         port: Int,
         route: String
+    ) async throws -> (exchanges: [Exchange], peakInFlight: Int, duration: Duration) {
+        try await drive(port: port) { _ in route }
+    }
+
+    /// Sends `GET /<route(n)>/user<n>` for every n below `requests` from `concurrency` workers,
+    /// each sending its share one after another. Requests 0 and 1 of every 4 carry
+    /// `X-Request-ID: client-<n>`, the others none, so that every route gets both.
+    static func drive(
+        port: Int,
+        route: @escaping @Sendable (Int) -> String
     ) async throws -> (exchanges: [Exchange], peakInFlight: Int, duration: Duration) {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = HTTPClient.Configuration.ConnectionPool(
@@ -220,10 +246,14 @@ struct RealServerLoadTests {
                     var done: [Exchange] = []
                     for index in stride(from: worker, to: requests, by: concurrency) {
                         let name = "user\(index)"
-                        var exchange = Exchange(name: name, sentID: index.isMultiple(of: 2) ? "client-\(index)" : nil)
+                        var exchange = Exchange(
+                            route: route(index),
+                            name: name,
+                            sentID: index % 4 < 2 ? "client-\(index)" : nil
+                        )
                         gauge.enter()
                         do {
-                            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/\(route)/\(name)")
+                            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/\(exchange.route)/\(name)")
                             if let id = exchange.sentID {
                                 request.headers.add(name: "X-Request-ID", value: id)
                             }

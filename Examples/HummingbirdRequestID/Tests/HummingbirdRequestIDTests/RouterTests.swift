@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdRequestID
 import HummingbirdTesting
+import LocalsHummingbird
 import Logging
 import NIOCore
 import Testing
@@ -12,8 +13,8 @@ import FoundationEssentials
 import Foundation
 #endif
 
-@Suite("RequestIDMiddleware, through Hummingbird's router test framework")
-struct RequestIDMiddlewareTests {
+@Suite("The request-id server, through Hummingbird's router test framework")
+struct RouterTests {
     @Test("echoes the client's X-Request-ID on the response and in the greeting")
     func echoesClientID() async throws {
         let app = buildApplication(makeLogHandler: LogCapture().makeLogHandler)
@@ -44,26 +45,52 @@ struct RequestIDMiddlewareTests {
     }
 
     @Test(
-        "replaces an X-Request-ID that could break a log line",
-        arguments: ["", "two words", "a=b", "quote\"", String(repeating: "x", count: 129), "é"]
+        "replaces a malformed X-Request-ID with a new UUID",
+        arguments: ["", "two words", "tab\tid", "bell\u{7}ring", String(repeating: "x", count: 129), "\u{E9}"]
     )
-    func replacesUnacceptableID(_ sent: String) async throws {
-        let app = buildApplication(makeLogHandler: LogCapture().makeLogHandler)
+    func replacesMalformedID(_ sent: String) async throws {
+        let capture = LogCapture()
+        let app = buildApplication(makeLogHandler: capture.makeLogHandler)
         try await app.test(.router) { client in
             try await client.execute(uri: "/hello/cy", method: .get, headers: [.xRequestID: sent]) { response in
                 let id = try #require(response.headers[.xRequestID])
                 #expect(id != sent)
                 #expect(UUID(uuidString: id) != nil)
+                #expect(String(buffer: response.body) == "Hello, cy. Your request id is \(id).")
+            }
+        }
+        // The middleware says why, on a line that carries the new id.
+        let notices = capture.entries.filter { $0.message.hasPrefix("X-Request-ID dropped") }
+        #expect(notices.count == 1)
+        #expect(notices.first?.metadata["reason"] != nil)
+    }
+
+    @Test(
+        "uses any X-Request-ID of 1 to 128 visible ASCII characters as it is",
+        arguments: ["a", "A-z_0.9:x", "a=b", "quote\"", String(repeating: "7", count: 128)]
+    )
+    func acceptsVisibleASCII(_ id: String) async throws {
+        let app = buildApplication(makeLogHandler: LogCapture().makeLogHandler)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/hello/di", method: .get, headers: [.xRequestID: id]) { response in
+                #expect(response.headers[.xRequestID] == id)
             }
         }
     }
 
-    @Test(
-        "accepts ids made of letters, digits and - _ . :",
-        arguments: ["a", "A-z_0.9:x", String(repeating: "7", count: 128)]
-    )
-    func acceptsPlainIDs(_ id: String) {
-        #expect(RequestIDMiddleware<BasicRequestContext>.isAcceptable(id))
+    @Test("a streamed body, written after the handler returned, reads the request's id in each line")
+    func streamsWithTheID() async throws {
+        let capture = LogCapture()
+        let app = buildApplication(makeLogHandler: capture.makeLogHandler)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/stream/fay", method: .get, headers: [.xRequestID: "s-1"]) { response in
+                #expect(response.headers[.xRequestID] == "s-1")
+                #expect(String(buffer: response.body) == "part 1 for fay request s-1\npart 2 for fay request s-1\npart 3 for fay request s-1\n")
+            }
+        }
+        let lines = capture.entries.filter { $0.requestID == "s-1" }
+        #expect(lines.map(\.message) == ["Request", "streaming", "part written", "part written", "part written"])
+        #expect(lines.dropFirst().allSatisfy { $0.metadata["user"] == "fay" })
     }
 
     @Test("sets X-Request-ID on error responses too")

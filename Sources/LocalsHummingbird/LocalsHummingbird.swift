@@ -1,3 +1,0 @@
-#if Hummingbird
-// Built by the Hummingbird integration (in progress on a branch).
-#endif

@@ -1,3 +1,0 @@
-#if Vapor
-// Built by the Vapor integration (in progress on a branch).
-#endif

@@ -1,3 +1,0 @@
-#if Hummingbird
-// Tests of LocalsHummingbird (in progress on a branch).
-#endif

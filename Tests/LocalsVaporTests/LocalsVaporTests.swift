@@ -1,3 +1,0 @@
-#if Vapor
-// Tests of LocalsVapor (in progress on a branch).
-#endif
