@@ -15,23 +15,27 @@ import Synchronization
 ///
 /// A public `@TaskLocal` needs none of this: pass it to `LocalsSnapshot.carry(_:)`.
 /// A library that keeps its task-local private, and offers a getter and a `with…` function
-/// instead (swift-log's `Logger.current` and `withLogger`), is carried through a conformance:
+/// instead, is carried through a conformance. Say a library offers `Tenant.current` and
+/// `withTenant(_:operation:)`:
 ///
 /// ```swift
-/// struct CurrentLogger: CarriedContext {
-///     var currentValue: Logger { Logger.current }
+/// struct CurrentTenant: CarriedContext {
+///     var currentValue: String? { Tenant.current }
 ///
-///     func withValue(_ value: Logger, operation: () -> Void) {
-///         withLogger(value) { _ in operation() }
+///     func withValue(_ value: String?, operation: () -> Void) {
+///         withTenant(value, operation: operation)
 ///     }
 ///
-///     func withValue(_ value: Logger, isolation: isolated (any Actor)?, operation: () async -> Void) async {
-///         await withLogger(value) { _ in await operation() }
+///     func withValue(_ value: String?, isolation: isolated (any Actor)?, operation: () async -> Void) async {
+///         await withTenant(value, operation: operation)
 ///     }
 /// }
 ///
-/// LocalsSnapshot.carry(CurrentLogger())     // once, at startup
+/// LocalsSnapshot.carry(CurrentTenant())     // once, at startup
 /// ```
+///
+/// (swift-log's `Logger.current` and `withLogger` are such a pair; the LocalsLogging module of this
+/// package carries them with its `CurrentLogger`.)
 ///
 /// ## Implementing a carried context
 ///
@@ -108,7 +112,7 @@ extension LocalsSnapshot {
     /// ``CarriedContext``); a public `@TaskLocal` goes to `LocalsSnapshot.carry(_:)`.
     ///
     /// ```swift
-    /// LocalsSnapshot.carry(CurrentLogger())
+    /// LocalsSnapshot.carry(CurrentTenant())
     /// ```
     ///
     /// Registering an equal context again changes nothing; registering is thread-safe. Only

@@ -79,8 +79,10 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
             return try operation()
         }
         var result: Result<R, E>?
-        carried.run {
+        if carried.isEmpty {
             run(from: 0) { result = Result { () throws(E) -> R in try operation() } }
+        } else {
+            carried.run { run(from: 0) { result = Result { () throws(E) -> R in try operation() } } }
         }
         return try result.unsafelyUnwrapped.get()
     }
