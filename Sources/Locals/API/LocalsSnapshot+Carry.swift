@@ -94,8 +94,8 @@ extension LocalsSnapshot {
     /// - A task-local that is unbound where ``capture()`` runs is captured as its default value, and
     ///   bound as such inside `run`, whatever the running code had bound (as Python's
     ///   `copy_context` does).
-    /// - An empty snapshot (``init()``) binds it to its default, as it leaves every Local unseen:
-    ///   work run in it keeps nothing of the caller's context.
+    /// - An empty snapshot (``init()``) binds it to its default: work run in one, such as a
+    ///   background job started from a request, does not see the request's value.
     /// - Registering the same task-local again changes nothing; registering is thread-safe. Only
     ///   snapshots taken after the call carry it. A task-local never registered is not carried.
     ///

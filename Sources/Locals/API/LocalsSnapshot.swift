@@ -45,7 +45,7 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     ///
     /// Carried task-locals (see `LocalsSnapshot.carry(_:)`) are bound to their default
     /// values inside `run`: work run in an empty snapshot, such as a background job started from a
-    /// request, keeps nothing of the caller's context, neither its trace context nor its logger.
+    /// request, does not continue the request's trace context or use its logger.
     public init() {
         parts = []
         carried = Carriers.unbound()
