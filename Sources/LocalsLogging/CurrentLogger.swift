@@ -23,13 +23,16 @@ public import Logging
 ///
 /// Like every carried context, a snapshot taken where no `withLogger` is in effect carries
 /// swift-log's unbound default logger, and an empty `LocalsSnapshot()` binds that default.
-public struct CurrentLogger: CarriedContext {
+public struct CurrentLogger: CarriedContext, CustomStringConvertible {
     /// The task-local logger. All instances stand for the same one.
     ///
     /// ```swift
     /// LocalsSnapshot.carry(CurrentLogger())
     /// ```
     public init() {}
+
+    /// `Logger.current`, as a snapshot's debug description names it.
+    public var description: String { "Logger.current" }
 
     /// `Logger.current`: the logger bound by the innermost `withLogger`, or swift-log's unbound
     /// default.

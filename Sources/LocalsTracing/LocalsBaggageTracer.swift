@@ -34,8 +34,8 @@ public import Tracing
 /// ])
 /// ```
 ///
-/// Making one also makes every ``Locals/LocalsSnapshot`` carry `ServiceContext.current`, as
-/// ``LocalsBaggage`` does.
+/// Its ``LocalsBaggage`` has made every `LocalsSnapshot` carry `ServiceContext.current`, so a
+/// callback run in a snapshot injects the request's trace context and baggage.
 public struct LocalsBaggageTracer<Wrapped: Tracer>: Tracer {
     /// The wrapped tracer's span type: spans are the wrapped tracer's.
     public typealias Span = Wrapped.Span
@@ -65,7 +65,6 @@ public struct LocalsBaggageTracer<Wrapped: Tracer>: Tracer {
         self.baggage = baggage
         self.wrapped = tracer
         self.spanAttributes = spanAttributes
-        LocalsSnapshot.carry(ServiceContext.$current)
     }
 
     /// Starts a span of the wrapped tracer, with the ``spanAttributes`` the running task sees.
