@@ -35,7 +35,7 @@ public struct BaggageField: Sendable {
     public let key: String
 
     /// The field with its Local's value type erased.
-    @usableFromInline let access: any AnyLocalField
+    @usableFromInline let access: any AnyBaggageFieldAccess
 
     /// A field with its own conversions to and from text.
     ///
@@ -63,7 +63,7 @@ public struct BaggageField: Sendable {
     public init<Value, T>(
         _ key: String,
         of local: Local<Value>,
-        at keyPath: WritableKeyPath<Value, T> & Sendable,
+        at keyPath: any WritableKeyPath<Value, T> & Sendable,
         encode: @escaping @Sendable (T) -> String?,
         decode: @escaping @Sendable (String) -> T?
     ) {
@@ -71,8 +71,8 @@ public struct BaggageField: Sendable {
         self.key = key
         // Made once: `local.value` spells `\Value.self` at each access, and that key path is built
         // anew every time (it comes from generic code), which would dominate an inject.
-        let wholeValue: WritableKeyPath<Value, Value> & Sendable = \Value.self
-        self.access = LocalField<Value>(
+        let wholeValue: any WritableKeyPath<Value, Value> & Sendable = \Value.self
+        self.access = BaggageFieldAccess<Value>(
             key: key,
             local: local,
             encode: { value in encode(value[keyPath: keyPath]) },
@@ -106,7 +106,7 @@ public struct BaggageField: Sendable {
     public init<Value, T: LosslessStringConvertible & Sendable>(
         _ key: String,
         of local: Local<Value>,
-        at keyPath: WritableKeyPath<Value, T?> & Sendable,
+        at keyPath: any WritableKeyPath<Value, T?> & Sendable,
         accepting accept: @escaping @Sendable (String) -> Bool = { _ in true }
     ) {
         self.init(
@@ -121,6 +121,26 @@ public struct BaggageField: Sendable {
         )
     }
 
+    /// A field that is sent and never written back: its text is the ``Locals/LocalField``'s
+    /// value in the task that makes the outgoing call; a received member with its key is dropped,
+    /// since this service's Local, not the caller, decides that key's value from here on.
+    ///
+    /// ```swift
+    /// let userField = LocalField("user", of: request, at: \.user)    // also a log field, a span attribute
+    /// let baggage = LocalsBaggage([
+    ///     BaggageField("tenant", of: request, at: \.tenant),          // received and sent
+    ///     BaggageField(sending: userField),                           // sent only
+    /// ])
+    /// ```
+    ///
+    /// - Parameter field: The field; its key is the baggage key, a non-empty RFC 7230 token
+    ///   (anything else stops the program).
+    public init(sending field: LocalField) {
+        precondition(Self.isValidKey(field.key), "A baggage key must be a non-empty RFC 7230 token: \(field.key.debugDescription)")
+        self.key = field.key
+        self.access = SendOnlyFieldAccess(field)
+    }
+
     /// Whether `key` can name a baggage member: a non-empty RFC 7230 token.
     public static func isValidKey(_ key: String) -> Bool {
         !key.isEmpty && key.utf8.allSatisfy(W3CBaggageFormat.isTokenCharacter)
@@ -129,11 +149,11 @@ public struct BaggageField: Sendable {
 
 /// A field's access to its Local, with the Local's value type hidden.
 @usableFromInline
-protocol AnyLocalField: Sendable {
+protocol AnyBaggageFieldAccess: Sendable {
     /// Identifies the Local, so that fields of one Local are read and bound together.
     var localID: ObjectIdentifier { get }
     /// Makes the group of all fields of this field's Local, this one included.
-    func makeGroup(_ fields: [any AnyLocalField]) -> any AnyLocalFieldGroup
+    func makeGroup(_ fields: [any AnyBaggageFieldAccess]) -> any AnyBaggageFieldGroup
 }
 
 /// A field's access to a Local whose values are `Value`.
@@ -141,7 +161,7 @@ protocol AnyLocalField: Sendable {
 /// Everything that touches the Local goes through closures made in ``BaggageField``'s inlinable
 /// initializers, that is, specialized for `Value` in the module that declares the field.
 @usableFromInline
-struct LocalField<Value: Sendable>: AnyLocalField {
+struct BaggageFieldAccess<Value: Sendable>: AnyBaggageFieldAccess {
     let key: String
     let local: Local<Value>
     /// The text to send for the attribute of a value, nil for none.
@@ -182,9 +202,41 @@ struct LocalField<Value: Sendable>: AnyLocalField {
     var localID: ObjectIdentifier { ObjectIdentifier(local) }
 
     @usableFromInline
-    func makeGroup(_ fields: [any AnyLocalField]) -> any AnyLocalFieldGroup {
+    func makeGroup(_ fields: [any AnyBaggageFieldAccess]) -> any AnyBaggageFieldGroup {
         // Fields with the same Local have the same value type: `localID` names one object.
-        LocalFieldGroup(fields: fields.map { $0 as! LocalField<Value> })
+        BaggageFieldGroup(fields: fields.map { $0 as! BaggageFieldAccess<Value> })
+    }
+}
+
+/// A field that is only sent: read as text through the core's `LocalField`, which hides its Local,
+/// so it is a group of its own (an object, for an identity of its own).
+final class SendOnlyFieldAccess: AnyBaggageFieldAccess, AnyBaggageFieldGroup {
+    let field: LocalField
+
+    init(_ field: LocalField) {
+        self.field = field
+    }
+
+    var localID: ObjectIdentifier { ObjectIdentifier(self) }
+
+    func makeGroup(_ fields: [any AnyBaggageFieldAccess]) -> any AnyBaggageFieldGroup { self }
+
+    func appendFields(to writer: inout BaggageHeaderWriter) {
+        guard var text = field.currentValue else { return }
+        var key = field.key
+        key.withUTF8 { key in
+            text.withUTF8 { text in
+                _ = writer.appendMember(key: key, text: text)
+            }
+        }
+    }
+
+    func withValues<R, E: Error>(
+        from baggage: ExtractedBaggage?,
+        isolation: isolated (any Actor)?,
+        operation: () async throws(E) -> R
+    ) async throws(E) -> R {
+        try await operation()
     }
 }
 #endif

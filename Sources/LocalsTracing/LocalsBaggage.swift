@@ -1,5 +1,6 @@
 #if Tracing
 public import Instrumentation
+import Locals
 
 /// A W3C Baggage instrument that carries chosen `Local` fields to other services, and passes the
 /// rest of the received baggage along unchanged.
@@ -47,6 +48,10 @@ public import Instrumentation
 /// - Any other member is kept as it arrived, properties included, to be forwarded.
 ///
 /// Extraction never fails and never throws: at worst the context gets no baggage.
+///
+/// Making one makes every `LocalsSnapshot` carry `ServiceContext.current` too (as
+/// `LocalsSnapshot.carry(ServiceContext.$current)` does): a callback run in a snapshot injects the
+/// request's baggage and trace context into its outgoing calls.
 public struct LocalsBaggage: Instrument, Sendable {
     /// The header name, lowercase as the specification recommends.
     public static let headerName = "baggage"
@@ -60,7 +65,7 @@ public struct LocalsBaggage: Instrument, Sendable {
     public let fields: [BaggageField]
 
     /// One group per Local, in the order of each Local's first field.
-    let groups: [any AnyLocalFieldGroup]
+    let groups: [any AnyBaggageFieldGroup]
     /// The fields' keys as UTF-8, for comparing with keys in received headers.
     let keys: [[UInt8]]
 
@@ -74,6 +79,9 @@ public struct LocalsBaggage: Instrument, Sendable {
     /// the two a received member should set would be anyone's guess. Fields of one `Local` are
     /// read together, from one read of its value, and bound in one scope.
     public init(_ fields: [BaggageField]) {
+        // Snapshots carry the request's context (its pass-through baggage and trace context) into
+        // callbacks, where outgoing calls inject it.
+        LocalsSnapshot.carry(ServiceContext.$current)
         var seen: Set<String> = []
         for field in fields {
             precondition(
@@ -84,7 +92,7 @@ public struct LocalsBaggage: Instrument, Sendable {
         self.fields = fields
         self.keys = fields.map { Array($0.key.utf8) }
         var order: [ObjectIdentifier] = []
-        var members: [ObjectIdentifier: [any AnyLocalField]] = [:]
+        var members: [ObjectIdentifier: [any AnyBaggageFieldAccess]] = [:]
         for field in fields {
             let id = field.access.localID
             if members[id] == nil { order.append(id) }
@@ -310,7 +318,7 @@ public struct LocalsBaggage: Instrument, Sendable {
 
 /// The fields of one Local, read and bound together.
 @usableFromInline
-protocol AnyLocalFieldGroup: Sendable {
+protocol AnyBaggageFieldGroup: Sendable {
     /// Appends each field that has a value, from one read of the Local in the current task.
     func appendFields(to writer: inout BaggageHeaderWriter)
 
@@ -322,9 +330,9 @@ protocol AnyLocalFieldGroup: Sendable {
     ) async throws(E) -> R
 }
 
-struct LocalFieldGroup<Value: Sendable>: AnyLocalFieldGroup {
+struct BaggageFieldGroup<Value: Sendable>: AnyBaggageFieldGroup {
     /// At least one field; the Local is read and scoped through the first one's closures.
-    let fields: [LocalField<Value>]
+    let fields: [BaggageFieldAccess<Value>]
 
     func appendFields(to writer: inout BaggageHeaderWriter) {
         // One read: fields of one Local always come from the same value.

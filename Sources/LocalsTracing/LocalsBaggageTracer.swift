@@ -1,5 +1,6 @@
 #if Tracing
 public import Instrumentation
+public import Locals
 public import Tracing
 
 /// A tracer that adds ``LocalsBaggage`` to another tracer's propagation: spans are the wrapped
@@ -23,6 +24,18 @@ public import Tracing
 ///
 /// If the wrapped tracer writes a `baggage` header of its own, the carrier gets two; wrap a tracer
 /// that propagates only trace context (`traceparent`, `tracestate`).
+///
+/// It can also write chosen Local fields as attributes of every span it starts, read in the task
+/// that starts the span:
+///
+/// ```swift
+/// let tracer = LocalsBaggageTracer(baggage, wrapping: otelTracer, spanAttributes: [
+///     LocalField("request.id", of: request, at: \.requestID),
+/// ])
+/// ```
+///
+/// Its ``LocalsBaggage`` has made every `LocalsSnapshot` carry `ServiceContext.current`, so a
+/// callback run in a snapshot injects the request's trace context and baggage.
 public struct LocalsBaggageTracer<Wrapped: Tracer>: Tracer {
     /// The wrapped tracer's span type: spans are the wrapped tracer's.
     public typealias Span = Wrapped.Span
@@ -31,18 +44,30 @@ public struct LocalsBaggageTracer<Wrapped: Tracer>: Tracer {
     public let baggage: LocalsBaggage
     /// The tracer that makes the spans and propagates its own context.
     public let wrapped: Wrapped
+    /// The fields written as attributes of every span this tracer starts.
+    public let spanAttributes: [LocalField]
 
-    /// Wraps `tracer`, adding `baggage` to what it injects and extracts.
+    /// Wraps `tracer`, adding `baggage` to what it injects and extracts, and `spanAttributes` to
+    /// every span it starts.
     ///
     /// ```swift
-    /// let tracer = LocalsBaggageTracer(baggage, wrapping: InMemoryTracer())
+    /// let tracer = LocalsBaggageTracer(baggage, wrapping: InMemoryTracer(), spanAttributes: [
+    ///     LocalField("request.id", of: request, at: \.requestID),
+    /// ])
     /// ```
-    public init(_ baggage: LocalsBaggage, wrapping tracer: Wrapped) {
+    ///
+    /// - Parameters:
+    ///   - baggage: The fields that travel as W3C baggage.
+    ///   - tracer: The tracer that makes the spans and propagates trace context.
+    ///   - spanAttributes: Fields set as string attributes of each span when it starts, read in the
+    ///     task that starts it; a nil field is left out. None by default.
+    public init(_ baggage: LocalsBaggage, wrapping tracer: Wrapped, spanAttributes: [LocalField] = []) {
         self.baggage = baggage
         self.wrapped = tracer
+        self.spanAttributes = spanAttributes
     }
 
-    /// Starts a span of the wrapped tracer.
+    /// Starts a span of the wrapped tracer, with the ``spanAttributes`` the running task sees.
     public func startSpan<Instant: TracerInstant>(
         _ operationName: String,
         context: @autoclosure () -> ServiceContext,
@@ -52,7 +77,7 @@ public struct LocalsBaggageTracer<Wrapped: Tracer>: Tracer {
         file fileID: String,
         line: UInt
     ) -> Span {
-        wrapped.startSpan(
+        let span = wrapped.startSpan(
             operationName,
             context: context(),
             ofKind: kind,
@@ -61,6 +86,10 @@ public struct LocalsBaggageTracer<Wrapped: Tracer>: Tracer {
             file: fileID,
             line: line
         )
+        if !spanAttributes.isEmpty {
+            span.setAttributes(from: spanAttributes)
+        }
+        return span
     }
 
     /// The wrapped tracer's active span for `context`.
@@ -103,6 +132,27 @@ extension LocalsBaggageTracer where Wrapped == NoOpTracer {
     /// ```
     public init(_ baggage: LocalsBaggage) {
         self.init(baggage, wrapping: NoOpTracer())
+    }
+}
+
+extension Span {
+    /// Sets each field the running task sees as a string attribute of the span; a nil field is
+    /// left out (an attribute already set under its key stays).
+    ///
+    /// ```swift
+    /// try await withSpan("checkout") { span in
+    ///     span.setAttributes(from: [LocalField("tenant", of: request, at: \.tenant)])
+    /// }
+    /// ```
+    ///
+    /// - Parameter fields: The fields to set, each under its key.
+    public func setAttributes(from fields: [LocalField]) {
+        guard isRecording else { return }
+        for field in fields {
+            if let text = field.currentValue {
+                attributes[field.key] = text
+            }
+        }
     }
 }
 #endif

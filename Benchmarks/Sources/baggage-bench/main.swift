@@ -1,7 +1,7 @@
 // baggage-bench: what LocalsBaggage costs per request, beside ServiceContext baselines measured
 // in the same run. Run it in release mode on a quiet machine:
 //
-//     swift run -c release --package-path Integrations/LocalsTracing baggage-bench [--iterations N]
+//     swift run -c release --package-path Benchmarks baggage-bench [--iterations N]
 //
 // Timings are medians of several rounds; they vary with the machine and its load, so compare the
 // rows of one run with each other rather than across runs.

@@ -36,10 +36,12 @@ public struct LocalField: Sendable {
         of local: Local<Value>,
         at keyPath: KeyPath<Value, T>
     ) {
-        // Key paths are immutable once made; Swift 6.3 does not mark a non-literal one Sendable.
-        nonisolated(unsafe) let keyPath = keyPath
+        // The text's key path, made once: the closure then captures no metatype of `T`, which need
+        // not be Sendable. Key paths are immutable once made; Swift 6.3 does not mark a non-literal
+        // one Sendable.
+        nonisolated(unsafe) let text = keyPath.appending(path: \T.description)
         self.key = key
-        self.read = { local[dynamicMember: keyPath].description }
+        self.read = { local[dynamicMember: text] }
     }
 
     /// A field whose attribute is optional: while it is nil the field is left out.
@@ -53,9 +55,9 @@ public struct LocalField: Sendable {
         of local: Local<Value>,
         at keyPath: KeyPath<Value, T?>
     ) {
-        nonisolated(unsafe) let keyPath = keyPath
+        nonisolated(unsafe) let text = keyPath.appending(path: \T?.?.description)
         self.key = key
-        self.read = { local[dynamicMember: keyPath]?.description }
+        self.read = { local[dynamicMember: text] }
     }
 
     /// The field's text for the running context, or nil where its attribute is nil.

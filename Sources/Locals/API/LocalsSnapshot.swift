@@ -31,29 +31,41 @@
 /// inside `run` inherit from it. `run` nests and restores like a scope, on any task or thread,
 /// from any number of threads at once.
 ///
+/// A snapshot also carries the `@TaskLocal`s (and ``CarriedContext``s) registered with
+/// `LocalsSnapshot.carry(_:)`: `capture()` records their values and `run` binds them.
+///
 /// A snapshot costs about as much as opening a scope for each Local that holds something for the
 /// context; see <doc:Performance>.
 public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     let parts: [SnapshotPart]
+    /// The values of the registered carried task-locals and contexts.
+    let carried: CarriedValues
 
-    /// A snapshot that holds nothing: `run` runs its operation as it is.
+    /// A snapshot that holds nothing of any Local.
+    ///
+    /// Carried task-locals (see `LocalsSnapshot.carry(_:)`) are bound to their default
+    /// values inside `run`: work run in an empty snapshot, such as a background job started from a
+    /// request, does not continue the request's trace context or use its logger.
     public init() {
         parts = []
+        carried = Carriers.unbound()
     }
 
-    init(parts: [SnapshotPart]) {
+    init(parts: [SnapshotPart], carried: CarriedValues = CarriedValues()) {
         self.parts = parts
+        self.carried = carried
     }
 
-    /// Takes what every live ``Local`` holds for the running task or thread, now.
+    /// Takes what every live ``Local`` holds for the running task or thread, now, and the value of
+    /// every carried task-local.
     public static func capture() -> LocalsSnapshot {
-        LocalsSnapshot(parts: LiveLocals.capture())
+        LocalsSnapshot(parts: LiveLocals.capture(), carried: Carriers.capture())
     }
 
-    /// How many Locals the snapshot holds something of.
+    /// How many Locals the snapshot holds something of (carried task-locals aside).
     public var count: Int { parts.count }
 
-    /// Whether the snapshot holds nothing.
+    /// Whether the snapshot holds nothing of any Local (carried task-locals aside).
     public var isEmpty: Bool { parts.isEmpty }
 
     /// Runs `operation` with every captured Local's value in place, then puts the running context's
@@ -63,11 +75,15 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     /// completion = { result in snapshot.run { handle(result) } }
     /// ```
     public func run<R, E: Error>(_ operation: () throws(E) -> R) throws(E) -> R {
-        if parts.isEmpty {
+        if parts.isEmpty && carried.isEmpty {
             return try operation()
         }
         var result: Result<R, E>?
-        run(from: 0) { result = Result { () throws(E) -> R in try operation() } }
+        if carried.isEmpty {
+            run(from: 0) { result = Result { () throws(E) -> R in try operation() } }
+        } else {
+            carried.run { run(from: 0) { result = Result { () throws(E) -> R in try operation() } } }
+        }
         return try result.unsafelyUnwrapped.get()
     }
 
@@ -86,15 +102,17 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
         isolation: isolated (any Actor)? = #isolation,
         _ operation: () async throws(E) -> R
     ) async throws(E) -> R {
-        if parts.isEmpty {
+        if parts.isEmpty && carried.isEmpty {
             return try await operation()
         }
         var result: Result<R, E>?
-        await run(from: 0, isolation: isolation) {
-            do throws(E) {
-                result = .success(try await operation())
-            } catch {
-                result = .failure(error)
+        await carried.run(isolation: isolation) {
+            await run(from: 0, isolation: isolation) {
+                do throws(E) {
+                    result = .success(try await operation())
+                } catch {
+                    result = .failure(error)
+                }
             }
         }
         return try result.unsafelyUnwrapped.get()
@@ -129,15 +147,17 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     }
 
     /// Each captured Local (its name, if it was given one), its value now, and where it came from:
-    /// the file and line of the scope it was in, or the context's own value.
+    /// the file and line of the scope it was in, or the context's own value; then each carried
+    /// task-local and its value.
     ///
     /// ```
     /// LocalsSnapshot of 2 Locals:
     ///   Local<RequestState>("request", TaskDiscriminator, inheritance: .copy) = RequestState(...) (a .copy scope opened at App/Middleware.swift:42)
     ///   Local<Cart>(SessionDiscriminator, inheritance: .copy) = Cart(items: [...]) (the session s-42)
+    ///   TaskLocal<Optional<String>> = Optional("t-1") (carried)
     /// ```
     public var debugDescription: String {
-        let lines = parts.map { "  " + $0.listing() }
+        let lines = (parts.map { $0.listing() } + carried.listings).map { "  " + $0 }
         let count = parts.count == 1 ? "1 Local" : "\(parts.count) Locals"
         return (["LocalsSnapshot of \(count):"] + lines).joined(separator: "\n")
     }
