@@ -384,11 +384,10 @@ extension Storage {
     /// Points the running context's accesses at `frame` by `route`, as a child of that scope.
     @inlinable
     func redirect(_ route: Route, _ frame: ScopeFrame<Value>, _ overlay: OverlayState<Value>?) -> Redirect {
-        let cell = cachedCell() ?? Unmanaged.passUnretained(resolveCell())
-        let epoch = self.epoch.load(ordering: .relaxed)
-        return cell._withUnsafeGuaranteedRef { cell in
+        let held = holdCell()
+        return held.cell._withUnsafeGuaranteedRef { cell in
             let redirect = Redirect(
-                cell: Unmanaged.passUnretained(cell), epoch: epoch, owner: cell.owner, route: route, frame: frame,
+                cell: held.cell, epoch: held.epoch, owner: cell.owner, route: route, frame: frame,
                 savedRoute: cell.route, savedScope: cell.scope, savedOverlay: cell.overlay
             )
             cell.route = route
@@ -403,7 +402,7 @@ extension Storage {
     /// (as when a scope closes, see `closeScopeSlowly`).
     @inlinable
     func undo(_ redirect: Redirect) {
-        if epoch.load(ordering: .relaxed) == redirect.epoch {
+        if isStillHeld(HeldCell(cell: redirect.cell, epoch: redirect.epoch)) {
             let dropped = redirect.cell._withUnsafeGuaranteedRef { cell -> OverlayState<Value>? in
                 let dropped = cell.overlay
                 cell.route = redirect.savedRoute
