@@ -63,10 +63,10 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// The cached session lookup of `sessions`, specialized for the discriminator (see
     /// `SessionTable`).
     @usableFromInline let currentSessionCell: SessionLookup?
-    /// While a snapshot's `run` makes a captured session the current one (see `Storage+Snapshots`):
-    /// how many runs do so now, anywhere, and the session they make current in the running task.
+    /// Where a snapshot's `run` made a captured session the current one (see `SessionOverride`):
+    /// how many such overrides exist now, anywhere, and the one the running task sees.
     @usableFromInline let sessionOverrides = Atomic<Int>(0)
-    @usableFromInline let sessionOverride = TaskLocal<SessionCell<Value>?>(wrappedValue: nil)
+    @usableFromInline let sessionOverride = TaskLocal<SessionOverride<Value>?>(wrappedValue: nil)
     let initialValue: @Sendable () -> Value
     /// The policy of this Local's scopes where the scope names none.
     @usableFromInline let inheritance: Inheritance
@@ -463,8 +463,8 @@ extension Storage {
     /// inline, so that it never builds the key path object.)
     @inlinable
     func lockedSessionCell() -> SessionCell<Value>? {
-        if sessionOverrides.load(ordering: .relaxed) != 0, let cell = lockedOverrideSessionCell() {
-            return cell
+        if let override = currentSessionOverride() {
+            return lockedSessionCell(of: override)
         }
         // Unretained: `self` keeps the lookup alive, and a retain here would be a write to memory
         // that every thread reading this Local shares.
