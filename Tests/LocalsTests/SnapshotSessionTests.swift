@@ -99,7 +99,7 @@ struct SnapshotSessionTests {
         /// What a child made inside a run of `snapshot` (called in session B) reads once the run has returned.
         func childRead() async -> String {
             let runReturned = DispatchSemaphore(value: 0)
-            let child = await SessionDiscriminator.$session.withValue(b) {
+            let child = SessionDiscriminator.$session.withValue(b) {
                 snapshot.run {
                     Task { () -> String in
                         await withCheckedContinuation { continuation in

@@ -70,13 +70,8 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
             return try operation()
         }
         var result: Result<R, E>?
-        run(from: 0) { result = Result { () throws(E) -> R in try operation() } }
+        SnapshotRun.run(parts) { result = Result { () throws(E) -> R in try operation() } }
         return try result.unsafelyUnwrapped.get()
-    }
-
-    private func run(from index: Int, _ body: () -> Void) {
-        guard index < parts.count else { return body() }
-        parts[index].enter { run(from: index + 1, body) }
     }
 
     /// Runs `operation` with every captured Local's value in place, then puts the running context's

@@ -1,7 +1,92 @@
 // How a snapshot's `run` puts each captured part in place for the running task or thread and
 // takes it away again (what each part means is in `Storage+Snapshots`).
 
+/// One part a synchronous run put in place, kept in its slot (see `SnapshotRun`) until the run
+/// takes it away: its storage (retained for the run) and what undoes the part.
+@usableFromInline
+struct PartInPlace<Value: Sendable> {
+    @usableFromInline
+    enum Undo {
+        /// A `.task` part: where the running context's accesses went, and the scope it published.
+        case task(Storage<Value>.Entered, ScopeFrame<Value>)
+        /// A `.thread` part: the running thread's value, to put back (boxed: slots have one size).
+        case thread(SavedThreadValue<Value>)
+        /// A session part: the override it published.
+        case session(SessionOverride<Value>)
+    }
+
+    @usableFromInline let storage: Storage<Value>
+    @usableFromInline let undo: Undo
+
+    @inlinable
+    init(storage: Storage<Value>, undo: Undo) {
+        self.storage = storage
+        self.undo = undo
+    }
+}
+
+/// What a `.thread` part replaced, boxed.
+@usableFromInline
+final class SavedThreadValue<Value: Sendable> {
+    @usableFromInline let saved: Storage<Value>.Swapped
+
+    @inlinable
+    init(_ saved: Storage<Value>.Swapped) {
+        self.saved = saved
+    }
+}
+
 extension Storage {
+    // MARK: A synchronous run, one step at a time
+
+    /// Puts `part` in place for the running task or thread, and what undoes it in `slot`.
+    @inlinable
+    func open(_ part: PartData<Value>, at slot: UnsafeMutableRawPointer) {
+        precondition(MemoryLayout<PartInPlace<Value>>.size <= SnapshotRun.slotSize, "swift-locals: snapshot slot too small")
+        let undo: PartInPlace<Value>.Undo
+        switch part.tag {
+        case .value, .scope, .overlay:
+            let (entered, published) = enter(part)
+            undo = .task(entered, published)
+        case .thread:
+            undo = .thread(SavedThreadValue(swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }))
+        case .session:
+            undo = .session(SessionOverride(part.session.unsafelyUnwrapped, self))
+        }
+        slot.initializeMemory(as: PartInPlace<Value>.self, to: PartInPlace(storage: self, undo: undo))
+    }
+
+    /// Publishes the part in `slot` to the child tasks created from now on (binds the Local's
+    /// task-local, as `withValue` does, without a closure to nest in).
+    @inlinable
+    static func publish(at slot: UnsafeMutableRawPointer) {
+        let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self)
+        switch inPlace.pointee.undo {
+        case .task(_, let frame):
+            SnapshotRun.bind(inPlace.pointee.storage.scopeKey, to: frame)
+        case .session(let override):
+            SnapshotRun.bind(inPlace.pointee.storage.sessionOverride, to: override)
+        case .thread:
+            break
+        }
+    }
+
+    /// Unpublishes the part in `slot` and takes it away.
+    @inlinable
+    static func close(at slot: UnsafeMutableRawPointer) {
+        let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self).move()
+        switch inPlace.undo {
+        case .task(let entered, let frame):
+            SnapshotRun.unbind()
+            inPlace.storage.leave(entered, frame)
+        case .thread(let saved):
+            inPlace.storage.restore(saved.saved)
+        case .session:
+            SnapshotRun.unbind()
+        }
+    }
+
+    // MARK: Nested runs
     /// Runs `body` with a part in place for the running task or thread, then takes it away.
     @inlinable
     func enter(_ part: PartData<Value>, _ body: () -> Void) {

@@ -64,6 +64,10 @@ struct SnapshotPart: Sendable {
     /// Runs `body` with this part in place for the running task or thread, then takes it away.
     func enter(_ body: () -> Void) { ops.enter(data, body) }
 
+    /// Puts this part in place for the running task or thread, with what undoes it in `slot` (see
+    /// `SnapshotRun`); false if its Local is gone.
+    func open(at slot: UnsafeMutableRawPointer) -> Bool { ops.open(data, slot) }
+
     func enterAsync(_ isolation: isolated (any Actor)?, _ body: () async -> Void) async {
         await ops.enterAsync(data, isolation, body)
     }
@@ -78,18 +82,29 @@ final class SnapshotOps: Sendable {
     let listing: @Sendable (AnyObject) -> String
     let enter: @Sendable (AnyObject, () -> Void) -> Void
     let enterAsync: @Sendable (AnyObject, isolated (any Actor)?, () async -> Void) async -> Void
+    /// A synchronous run's three steps (see `SnapshotRun`): put the part in place and keep what
+    /// undoes it in a slot (false if the Local is gone); publish it to child tasks; take it away.
+    let open: @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool
+    let publish: @Sendable (UnsafeMutableRawPointer) -> Void
+    let close: @Sendable (UnsafeMutableRawPointer) -> Void
 
     @usableFromInline
     init(
         capture: @escaping @Sendable () -> (any Sendable & AnyObject)?,
         listing: @escaping @Sendable (AnyObject) -> String,
         enter: @escaping @Sendable (AnyObject, () -> Void) -> Void,
-        enterAsync: @escaping @Sendable (AnyObject, isolated (any Actor)?, () async -> Void) async -> Void
+        enterAsync: @escaping @Sendable (AnyObject, isolated (any Actor)?, () async -> Void) async -> Void,
+        open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
+        publish: @escaping @Sendable (UnsafeMutableRawPointer) -> Void,
+        close: @escaping @Sendable (UnsafeMutableRawPointer) -> Void
     ) {
         self.capture = capture
         self.listing = listing
         self.enter = enter
         self.enterAsync = enterAsync
+        self.open = open
+        self.publish = publish
+        self.close = close
     }
 }
 
@@ -188,7 +203,14 @@ extension Storage {
             enterAsync: { [weak self] data, isolation, body in
                 guard let self else { return await body() }
                 await enter(unsafeDowncast(data, to: PartData<Value>.self), isolation, body)
-            }
+            },
+            open: { [weak self] data, slot in
+                guard let self else { return false }  // the Local is gone: nothing to put back
+                open(unsafeDowncast(data, to: PartData<Value>.self), at: slot)
+                return true
+            },
+            publish: { slot in Self.publish(at: slot) },
+            close: { slot in Self.close(at: slot) }
         )
     }
 
