@@ -44,6 +44,11 @@ extension Storage {
         sessionOverrides.load(ordering: .relaxed) != 0 ? sessionOverride.get() : nil
     }
 
+    /// Whether the running context has a key (see ``Local/hasCurrentKey``).
+    var hasCurrentKey: Bool {
+        kind != .custom || currentSessionOverride() != nil || sessions.unsafelyUnwrapped.hasCurrentKey()
+    }
+
     /// The running context's session cell if it has one, made on no first touch. Inside a run
     /// whose session was discarded and not touched since, the captured (empty) cell: it still
     /// names the session, which a snapshot captured here then carries on.

@@ -67,6 +67,9 @@ final class KeyedSessionCell<Key: Hashable & Sendable, Value: Sendable>: Session
 protocol SessionStore<Value>: AnyObject, Sendable {
     associatedtype Value: Sendable
 
+    /// Whether the discriminator has a current key.
+    func hasCurrentKey() -> Bool
+
     /// The running context's session cell if it has one (no first touch), retained.
     func existingCell(_ storage: Storage<Value>) -> SessionCell<Value>?
 

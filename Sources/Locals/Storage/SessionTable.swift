@@ -126,6 +126,11 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     }
 
     @usableFromInline
+    func hasCurrentKey() -> Bool {
+        currentKey(ThreadContext.current) != nil
+    }
+
+    @usableFromInline
     func existingCell(sameKeyAs cell: SessionCell<Value>) -> SessionCell<Value>? {
         let key = unsafeDowncast(cell, to: Cell.self).key
         return shard(key).withLock { $0.cells[key] }
