@@ -3,7 +3,7 @@ public import _LocalsRuntime  // public: `bind` is inlined into the Locals' snap
 /// A synchronous `LocalsSnapshot.run`, in a loop rather than one nested call per part.
 ///
 /// Each part is put in place in turn, with what undoes it kept in a slot of one temporary buffer
-/// (on the stack for small snapshots); then each part is published to child tasks by binding its
+/// (on the stack for snapshots of up to about 18 Locals); then each part is published to child tasks by binding its
 /// Local's task-local through the runtime entry points that `TaskLocal.withValue` itself uses;
 /// then the operation runs; then each part is unbound and taken away, in reverse. A run that
 /// nested a closure per part needed a stack frame per Local (a few thousand overflowed a thread's
@@ -14,32 +14,32 @@ public import _LocalsRuntime  // public: `bind` is inlined into the Locals' snap
 @usableFromInline
 enum SnapshotRun {
     /// The bytes a part's undo takes (checked by each part when it opens).
-    @inlinable static var slotSize: Int { 144 }
+    @inlinable static var slotSize: Int { 48 }
     /// A slot: the part's operations, unretained (the snapshot holds them), then its undo.
-    static let slotStride = 16 + slotSize
+    static let slotStride = 8 + slotSize
 
     static let canBind = locals_runtime_has_task_local_push()
 
     static func run(_ parts: [SnapshotPart], _ body: () -> Void) {
         guard canBind else { return nested(parts, from: 0, body) }
-        withUnsafeTemporaryAllocation(byteCount: parts.count * slotStride, alignment: 16) { buffer in
+        withUnsafeTemporaryAllocation(byteCount: parts.count * slotStride, alignment: 8) { buffer in
             let base = buffer.baseAddress.unsafelyUnwrapped
             var opened = 0
             for part in parts {
                 let slot = base + opened * slotStride
-                if part.open(at: slot + 16) {
+                if part.open(at: slot + 8) {
                     slot.initializeMemory(as: Unmanaged<SnapshotOps>.self, to: .passUnretained(part.ops))
                     opened += 1
                 }
             }
             for index in 0..<opened {
                 let slot = base + index * slotStride
-                slot.load(as: Unmanaged<SnapshotOps>.self)._withUnsafeGuaranteedRef { $0.publish(slot + 16) }
+                slot.load(as: Unmanaged<SnapshotOps>.self)._withUnsafeGuaranteedRef { $0.publish(slot + 8) }
             }
             body()
             for index in (0..<opened).reversed() {
                 let slot = base + index * slotStride
-                slot.load(as: Unmanaged<SnapshotOps>.self)._withUnsafeGuaranteedRef { $0.close(slot + 16) }
+                slot.load(as: Unmanaged<SnapshotOps>.self)._withUnsafeGuaranteedRef { $0.close(slot + 8) }
             }
         }
     }

@@ -2,32 +2,53 @@
 // takes it away again (what each part means is in `Storage+Snapshots`).
 
 /// One part a synchronous run put in place, kept in its slot (see `SnapshotRun`) until the run
-/// takes it away: its storage (retained for the run) and what undoes the part.
+/// takes it away: its storage (retained for the run) and what undoes the part. Plain stored
+/// references, small enough that the slots of ten parts fit in a stack buffer, and moved out one
+/// by one when the part is taken away, so that a scope's frame goes back to its cell uniquely
+/// referenced and is recycled, as when a scope closes.
 @usableFromInline
 struct PartInPlace<Value: Sendable> {
     @usableFromInline
-    enum Undo {
-        /// A `.task` part: where the running context's accesses went, and the scope it published.
-        case task(Storage<Value>.Entered, ScopeFrame<Value>)
-        /// A `.thread` part: the running thread's value, to put back (boxed: slots have one size).
-        case thread(SavedThreadValue<Value>)
-        /// A session part: the override it published.
-        case session(SessionOverride<Value>)
+    enum Kind: UInt8 {
+        /// A scope opened on the running context's cell (`cell`, `epoch`), publishing `frame`.
+        case scope
+        /// The cell redirected into `frame` (the undo in `other`, a `RedirectUndo`).
+        case redirect
+        /// A `.thread` value swapped in (the value to put back in `other`, a `ThreadUndo`).
+        case thread
+        /// A session override (`other`), published.
+        case session
     }
 
-    @usableFromInline let storage: Storage<Value>
-    @usableFromInline let undo: Undo
+    /// Retained for the run (by the reference `open` was called with).
+    @usableFromInline var storage: Unmanaged<Storage<Value>>
+    @usableFromInline var cell: Unmanaged<Cell<Value>>?
+    @usableFromInline var epoch: UInt = 0
+    @usableFromInline var frame: ScopeFrame<Value>?
+    @usableFromInline var other: AnyObject?
+    @usableFromInline var kind: Kind
 
     @inlinable
-    init(storage: Storage<Value>, undo: Undo) {
+    init(_ storage: Unmanaged<Storage<Value>>, _ kind: Kind) {
         self.storage = storage
-        self.undo = undo
+        self.kind = kind
     }
 }
 
-/// What a `.thread` part replaced, boxed.
+/// What a redirected `.task` part puts back, boxed (it is larger than a slot).
 @usableFromInline
-final class SavedThreadValue<Value: Sendable> {
+final class RedirectUndo<Value: Sendable> {
+    @usableFromInline let redirect: Storage<Value>.Redirect
+
+    @inlinable
+    init(_ redirect: Storage<Value>.Redirect) {
+        self.redirect = redirect
+    }
+}
+
+/// What a `.thread` part replaced, boxed (a value of any size).
+@usableFromInline
+final class ThreadUndo<Value: Sendable> {
     @usableFromInline let saved: Storage<Value>.Swapped
 
     @inlinable
@@ -39,21 +60,38 @@ final class SavedThreadValue<Value: Sendable> {
 extension Storage {
     // MARK: A synchronous run, one step at a time
 
-    /// Puts `part` in place for the running task or thread, and what undoes it in `slot`.
+    /// Puts `part` in place for the running task or thread, and what undoes it in `slot`. Takes
+    /// over the caller's reference to the storage, which `close(at:)` releases.
     @inlinable
-    func open(_ part: PartData<Value>, at slot: UnsafeMutableRawPointer) {
+    static func open(_ part: PartData<Value>, at slot: UnsafeMutableRawPointer, _ retained: Unmanaged<Storage<Value>>) {
+        retained._withUnsafeGuaranteedRef { $0.open(part, at: slot, retained) }
+    }
+
+    @inlinable
+    func open(_ part: PartData<Value>, at slot: UnsafeMutableRawPointer, _ me: Unmanaged<Storage<Value>>) {
         precondition(MemoryLayout<PartInPlace<Value>>.size <= SnapshotRun.slotSize, "swift-locals: snapshot slot too small")
-        let undo: PartInPlace<Value>.Undo
+        var inPlace: PartInPlace<Value>
         switch part.tag {
         case .value, .scope, .overlay:
             let (entered, published) = enter(part)
-            undo = .task(entered, published)
+            switch entered {
+            case .scope(let cell, let epoch):
+                inPlace = PartInPlace(me, .scope)
+                inPlace.cell = cell
+                inPlace.epoch = epoch
+            case .redirect(let redirect):
+                inPlace = PartInPlace(me, .redirect)
+                inPlace.other = RedirectUndo(redirect)
+            }
+            inPlace.frame = consume published
         case .thread:
-            undo = .thread(SavedThreadValue(swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }))
+            inPlace = PartInPlace(me, .thread)
+            inPlace.other = ThreadUndo(swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value })
         case .session:
-            undo = .session(SessionOverride(part.session.unsafelyUnwrapped, self))
+            inPlace = PartInPlace(me, .session)
+            inPlace.other = SessionOverride(part.session.unsafelyUnwrapped, self)
         }
-        slot.initializeMemory(as: PartInPlace<Value>.self, to: PartInPlace(storage: self, undo: undo))
+        slot.initializeMemory(as: PartInPlace<Value>.self, to: inPlace)
     }
 
     /// Publishes the part in `slot` to the child tasks created from now on (binds the Local's
@@ -61,11 +99,12 @@ extension Storage {
     @inlinable
     static func publish(at slot: UnsafeMutableRawPointer) {
         let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self)
-        switch inPlace.pointee.undo {
-        case .task(_, let frame):
-            SnapshotRun.bind(inPlace.pointee.storage.scopeKey, to: frame)
-        case .session(let override):
-            SnapshotRun.bind(inPlace.pointee.storage.sessionOverride, to: override)
+        switch inPlace.pointee.kind {
+        case .scope, .redirect:
+            SnapshotRun.bind(inPlace.pointee.storage._withUnsafeGuaranteedRef { $0.scopeKey }, to: inPlace.pointee.frame.unsafelyUnwrapped)
+        case .session:
+            let override = unsafeDowncast(inPlace.pointee.other.unsafelyUnwrapped, to: SessionOverride<Value>.self)
+            SnapshotRun.bind(inPlace.pointee.storage._withUnsafeGuaranteedRef { $0.sessionOverride }, to: override)
         case .thread:
             break
         }
@@ -74,13 +113,17 @@ extension Storage {
     /// Unpublishes the part in `slot` and takes it away.
     @inlinable
     static func close(at slot: UnsafeMutableRawPointer) {
-        let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self).move()
-        switch inPlace.undo {
-        case .task(let entered, let frame):
+        var inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self).move()
+        let storage = inPlace.storage.takeRetainedValue()
+        switch inPlace.kind {
+        case .scope:
             SnapshotRun.unbind()
-            inPlace.storage.leave(entered, frame)
-        case .thread(let saved):
-            inPlace.storage.restore(saved.saved)
+            storage.closeScope(inPlace.cell.unsafelyUnwrapped, inPlace.frame.take().unsafelyUnwrapped, inPlace.epoch)
+        case .redirect:
+            SnapshotRun.unbind()
+            storage.undo(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: RedirectUndo<Value>.self).redirect)
+        case .thread:
+            storage.restore(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: ThreadUndo<Value>.self).saved)
         case .session:
             SnapshotRun.unbind()
         }

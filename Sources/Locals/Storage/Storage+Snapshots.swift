@@ -205,8 +205,9 @@ extension Storage {
                 await enter(unsafeDowncast(data, to: PartData<Value>.self), isolation, body)
             },
             open: { [weak self] data, slot in
-                guard let self else { return false }  // the Local is gone: nothing to put back
-                open(unsafeDowncast(data, to: PartData<Value>.self), at: slot)
+                guard let storage = self else { return false }  // the Local is gone: nothing to put back
+                // The reference the weak load made is kept for the run, and released by `close`.
+                Self.open(unsafeDowncast(data, to: PartData<Value>.self), at: slot, Unmanaged.passRetained(consume storage))
                 return true
             },
             publish: { slot in Self.publish(at: slot) },
