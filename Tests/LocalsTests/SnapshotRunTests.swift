@@ -2,8 +2,29 @@ import Foundation
 import Locals
 import Testing
 
-@Suite("Snapshots of many Locals")
-struct SnapshotManyLocalsTests {
+@Suite("Synchronous snapshot runs: every part in place at once, published to children")
+struct SnapshotRunTests {
+    @Test("a Task {} created inside a synchronous run inherits every part, by its scope's policy")
+    func childrenOfASynchronousRun() async {
+        let copied = Local { Sample() }
+        let shared = Local(inheritance: .shared) { Sample() }
+        let snapshot = await Task { () -> LocalsSnapshot in
+            copied.simple = "own value"
+            return shared.withValue(\.simple, "shared scope") { LocalsSnapshot.capture() }
+        }.value
+        let child = await Task { () -> Task<[String], Never> in
+            snapshot.run {
+                Task { () -> [String] in
+                    shared.simple = "child wrote"
+                    return [copied.simple, shared.simple]
+                }
+            }
+        }.value
+        #expect(await child.value == ["own value", "child wrote"])
+        #expect(snapshot.run { shared.simple } == "child wrote", "the child's write missed the shared scope")
+        #expect(copied.simple == Sample.initial && shared.simple == Sample.initial)
+    }
+
     #if compiler(>=6.2)
     @Test("a synchronous run of a snapshot of 3,000 Locals puts each in place on a thread with a 128 KiB stack")
     func synchronousRunOfManyLocals() async {
