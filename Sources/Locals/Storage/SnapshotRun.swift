@@ -3,7 +3,7 @@ public import _LocalsRuntime  // public: `bind` is inlined into the Locals' snap
 /// A synchronous `LocalsSnapshot.run`, in a loop rather than one nested call per part.
 ///
 /// Each part is put in place in turn, with what undoes it kept in a slot of one temporary buffer
-/// (on the stack for snapshots of up to about 18 Locals); then each part is published to child tasks by binding its
+/// (on the stack for small snapshots); then each part is published to child tasks by binding its
 /// Local's task-local through the runtime entry points that `TaskLocal.withValue` itself uses;
 /// then the operation runs; then each part is unbound and taken away, in reverse. A run that
 /// nested a closure per part needed a stack frame per Local (a few thousand overflowed a thread's

@@ -69,7 +69,9 @@ extension Storage {
 
     @inlinable
     func open(_ part: PartData<Value>, at slot: UnsafeMutableRawPointer, _ me: Unmanaged<Storage<Value>>) {
-        precondition(MemoryLayout<PartInPlace<Value>>.size <= SnapshotRun.slotSize, "swift-locals: snapshot slot too small")
+        precondition(
+            MemoryLayout<PartInPlace<Value>>.size <= SnapshotRun.slotSize, "swift-locals: snapshot slot too small"
+        )
         var inPlace: PartInPlace<Value>
         switch part.tag {
         case .value, .scope, .overlay:
@@ -101,10 +103,12 @@ extension Storage {
         let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self)
         switch inPlace.pointee.kind {
         case .scope, .redirect:
-            SnapshotRun.bind(inPlace.pointee.storage._withUnsafeGuaranteedRef { $0.scopeKey }, to: inPlace.pointee.frame.unsafelyUnwrapped)
+            let key = inPlace.pointee.storage._withUnsafeGuaranteedRef { $0.scopeKey }
+            SnapshotRun.bind(key, to: inPlace.pointee.frame.unsafelyUnwrapped)
         case .session:
             let override = unsafeDowncast(inPlace.pointee.other.unsafelyUnwrapped, to: SessionOverride<Value>.self)
-            SnapshotRun.bind(inPlace.pointee.storage._withUnsafeGuaranteedRef { $0.sessionOverride }, to: override)
+            let key = inPlace.pointee.storage._withUnsafeGuaranteedRef { $0.sessionOverride }
+            SnapshotRun.bind(key, to: override)
         case .thread:
             break
         }

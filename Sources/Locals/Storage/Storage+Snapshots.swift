@@ -207,7 +207,8 @@ extension Storage {
             open: { [weak self] data, slot in
                 guard let storage = self else { return false }  // the Local is gone: nothing to put back
                 // The reference the weak load made is kept for the run, and released by `close`.
-                Self.open(unsafeDowncast(data, to: PartData<Value>.self), at: slot, Unmanaged.passRetained(consume storage))
+                let part = unsafeDowncast(data, to: PartData<Value>.self)
+                Self.open(part, at: slot, Unmanaged.passRetained(consume storage))
                 return true
             },
             publish: { slot in Self.publish(at: slot) },
