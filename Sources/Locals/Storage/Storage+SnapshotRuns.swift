@@ -63,7 +63,9 @@ extension Storage {
     /// Puts `part` in place for the running task or thread, and what undoes it in `slot`. Takes
     /// over the caller's reference to the storage, which `close(at:)` releases.
     @inlinable
-    static func open(_ part: PartData<Value>, at slot: UnsafeMutableRawPointer, _ retained: Unmanaged<Storage<Value>>) {
+    static func open(
+        _ part: PartData<Value>, at slot: UnsafeMutableRawPointer, _ retained: Unmanaged<Storage<Value>>
+    ) {
         retained._withUnsafeGuaranteedRef { $0.open(part, at: slot, retained) }
     }
 
