@@ -168,6 +168,14 @@ public struct LocalsBaggage: Instrument, Sendable {
     /// Local's inheritance policy, and binding `ServiceContext.current` lets outgoing calls forward
     /// the pass-through members (and the trace context of a tracer).
     ///
+    /// A field of a Local with a custom discriminator (a session Local) is bound into the session
+    /// current when the scope opens, by a scope of that session: for the operation's duration,
+    /// every task of the session sees it, as with any scope of a session `Local`.
+    /// Where no session is current (the `Local`'s `hasCurrentKey` is false), that Local gets no scope
+    /// and its received members are not bound: the operation runs, reading the initializer's
+    /// value there as any read without a key does. Binding never fails and never stops the
+    /// program, whatever arrives.
+    ///
     /// Keeps the caller's actor isolation.
     public func withValues<R, E: Error>(
         from context: ServiceContext,
@@ -353,6 +361,10 @@ struct BaggageFieldGroup<Value: Sendable>: AnyBaggageFieldGroup {
         isolation: isolated (any Actor)?,
         operation: () async throws(E) -> R
     ) async throws(E) -> R {
+        guard fields[0].local.hasCurrentKey else {
+            // A session Local where no session is current: there is nowhere to bind the fields.
+            return try await operation()
+        }
         var result: R?
         do {
             try await fields[0].withScope(

@@ -267,4 +267,19 @@ struct CustomDiscriminatorTests {
         }
     }
     #endif
+
+    @Test("hasCurrentKey: always for .task and .thread; for a custom discriminator, where it has a key or a run makes a session current")
+    func hasCurrentKey() {
+        #expect(Local { 0 }.hasCurrentKey)
+        #expect(Local(.thread) { 0 }.hasCurrentKey)
+        let cart = Local(SessionDiscriminator()) { Sample() }
+        #expect(!cart.hasCurrentKey)
+        let snapshot = SessionDiscriminator.$session.withValue("has-key") { () -> LocalsSnapshot in
+            #expect(cart.hasCurrentKey)
+            cart.simple = "touched"
+            return LocalsSnapshot.capture()
+        }
+        #expect(snapshot.run { cart.hasCurrentKey })
+        #expect(!cart.hasCurrentKey)
+    }
 }

@@ -146,3 +146,49 @@ struct ScopeTests {
     }
 }
 #endif
+
+#if Tracing
+/// A session Local with a field, keyed by a session id in a task-local.
+struct BaggageSessionDiscriminator: Discriminator {
+    @TaskLocal static var session: String?
+    var currentKey: String? { Self.session }
+}
+
+let testCart = Local(BaggageSessionDiscriminator()) { TestSession() }
+
+/// `tenant` of a task Local and `region` of a session Local.
+let sessionBaggage = LocalsBaggage([
+    BaggageField("tenant", of: testRequest, at: \.tenant),
+    BaggageField("region", of: testCart, at: \.region),
+])
+
+@Suite("LocalsBaggage scopes on a session Local")
+struct SessionScopeTests {
+    #if compiler(>=6.2)
+    @Test("where no session is current, a session Local's field is not bound, and binding does not stop")
+    func noSessionIsSkipped() async {
+        await #expect(processExitsWith: .success) {
+            let seen = await sessionBaggage.withValues(
+                extractedFrom: [LocalsBaggage.headerName: "tenant=acme,region=eu"],
+                using: DictionaryExtractor()
+            ) { [testRequest.tenant, testCart.region] }
+            precondition(seen == ["acme", nil], "bound: \(seen)")
+        }
+    }
+    #endif
+
+    @Test("where a session is current, its field is bound in a scope of that session, and restored after")
+    func currentSessionIsBound() async {
+        let session = "baggage-\(UInt64.random(in: 0 ... .max))"
+        await BaggageSessionDiscriminator.$session.withValue(session) {
+            testCart.region = "home"
+            let seen = await sessionBaggage.withValues(
+                extractedFrom: [LocalsBaggage.headerName: "tenant=acme,region=eu"],
+                using: DictionaryExtractor()
+            ) { [testRequest.tenant, testCart.region] }
+            #expect(seen == ["acme", "eu"])
+            #expect(testCart.region == "home")
+        }
+    }
+}
+#endif

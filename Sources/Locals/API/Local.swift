@@ -176,6 +176,21 @@ public final class Local<Value: Sendable>: Sendable {
         return try Access.update(cell, body)
     }
 
+    /// Whether the running context has a key for this Local: always for `.task` and `.thread`;
+    /// for a custom discriminator, whether its `currentKey` is non-nil here (or a
+    /// ``LocalsSnapshot`` run makes a captured session current).
+    ///
+    /// Where there is no key, reads return the initializer's value without storing it, and writes
+    /// and scopes stop the program. Code that may run outside any session (a library, a
+    /// middleware) asks this first:
+    ///
+    /// ```swift
+    /// if cart.hasCurrentKey { cart.lastSeen = now }
+    /// ```
+    public var hasCurrentKey: Bool {
+        storage.hasCurrentKey
+    }
+
     /// Drops the current key's storage: its next touch runs the initializer again.
     ///
     /// Inside a scope the task opened (or under a `.shared` scope), the scope's value is replaced

@@ -21,7 +21,10 @@
 ///   own writes come along.
 /// - The context's own value (outside any scope, or a `.copy` child's): a copy.
 /// - A `.thread` Local: a copy of the capturing thread's value. A custom discriminator's session:
-///   the session itself, which is the current one inside `run` whatever the discriminator says.
+///   the session itself, which is the current one inside `run` (and in children created inside
+///   `run`, for as long as they run) whatever the discriminator says. If the session was
+///   discarded since, `run` starts it over from the initializer under its own key, as any
+///   context of that session would: it never falls through to the running context's session.
 /// - Locals that hold nothing for the context are not in the snapshot; a Local released before
 ///   `run` is skipped, and a snapshot never keeps a Local alive. It does keep the scopes it took
 ///   (and their values) alive, as a child task would.
@@ -80,16 +83,11 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
         }
         var result: Result<R, E>?
         if carried.isEmpty {
-            run(from: 0) { result = Result { () throws(E) -> R in try operation() } }
+            SnapshotRun.run(parts) { result = Result { () throws(E) -> R in try operation() } }
         } else {
-            carried.run { run(from: 0) { result = Result { () throws(E) -> R in try operation() } } }
+            carried.run { SnapshotRun.run(parts) { result = Result { () throws(E) -> R in try operation() } } }
         }
         return try result.unsafelyUnwrapped.get()
-    }
-
-    private func run(from index: Int, _ body: () -> Void) {
-        guard index < parts.count else { return body() }
-        parts[index].enter { run(from: index + 1, body) }
     }
 
     /// Runs `operation` with every captured Local's value in place, then puts the running context's

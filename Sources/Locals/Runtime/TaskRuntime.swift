@@ -47,6 +47,9 @@ enum TaskRuntime {
         case taskIdentity = "64-bit task ids"
         case taskEnd = "task end detection"
         case asyncLetParent = "async let parent pointer"
+
+        /// The facts whose failure leaves a correct fallback (the others stop at first use).
+        static let withFallback: [Fact] = [.taskEnd, .asyncLetParent]
     }
 
     /// The outcome of the checks, fixed at first use.
@@ -117,13 +120,23 @@ enum TaskRuntime {
         }
     }
 
-    /// The checks named in `LOCALS_FORCE_FALLBACK` (comma-separated: `taskEnd`, `asyncLetParent`,
-    /// `taskIdentity`), made to fail so that a test run exercises their fallbacks. For the
-    /// library's own test runs; it never makes anything less correct, only slower to release.
+    /// The checks named in `LOCALS_FORCE_FALLBACK` (comma-separated: `taskEnd`, `asyncLetParent`),
+    /// made to fail so that a test run exercises their fallbacks, which are as correct, only
+    /// slower to release values.
+    ///
+    /// A switch for the library's own test runs: read only in debug builds (what `swift test`
+    /// builds), so that no release binary changes behavior because of its environment. Only the
+    /// checks that have a fallback can be named: `taskIdentity` has none (a `.task` Local stops at
+    /// first use where it fails), so it, like any other name, is ignored; tests force that stop in
+    /// a process of their own with `forceFailing`.
     static func forcedByEnvironment() -> Set<Fact> {
+        #if DEBUG
         guard let raw = getenv("LOCALS_FORCE_FALLBACK") else { return [] }
         let names = String(cString: raw).split(separator: ",").map { $0.filter { $0 != " " } }
-        return Set(names.compactMap { name in Fact.allCases.first { "\($0)" == name } })
+        return Set(names.compactMap { name in Fact.withFallback.first { "\($0)" == name } })
+        #else
+        return []
+        #endif
     }
 
     private struct Forced {

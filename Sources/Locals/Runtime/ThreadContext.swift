@@ -50,6 +50,9 @@ final class ThreadContext {
     @exclusivity(unchecked) @usableFromInline var keyDepth = 0
     /// Storages that hold a value for this thread and are told when it exits.
     @exclusivity(unchecked) private var observers: [ObjectIdentifier: Observer] = [:]
+    /// How many observers there may be before the ones that are gone are forgotten: twice as many
+    /// as were left the last time, so that a thread touching many Locals filters rarely.
+    @exclusivity(unchecked) private var observersBeforeFilter = 16
     /// Keeps other threads' busy objects off this one's lines (`keyDepth` is written on every
     /// session access).
     private let padding = CacheLinePadding()
@@ -107,8 +110,9 @@ final class ThreadContext {
         let key = ObjectIdentifier(storage)
         guard observers[key]?.storage == nil else { return }
         // A long-lived thread may outlive many Locals: forget the ones that are gone.
-        if observers.count >= 16 {
+        if observers.count >= observersBeforeFilter {
             observers = observers.filter { $0.value.storage != nil }
+            observersBeforeFilter = max(16, 2 * observers.count)
         }
         observers[key] = Observer(storage: storage)
     }

@@ -67,8 +67,18 @@ final class KeyedSessionCell<Key: Hashable & Sendable, Value: Sendable>: Session
 protocol SessionStore<Value>: AnyObject, Sendable {
     associatedtype Value: Sendable
 
+    /// Whether the discriminator has a current key.
+    func hasCurrentKey() -> Bool
+
     /// The running context's session cell if it has one (no first touch), retained.
     func existingCell(_ storage: Storage<Value>) -> SessionCell<Value>?
+
+    /// The live cell of the session `cell` belongs to, if that session has storage now, retained.
+    func existingCell(sameKeyAs cell: SessionCell<Value>) -> SessionCell<Value>?
+
+    /// The live cell of the session `cell` belongs to (made on first touch), retained: what a
+    /// snapshot's `run` uses once the session it captured was discarded.
+    func cell(sameKeyAs cell: SessionCell<Value>, _ storage: Storage<Value>) -> SessionCell<Value>
 
     /// Drops `key`'s storage now; stops the program if `key` is not of the discriminator's type.
     func discard<K: Hashable & Sendable>(key: K, _ storage: Storage<Value>)

@@ -126,6 +126,24 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     }
 
     @usableFromInline
+    func hasCurrentKey() -> Bool {
+        currentKey(ThreadContext.current) != nil
+    }
+
+    @usableFromInline
+    func existingCell(sameKeyAs cell: SessionCell<Value>) -> SessionCell<Value>? {
+        let key = unsafeDowncast(cell, to: Cell.self).key
+        return shard(key).withLock { $0.cells[key] }
+    }
+
+    @usableFromInline
+    func cell(sameKeyAs cell: SessionCell<Value>, _ storage: Storage<Value>) -> SessionCell<Value> {
+        let key = unsafeDowncast(cell, to: Cell.self).key
+        let context = ThreadContext.current
+        return storage.cachedSessionCell(key, as: Cell.self, context) ?? lookUp(key, context, storage)
+    }
+
+    @usableFromInline
     func discard<K: Hashable & Sendable>(key: K, _ storage: Storage<Value>) {
         guard let key = key as? D.Key else {
             fatalError(
@@ -148,8 +166,8 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
 
     @usableFromInline
     func resetCurrent(_ storage: Storage<Value>) {
-        if storage.sessionOverrides.load(ordering: .relaxed) != 0, let cell = storage.sessionOverride.get() {
-            remove(unsafeDowncast(cell, to: Cell.self).key)  // a snapshot's session, inside its `run`
+        if let override = storage.currentSessionOverride() {
+            remove(unsafeDowncast(override.cell, to: Cell.self).key)  // a snapshot's session, inside its `run`
             return
         }
         guard let key = currentKey(ThreadContext.current) else { return }

@@ -1,5 +1,3 @@
-public import Synchronization
-
 // What a `LocalsSnapshot` takes from each Local, and how `run` puts it back on the running task
 // or thread. The rules, for a `.task` Local:
 //
@@ -66,6 +64,10 @@ struct SnapshotPart: Sendable {
     /// Runs `body` with this part in place for the running task or thread, then takes it away.
     func enter(_ body: () -> Void) { ops.enter(data, body) }
 
+    /// Puts this part in place for the running task or thread, with what undoes it in `slot` (see
+    /// `SnapshotRun`); false if its Local is gone.
+    func open(at slot: UnsafeMutableRawPointer) -> Bool { ops.open(data, slot) }
+
     func enterAsync(_ isolation: isolated (any Actor)?, _ body: () async -> Void) async {
         await ops.enterAsync(data, isolation, body)
     }
@@ -80,18 +82,29 @@ final class SnapshotOps: Sendable {
     let listing: @Sendable (AnyObject) -> String
     let enter: @Sendable (AnyObject, () -> Void) -> Void
     let enterAsync: @Sendable (AnyObject, isolated (any Actor)?, () async -> Void) async -> Void
+    /// A synchronous run's three steps (see `SnapshotRun`): put the part in place and keep what
+    /// undoes it in a slot (false if the Local is gone); publish it to child tasks; take it away.
+    let open: @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool
+    let publish: @Sendable (UnsafeMutableRawPointer) -> Void
+    let close: @Sendable (UnsafeMutableRawPointer) -> Void
 
     @usableFromInline
     init(
         capture: @escaping @Sendable () -> (any Sendable & AnyObject)?,
         listing: @escaping @Sendable (AnyObject) -> String,
         enter: @escaping @Sendable (AnyObject, () -> Void) -> Void,
-        enterAsync: @escaping @Sendable (AnyObject, isolated (any Actor)?, () async -> Void) async -> Void
+        enterAsync: @escaping @Sendable (AnyObject, isolated (any Actor)?, () async -> Void) async -> Void,
+        open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
+        publish: @escaping @Sendable (UnsafeMutableRawPointer) -> Void,
+        close: @escaping @Sendable (UnsafeMutableRawPointer) -> Void
     ) {
         self.capture = capture
         self.listing = listing
         self.enter = enter
         self.enterAsync = enterAsync
+        self.open = open
+        self.publish = publish
+        self.close = close
     }
 }
 
@@ -190,7 +203,16 @@ extension Storage {
             enterAsync: { [weak self] data, isolation, body in
                 guard let self else { return await body() }
                 await enter(unsafeDowncast(data, to: PartData<Value>.self), isolation, body)
-            }
+            },
+            open: { [weak self] data, slot in
+                guard let storage = self else { return false }  // the Local is gone: nothing to put back
+                // The reference the weak load made is kept for the run, and released by `close`.
+                let part = unsafeDowncast(data, to: PartData<Value>.self)
+                Self.open(part, at: slot, Unmanaged.passRetained(consume storage))
+                return true
+            },
+            publish: { slot in Self.publish(at: slot) },
+            close: { slot in Self.close(at: slot) }
         )
     }
 
@@ -240,195 +262,5 @@ extension Storage {
             let value = cell.withLock { cell.isLive ? "\(cell.value.pointee)" : "(discarded)" }
             return "\(local) = \(value) (the session \(cell.keyDescription))"
         }
-    }
-
-    /// Runs `body` with a part in place for the running task or thread, then takes it away.
-    @inlinable
-    func enter(_ part: PartData<Value>, _ body: () -> Void) {
-        switch part.tag {
-        case .value, .scope, .overlay:
-            let (entered, published) = enter(part)
-            withScopeKey(published) { body() }
-            leave(entered, consume published)
-        case .thread:
-            let saved = swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
-            body()
-            restore(saved)
-        case .session:
-            sessionOverrides.add(1, ordering: .relaxed)
-            sessionOverride.withValue(part.session.unsafelyUnwrapped) { body() }
-            sessionOverrides.subtract(1, ordering: .relaxed)
-        }
-    }
-
-    @inlinable
-    func enter(_ part: PartData<Value>, _ isolation: isolated (any Actor)?, _ body: () async -> Void) async {
-        switch part.tag {
-        case .value, .scope, .overlay:
-            let (entered, published) = enter(part)
-            await scopeKey.withValue(published, operation: { await body() }, isolation: isolation)
-            leave(entered, consume published)
-        case .thread:
-            let saved = swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
-            await body()
-            restore(saved)
-        case .session:
-            sessionOverrides.add(1, ordering: .relaxed)
-            await sessionOverride.withValue(part.session.unsafelyUnwrapped, operation: { await body() }, isolation: isolation)
-            sessionOverrides.subtract(1, ordering: .relaxed)
-        }
-    }
-
-    /// The running context's session cell if it has one, made on no first touch.
-    @usableFromInline
-    func existingSessionCell() -> SessionCell<Value>? {
-        if sessionOverrides.load(ordering: .relaxed) != 0, let cell = sessionOverride.get() {
-            return cell
-        }
-        return sessions.unsafelyUnwrapped.existingCell(self)
-    }
-
-    /// The session a snapshot's `run` made current in the running task, locked, if it is live.
-    @usableFromInline
-    func lockedOverrideSessionCell() -> SessionCell<Value>? {
-        guard let cell = sessionOverride.get() else { return nil }
-        cell.lock()
-        if cell.isLive {
-            return cell
-        }
-        cell.unlock()
-        return nil
-    }
-
-    // MARK: Entering a `.task` part
-
-    /// Where a `.task` part put the running context's accesses, and what to put back. (A scope's
-    /// frame is not in here but handed back beside it, so that the one reference to it can be
-    /// passed on to `closeScope`, which recycles the frame only if nothing else refers to it.)
-    @usableFromInline
-    enum Entered {
-        case scope(cell: Unmanaged<Cell<Value>>, epoch: UInt)
-        case redirect(Redirect)
-    }
-
-    @usableFromInline
-    struct Redirect {
-        @usableFromInline let cell: Unmanaged<Cell<Value>>
-        @usableFromInline let epoch: UInt
-        @usableFromInline let owner: OwnerKey
-        @usableFromInline let route: Route
-        @usableFromInline let frame: ScopeFrame<Value>
-        @usableFromInline let savedRoute: Route
-        @usableFromInline unowned(unsafe) let savedScope: ScopeFrame<Value>?
-        @usableFromInline let savedOverlay: OverlayState<Value>?
-
-        @inlinable
-        init(
-            cell: Unmanaged<Cell<Value>>, epoch: UInt, owner: OwnerKey, route: Route, frame: ScopeFrame<Value>,
-            savedRoute: Route, savedScope: ScopeFrame<Value>?, savedOverlay: OverlayState<Value>?
-        ) {
-            self.cell = cell
-            self.epoch = epoch
-            self.owner = owner
-            self.route = route
-            self.frame = frame
-            self.savedRoute = savedRoute
-            self.savedScope = savedScope
-            self.savedOverlay = savedOverlay
-        }
-    }
-
-    /// Puts a `.task` part in place for the running context; returns what to undo and the scope to
-    /// publish to the children created meanwhile.
-    @inlinable
-    func enter(_ part: PartData<Value>) -> (Entered, ScopeFrame<Value>) {
-        switch part.tag {
-        case .value:
-            let opened = openScope(inheritance, .unopened) { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
-            return (.scope(cell: opened.cell, epoch: opened.epoch), opened.frame)
-        case .scope:
-            let frame = part.frame.unsafelyUnwrapped
-            switch frame.inheritance {
-            case .copy:
-                let value = frame.loadValue()
-                let opened = openScope(.copy, frame.origin) { $0 = value }
-                return (.scope(cell: opened.cell, epoch: opened.epoch), opened.frame)
-            case .fresh:
-                let value = makeInitialValue(for: resolveCell().owner)
-                let opened = openScope(.fresh, frame.origin) { $0 = value }
-                return (.scope(cell: opened.cell, epoch: opened.epoch), opened.frame)
-            case .shared:
-                return (.redirect(redirect(.sharedScope, frame, nil)), frame)
-            case .overlay:
-                return (.redirect(redirect(.overlay, frame, OverlayState())), frame)
-            }
-        case .overlay:
-            let frame = part.frame.unsafelyUnwrapped
-            return (.redirect(redirect(.overlay, frame, OverlayState(part.layer.unsafelyUnwrapped.copy()))), frame)
-        case .thread, .session:
-            preconditionFailure("swift-locals: not a .task part")
-        }
-    }
-
-    /// Takes away what `enter` put in place; `frame` is the scope it published.
-    @inlinable
-    func leave(_ entered: Entered, _ frame: consuming ScopeFrame<Value>) {
-        switch entered {
-        case .scope(let cell, let epoch):
-            closeScope(cell, frame, epoch)
-        case .redirect(let redirect):
-            undo(redirect)
-        }
-    }
-
-    /// Points the running context's accesses at `frame` by `route`, as a child of that scope.
-    @inlinable
-    func redirect(_ route: Route, _ frame: ScopeFrame<Value>, _ overlay: OverlayState<Value>?) -> Redirect {
-        let cell = cachedCell() ?? Unmanaged.passUnretained(resolveCell())
-        let epoch = self.epoch.load(ordering: .relaxed)
-        return cell._withUnsafeGuaranteedRef { cell in
-            let redirect = Redirect(
-                cell: Unmanaged.passUnretained(cell), epoch: epoch, owner: cell.owner, route: route, frame: frame,
-                savedRoute: cell.route, savedScope: cell.scope, savedOverlay: cell.overlay
-            )
-            cell.route = route
-            cell.scope = frame
-            cell.overlay = overlay
-            return redirect
-        }
-    }
-
-    /// Puts back what `redirect` changed. If the running context's cell was dropped meanwhile
-    /// (by `discard(key:)` from elsewhere), its new cell goes unless it can take the old route
-    /// (as when a scope closes, see `closeScopeSlowly`).
-    @inlinable
-    func undo(_ redirect: Redirect) {
-        if epoch.load(ordering: .relaxed) == redirect.epoch {
-            let dropped = redirect.cell._withUnsafeGuaranteedRef { cell -> OverlayState<Value>? in
-                let dropped = cell.overlay
-                cell.route = redirect.savedRoute
-                cell.scope = redirect.savedScope
-                cell.overlay = redirect.savedOverlay
-                return dropped
-            }
-            withExtendedLifetime(dropped) {}  // released once the cell is whole again
-        } else {
-            undoSlowly(redirect)
-        }
-    }
-
-    @usableFromInline
-    func undoSlowly(_ redirect: Redirect) {
-        guard let cell = existingCell(), cell.scope === redirect.frame, cell.route == redirect.route else { return }
-        let fits = redirect.savedRoute != .own || cell is OwnedCell<Value>
-        guard fits, !cell.isPlaceholder else {
-            withExtendedLifetime(removeCell(of: redirect.owner, byOwner: true)) {}
-            return
-        }
-        let dropped = cell.overlay
-        cell.route = redirect.savedRoute
-        cell.scope = redirect.savedScope
-        cell.overlay = redirect.savedOverlay
-        withExtendedLifetime(dropped) {}
     }
 }

@@ -63,10 +63,10 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// The cached session lookup of `sessions`, specialized for the discriminator (see
     /// `SessionTable`).
     @usableFromInline let currentSessionCell: SessionLookup?
-    /// While a snapshot's `run` makes a captured session the current one (see `Storage+Snapshots`):
-    /// how many runs do so now, anywhere, and the session they make current in the running task.
+    /// Where a snapshot's `run` made a captured session the current one (see `SessionOverride`):
+    /// how many such overrides exist now, anywhere, and the one the running task sees.
     @usableFromInline let sessionOverrides = Atomic<Int>(0)
-    @usableFromInline let sessionOverride = TaskLocal<SessionCell<Value>?>(wrappedValue: nil)
+    @usableFromInline let sessionOverride = TaskLocal<SessionOverride<Value>?>(wrappedValue: nil)
     let initialValue: @Sendable () -> Value
     /// The policy of this Local's scopes where the scope names none.
     @usableFromInline let inheritance: Inheritance
@@ -169,6 +169,13 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     @inlinable
     @inline(__always)
     func cachedCell() -> Unmanaged<Cell<Value>>? {
+        cachedCell(epoch: epoch.load(ordering: .relaxed))
+    }
+
+    /// `cachedCell()`, with the epoch read by the caller: the slot must have been cached at it.
+    @inlinable
+    @inline(__always)
+    func cachedCell(epoch: UInt) -> Unmanaged<Cell<Value>>? {
         var address: UInt = 0
         var id: UInt64 = 0
         if kind == .task, let task = TaskIdentity.current {
@@ -178,7 +185,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         guard let context = ThreadContext.existing(key: pthreadKey) else { return nil }
         let slot = context._withUnsafeGuaranteedRef { $0.slots } + ThreadContext.slotIndex(local: localID, address: address)
         guard slot.pointee.local == localID, slot.pointee.address == address, slot.pointee.id == id,
-            slot.pointee.epoch == epoch.load(ordering: .relaxed), let cell = slot.pointee.cell
+            slot.pointee.epoch == epoch, let cell = slot.pointee.cell
         else {
             return nil
         }
@@ -445,111 +452,6 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         }
         withExtendedLifetime(cells) {}
     }
-
-    // MARK: Scopes
-
-    /// Opens a `.task` scope for the running context: a frame starting from its current value
-    /// changed by `change`, which its cell's route points into until `closeScope`.
-    @inlinable
-    @inline(__always)
-    func openScope(
-        _ inheritance: Inheritance, _ origin: ScopeOrigin, _ change: (inout Value) -> Void
-    ) -> (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt) {
-        let cell: Unmanaged<Cell<Value>> = cachedCell() ?? Unmanaged.passUnretained(resolveCell())
-        // The cell stays alive while the epoch stays: nobody else frees a running owner's cell
-        // without bumping it.
-        let epoch = self.epoch.load(ordering: .relaxed)
-        let frame = cell._withUnsafeGuaranteedRef { cell -> ScopeFrame<Value> in
-            var value = Access.load(cell)
-            change(&value)
-            let frame = cell.takeSpare()
-            if let spare = frame {
-                spare.reuse(
-                    value: consume value, inheritance: inheritance, owner: cell.owner,
-                    savedRoute: cell.route, savedScope: cell.scope, origin: origin
-                )
-            } else {
-                return Self.enter(cell, Self.makeFrame(cell, consume value, inheritance, origin))
-            }
-            return Self.enter(cell, frame.unsafelyUnwrapped)
-        }
-        return (cell, frame, epoch)
-    }
-
-    /// A new frame for a scope `cell`'s owner opens, when the cell has no spare: the first scope,
-    /// or one nested in another. Out of line: `openScope` is inlined into every scope.
-    @usableFromInline
-    @inline(never)
-    static func makeFrame(
-        _ cell: Cell<Value>, _ value: consuming Value, _ inheritance: Inheritance, _ origin: ScopeOrigin
-    ) -> ScopeFrame<Value> {
-        ScopeFrame(
-            value: value, inheritance: inheritance, owner: cell.owner,
-            savedRoute: cell.route, savedScope: cell.scope, origin: origin
-        )
-    }
-
-    /// Points the owner's accesses into `frame`, and hands the frame on. (Called on each path of
-    /// `openScope` rather than once after both: where the two paths' frames merged first, the
-    /// optimizer left a retain and a release of the frame around these stores.)
-    @inlinable
-    @inline(__always)
-    static func enter(_ cell: Cell<Value>, _ frame: consuming ScopeFrame<Value>) -> ScopeFrame<Value> {
-        cell.route = frame.ownerRoute
-        cell.scope = frame
-        return frame
-    }
-
-    /// Publishes `frame` to the child tasks `operation` creates (binds the scope task-local).
-    /// The task-local and the frame are borrowed: the binding's own reference is the only
-    /// retain (the runtime releases it when the binding goes), where the plain call would also
-    /// retain and release the task-local and the frame around it.
-    @inlinable
-    @inline(__always)
-    func withScopeKey<R>(_ frame: ScopeFrame<Value>, _ operation: () -> R) -> R {
-        Unmanaged.passUnretained(scopeKey)._withUnsafeGuaranteedRef { key in
-            Unmanaged.passUnretained(frame)._withUnsafeGuaranteedRef { frame in
-                key.withValue(frame, operation: operation)
-            }
-        }
-    }
-
-    /// Closes a scope `openScope` opened: the owner's accesses go back where they went before.
-    /// Takes the frame over: if nobody else refers to it any more (no child, no snapshot kept it),
-    /// it is emptied and kept in the owner's cell for its next scope, which then allocates nothing.
-    @inlinable
-    func closeScope(_ cell: Unmanaged<Cell<Value>>, _ frame: consuming ScopeFrame<Value>, _ epoch: UInt) {
-        guard self.epoch.load(ordering: .relaxed) == epoch else {
-            closeScopeSlowly(frame)
-            return
-        }
-        // Optional, so that the frame moves into the cell (a swap, below) with no retain and release.
-        var frame: ScopeFrame<Value>? = consume frame
-        cell._withUnsafeGuaranteedRef { cell in
-            cell.route = frame.unsafelyUnwrapped.savedRoute
-            cell.scope = frame.unsafelyUnwrapped.savedScope
-            if isKnownUniquelyReferenced(&frame), frame.unsafelyUnwrapped.recycle() {
-                cell.swapSpare(&frame)
-            }
-        }
-    }
-
-    /// Closes a scope after some cell was removed meanwhile: the owner's cell may be a placeholder,
-    /// made inside its own scope with no value of its own. A placeholder cannot take the owner
-    /// back where it was before the scope (its own value, its `.overlay` layer), so it goes: the
-    /// owner's next touch makes a new cell from the scope it sees then, running the initializer as
-    /// after any `discard(key:)`.
-    @usableFromInline
-    func closeScopeSlowly(_ frame: ScopeFrame<Value>) {
-        guard let cell = tables.withLock({ Self.cell(of: frame.owner, in: $0) }), cell.scope === frame else { return }
-        if cell.isPlaceholder {
-            let removed = removeCell(of: frame.owner, byOwner: true)
-            withExtendedLifetime(removed) {}
-            return
-        }
-        cell.route = frame.savedRoute
-        cell.scope = frame.savedScope
-    }
 }
 
 extension Storage {
@@ -561,8 +463,8 @@ extension Storage {
     /// inline, so that it never builds the key path object.)
     @inlinable
     func lockedSessionCell() -> SessionCell<Value>? {
-        if sessionOverrides.load(ordering: .relaxed) != 0, let cell = lockedOverrideSessionCell() {
-            return cell
+        if let override = currentSessionOverride() {
+            return lockedSessionCell(of: override)
         }
         // Unretained: `self` keeps the lookup alive, and a retain here would be a write to memory
         // that every thread reading this Local shares.

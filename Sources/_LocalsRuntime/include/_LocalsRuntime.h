@@ -46,9 +46,31 @@ extern const uint32_t _swift_concurrency_debug_internal_layout_version LOCALS_WE
 /// The class metadata of every task object, published for debuggers.
 extern const void *const _swift_concurrency_debug_asyncTaskMetadata LOCALS_WEAK;
 
+/// Binds a task-local for the running task (or, outside any task, the thread), as
+/// `TaskLocal.withValue` does before its operation: `key` is the `TaskLocal` object, `value` points
+/// to a value of type `valueType` that the runtime takes over (moves out of).
+extern void LOCALS_SWIFTCALL swift_task_localValuePush(const void *key, void *value, const void *valueType) LOCALS_WEAK;
+/// Removes the innermost binding, as `TaskLocal.withValue` does after its operation.
+extern void LOCALS_SWIFTCALL swift_task_localValuePop(void) LOCALS_WEAK;
+
 /// Whether the runtime exports the two entry points task identity needs.
 static inline bool locals_runtime_has_task_entry_points(void) {
     return &swift_task_getJobTaskId != NULL && &swift_task_getJobFlags != NULL;
+}
+
+/// Whether the runtime exports the entry points that bind and unbind a task-local.
+static inline bool locals_runtime_has_task_local_push(void) {
+    return &swift_task_localValuePush != NULL && &swift_task_localValuePop != NULL;
+}
+
+/// `swift_task_localValuePush`; only where `locals_runtime_has_task_local_push()`.
+static inline void locals_runtime_push_task_local(const void *key, void *value, const void *valueType) {
+    swift_task_localValuePush(key, value, valueType);
+}
+
+/// `swift_task_localValuePop`; only where `locals_runtime_has_task_local_push()`.
+static inline void locals_runtime_pop_task_local(void) {
+    swift_task_localValuePop();
 }
 
 /// Whether the runtime exports `swift_task_getCurrent`.

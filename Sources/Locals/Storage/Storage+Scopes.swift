@@ -1,0 +1,145 @@
+public import Synchronization
+
+// Scopes of a `.task` Local: opening one points the owner's cell into a new frame, closing it
+// points the cell back. Between the two the cell is held without a retain (see `HeldCell`).
+
+/// The running context's cell, found without a retain, and the removal epoch that vouches for it:
+/// the one way a cell is held across code that may let a removal in (a scope's operation, a
+/// snapshot's `run`) and used again afterwards with no lookup.
+///
+/// Nobody but the owner frees a cell while its owner runs; someone else who removes it (`reset`,
+/// `discard(key:)` from another thread) bumps the storage's epoch and parks the cell, and the
+/// owner's next touch frees it. So the cell may be used again only while the epoch is the one
+/// read **before** the cell was found (`Storage.holdCell()`): a removal between finding the cell
+/// and reading the epoch would otherwise go unseen, and the owner would write into the cell its
+/// own next touch freed. After a change, the owner finds its cell again under the lock.
+@usableFromInline
+struct HeldCell<Value: Sendable> {
+    @usableFromInline let cell: Unmanaged<Cell<Value>>
+    @usableFromInline let epoch: UInt
+
+    @inlinable
+    init(cell: Unmanaged<Cell<Value>>, epoch: UInt) {
+        self.cell = cell
+        self.epoch = epoch
+    }
+}
+
+extension Storage {
+    /// The running context's cell (made on first touch), held without a retain (see `HeldCell`).
+    @inlinable
+    @inline(__always)
+    func holdCell() -> HeldCell<Value> {
+        // First the epoch, then the cell: see `HeldCell`.
+        let epoch = self.epoch.load(ordering: .relaxed)
+        return HeldCell(cell: cachedCell(epoch: epoch) ?? Unmanaged.passUnretained(resolveCell()), epoch: epoch)
+    }
+
+    /// Whether `held` may still be used: nothing was removed since it was found.
+    @inlinable
+    @inline(__always)
+    func isStillHeld(_ held: HeldCell<Value>) -> Bool {
+        epoch.load(ordering: .relaxed) == held.epoch
+    }
+
+    /// Opens a `.task` scope for the running context: a frame starting from its current value
+    /// changed by `change`, which its cell's route points into until `closeScope`.
+    @inlinable
+    @inline(__always)
+    func openScope(
+        _ inheritance: Inheritance, _ origin: ScopeOrigin, _ change: (inout Value) -> Void
+    ) -> (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt) {
+        let held = holdCell()
+        let cell = held.cell
+        let frame = cell._withUnsafeGuaranteedRef { cell -> ScopeFrame<Value> in
+            var value = Access.load(cell)
+            change(&value)
+            let frame = cell.takeSpare()
+            if let spare = frame {
+                spare.reuse(
+                    value: consume value, inheritance: inheritance, owner: cell.owner,
+                    savedRoute: cell.route, savedScope: cell.scope, origin: origin
+                )
+            } else {
+                return Self.enter(cell, Self.makeFrame(cell, consume value, inheritance, origin))
+            }
+            return Self.enter(cell, frame.unsafelyUnwrapped)
+        }
+        return (cell, frame, held.epoch)
+    }
+
+    /// A new frame for a scope `cell`'s owner opens, when the cell has no spare: the first scope,
+    /// or one nested in another. Out of line: `openScope` is inlined into every scope.
+    @usableFromInline
+    @inline(never)
+    static func makeFrame(
+        _ cell: Cell<Value>, _ value: consuming Value, _ inheritance: Inheritance, _ origin: ScopeOrigin
+    ) -> ScopeFrame<Value> {
+        ScopeFrame(
+            value: value, inheritance: inheritance, owner: cell.owner,
+            savedRoute: cell.route, savedScope: cell.scope, origin: origin
+        )
+    }
+
+    /// Points the owner's accesses into `frame`, and hands the frame on. (Called on each path of
+    /// `openScope` rather than once after both: where the two paths' frames merged first, the
+    /// optimizer left a retain and a release of the frame around these stores.)
+    @inlinable
+    @inline(__always)
+    static func enter(_ cell: Cell<Value>, _ frame: consuming ScopeFrame<Value>) -> ScopeFrame<Value> {
+        cell.route = frame.ownerRoute
+        cell.scope = frame
+        return frame
+    }
+
+    /// Publishes `frame` to the child tasks `operation` creates (binds the scope task-local).
+    /// The task-local and the frame are borrowed: the binding's own reference is the only
+    /// retain (the runtime releases it when the binding goes), where the plain call would also
+    /// retain and release the task-local and the frame around it.
+    @inlinable
+    @inline(__always)
+    func withScopeKey<R>(_ frame: ScopeFrame<Value>, _ operation: () -> R) -> R {
+        Unmanaged.passUnretained(scopeKey)._withUnsafeGuaranteedRef { key in
+            Unmanaged.passUnretained(frame)._withUnsafeGuaranteedRef { frame in
+                key.withValue(frame, operation: operation)
+            }
+        }
+    }
+
+    /// Closes a scope `openScope` opened: the owner's accesses go back where they went before.
+    /// Takes the frame over: if nobody else refers to it any more (no child, no snapshot kept it),
+    /// it is emptied and kept in the owner's cell for its next scope, which then allocates nothing.
+    @inlinable
+    func closeScope(_ cell: Unmanaged<Cell<Value>>, _ frame: consuming ScopeFrame<Value>, _ epoch: UInt) {
+        guard isStillHeld(HeldCell(cell: cell, epoch: epoch)) else {
+            closeScopeSlowly(frame)
+            return
+        }
+        // Optional, so that the frame moves into the cell (a swap, below) with no retain and release.
+        var frame: ScopeFrame<Value>? = consume frame
+        cell._withUnsafeGuaranteedRef { cell in
+            cell.route = frame.unsafelyUnwrapped.savedRoute
+            cell.scope = frame.unsafelyUnwrapped.savedScope
+            if isKnownUniquelyReferenced(&frame), frame.unsafelyUnwrapped.recycle() {
+                cell.swapSpare(&frame)
+            }
+        }
+    }
+
+    /// Closes a scope after some cell was removed meanwhile: the owner's cell may be a placeholder,
+    /// made inside its own scope with no value of its own. A placeholder cannot take the owner
+    /// back where it was before the scope (its own value, its `.overlay` layer), so it goes: the
+    /// owner's next touch makes a new cell from the scope it sees then, running the initializer as
+    /// after any `discard(key:)`.
+    @usableFromInline
+    func closeScopeSlowly(_ frame: ScopeFrame<Value>) {
+        guard let cell = tables.withLock({ Self.cell(of: frame.owner, in: $0) }), cell.scope === frame else { return }
+        if cell.isPlaceholder {
+            let removed = removeCell(of: frame.owner, byOwner: true)
+            withExtendedLifetime(removed) {}
+            return
+        }
+        cell.route = frame.savedRoute
+        cell.scope = frame.savedScope
+    }
+}

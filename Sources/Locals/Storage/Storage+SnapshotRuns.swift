@@ -1,0 +1,303 @@
+// How a snapshot's `run` puts each captured part in place for the running task or thread and
+// takes it away again (what each part means is in `Storage+Snapshots`).
+
+/// One part a synchronous run put in place, kept in its slot (see `SnapshotRun`) until the run
+/// takes it away: its storage (retained for the run) and what undoes the part. Plain stored
+/// references, small enough that the slots of ten parts fit in a stack buffer, and moved out one
+/// by one when the part is taken away, so that a scope's frame goes back to its cell uniquely
+/// referenced and is recycled, as when a scope closes.
+@usableFromInline
+struct PartInPlace<Value: Sendable> {
+    @usableFromInline
+    enum Kind: UInt8 {
+        /// A scope opened on the running context's cell (`cell`, `epoch`), publishing `frame`.
+        case scope
+        /// The cell redirected into `frame` (the undo in `other`, a `RedirectUndo`).
+        case redirect
+        /// A `.thread` value swapped in (the value to put back in `other`, a `ThreadUndo`).
+        case thread
+        /// A session override (`other`), published.
+        case session
+    }
+
+    /// Retained for the run (by the reference `open` was called with).
+    @usableFromInline var storage: Unmanaged<Storage<Value>>
+    @usableFromInline var cell: Unmanaged<Cell<Value>>?
+    @usableFromInline var epoch: UInt = 0
+    @usableFromInline var frame: ScopeFrame<Value>?
+    @usableFromInline var other: AnyObject?
+    @usableFromInline var kind: Kind
+
+    @inlinable
+    init(_ storage: Unmanaged<Storage<Value>>, _ kind: Kind) {
+        self.storage = storage
+        self.kind = kind
+    }
+}
+
+/// What a redirected `.task` part puts back, boxed (it is larger than a slot).
+@usableFromInline
+final class RedirectUndo<Value: Sendable> {
+    @usableFromInline let redirect: Storage<Value>.Redirect
+
+    @inlinable
+    init(_ redirect: Storage<Value>.Redirect) {
+        self.redirect = redirect
+    }
+}
+
+/// What a `.thread` part replaced, boxed (a value of any size).
+@usableFromInline
+final class ThreadUndo<Value: Sendable> {
+    @usableFromInline let saved: Storage<Value>.Swapped
+
+    @inlinable
+    init(_ saved: Storage<Value>.Swapped) {
+        self.saved = saved
+    }
+}
+
+extension Storage {
+    // MARK: A synchronous run, one step at a time
+
+    /// Puts `part` in place for the running task or thread, and what undoes it in `slot`. Takes
+    /// over the caller's reference to the storage, which `close(at:)` releases.
+    @inlinable
+    static func open(
+        _ part: PartData<Value>, at slot: UnsafeMutableRawPointer, _ retained: Unmanaged<Storage<Value>>
+    ) {
+        retained._withUnsafeGuaranteedRef { $0.open(part, at: slot, retained) }
+    }
+
+    @inlinable
+    func open(_ part: PartData<Value>, at slot: UnsafeMutableRawPointer, _ me: Unmanaged<Storage<Value>>) {
+        precondition(
+            MemoryLayout<PartInPlace<Value>>.size <= SnapshotRun.slotSize, "swift-locals: snapshot slot too small"
+        )
+        var inPlace: PartInPlace<Value>
+        switch part.tag {
+        case .value, .scope, .overlay:
+            let (entered, published) = enter(part)
+            switch entered {
+            case .scope(let cell, let epoch):
+                inPlace = PartInPlace(me, .scope)
+                inPlace.cell = cell
+                inPlace.epoch = epoch
+            case .redirect(let redirect):
+                inPlace = PartInPlace(me, .redirect)
+                inPlace.other = RedirectUndo(redirect)
+            }
+            inPlace.frame = consume published
+        case .thread:
+            inPlace = PartInPlace(me, .thread)
+            inPlace.other = ThreadUndo(swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value })
+        case .session:
+            inPlace = PartInPlace(me, .session)
+            inPlace.other = SessionOverride(part.session.unsafelyUnwrapped, self)
+        }
+        slot.initializeMemory(as: PartInPlace<Value>.self, to: inPlace)
+    }
+
+    /// Publishes the part in `slot` to the child tasks created from now on (binds the Local's
+    /// task-local, as `withValue` does, without a closure to nest in).
+    @inlinable
+    static func publish(at slot: UnsafeMutableRawPointer) {
+        let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self)
+        switch inPlace.pointee.kind {
+        case .scope, .redirect:
+            let key = inPlace.pointee.storage._withUnsafeGuaranteedRef { $0.scopeKey }
+            SnapshotRun.bind(key, to: inPlace.pointee.frame.unsafelyUnwrapped)
+        case .session:
+            let override = unsafeDowncast(inPlace.pointee.other.unsafelyUnwrapped, to: SessionOverride<Value>.self)
+            let key = inPlace.pointee.storage._withUnsafeGuaranteedRef { $0.sessionOverride }
+            SnapshotRun.bind(key, to: override)
+        case .thread:
+            break
+        }
+    }
+
+    /// Unpublishes the part in `slot` and takes it away.
+    @inlinable
+    static func close(at slot: UnsafeMutableRawPointer) {
+        var inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self).move()
+        let storage = inPlace.storage.takeRetainedValue()
+        switch inPlace.kind {
+        case .scope:
+            SnapshotRun.unbind()
+            storage.closeScope(inPlace.cell.unsafelyUnwrapped, inPlace.frame.take().unsafelyUnwrapped, inPlace.epoch)
+        case .redirect:
+            SnapshotRun.unbind()
+            storage.undo(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: RedirectUndo<Value>.self).redirect)
+        case .thread:
+            storage.restore(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: ThreadUndo<Value>.self).saved)
+        case .session:
+            SnapshotRun.unbind()
+        }
+    }
+
+    // MARK: Nested runs
+    /// Runs `body` with a part in place for the running task or thread, then takes it away.
+    @inlinable
+    func enter(_ part: PartData<Value>, _ body: () -> Void) {
+        switch part.tag {
+        case .value, .scope, .overlay:
+            let (entered, published) = enter(part)
+            withScopeKey(published) { body() }
+            leave(entered, consume published)
+        case .thread:
+            let saved = swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
+            body()
+            restore(saved)
+        case .session:
+            sessionOverride.withValue(SessionOverride(part.session.unsafelyUnwrapped, self)) { body() }
+        }
+    }
+
+    @inlinable
+    func enter(_ part: PartData<Value>, _ isolation: isolated (any Actor)?, _ body: () async -> Void) async {
+        switch part.tag {
+        case .value, .scope, .overlay:
+            let (entered, published) = enter(part)
+            await scopeKey.withValue(published, operation: { await body() }, isolation: isolation)
+            leave(entered, consume published)
+        case .thread:
+            let saved = swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
+            await body()
+            restore(saved)
+        case .session:
+            let override = SessionOverride(part.session.unsafelyUnwrapped, self)
+            await sessionOverride.withValue(override, operation: { await body() }, isolation: isolation)
+        }
+    }
+
+    // MARK: Entering a `.task` part
+
+    /// Where a `.task` part put the running context's accesses, and what to put back. (A scope's
+    /// frame is not in here but handed back beside it, so that the one reference to it can be
+    /// passed on to `closeScope`, which recycles the frame only if nothing else refers to it.)
+    @usableFromInline
+    enum Entered {
+        case scope(cell: Unmanaged<Cell<Value>>, epoch: UInt)
+        case redirect(Redirect)
+    }
+
+    @usableFromInline
+    struct Redirect {
+        @usableFromInline let cell: Unmanaged<Cell<Value>>
+        @usableFromInline let epoch: UInt
+        @usableFromInline let owner: OwnerKey
+        @usableFromInline let route: Route
+        @usableFromInline let frame: ScopeFrame<Value>
+        @usableFromInline let savedRoute: Route
+        @usableFromInline unowned(unsafe) let savedScope: ScopeFrame<Value>?
+        @usableFromInline let savedOverlay: OverlayState<Value>?
+
+        @inlinable
+        init(
+            cell: Unmanaged<Cell<Value>>, epoch: UInt, owner: OwnerKey, route: Route, frame: ScopeFrame<Value>,
+            savedRoute: Route, savedScope: ScopeFrame<Value>?, savedOverlay: OverlayState<Value>?
+        ) {
+            self.cell = cell
+            self.epoch = epoch
+            self.owner = owner
+            self.route = route
+            self.frame = frame
+            self.savedRoute = savedRoute
+            self.savedScope = savedScope
+            self.savedOverlay = savedOverlay
+        }
+    }
+
+    /// Puts a `.task` part in place for the running context; returns what to undo and the scope to
+    /// publish to the children created meanwhile.
+    @inlinable
+    func enter(_ part: PartData<Value>) -> (Entered, ScopeFrame<Value>) {
+        switch part.tag {
+        case .value:
+            let opened = openScope(inheritance, .unopened) { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
+            return (.scope(cell: opened.cell, epoch: opened.epoch), opened.frame)
+        case .scope:
+            let frame = part.frame.unsafelyUnwrapped
+            switch frame.inheritance {
+            case .copy:
+                let value = frame.loadValue()
+                let opened = openScope(.copy, frame.origin) { $0 = value }
+                return (.scope(cell: opened.cell, epoch: opened.epoch), opened.frame)
+            case .fresh:
+                let value = makeInitialValue(for: resolveCell().owner)
+                let opened = openScope(.fresh, frame.origin) { $0 = value }
+                return (.scope(cell: opened.cell, epoch: opened.epoch), opened.frame)
+            case .shared:
+                return (.redirect(redirect(.sharedScope, frame, nil)), frame)
+            case .overlay:
+                return (.redirect(redirect(.overlay, frame, OverlayState())), frame)
+            }
+        case .overlay:
+            let frame = part.frame.unsafelyUnwrapped
+            return (.redirect(redirect(.overlay, frame, OverlayState(part.layer.unsafelyUnwrapped.copy()))), frame)
+        case .thread, .session:
+            preconditionFailure("swift-locals: not a .task part")
+        }
+    }
+
+    /// Takes away what `enter` put in place; `frame` is the scope it published.
+    @inlinable
+    func leave(_ entered: Entered, _ frame: consuming ScopeFrame<Value>) {
+        switch entered {
+        case .scope(let cell, let epoch):
+            closeScope(cell, frame, epoch)
+        case .redirect(let redirect):
+            undo(redirect)
+        }
+    }
+
+    /// Points the running context's accesses at `frame` by `route`, as a child of that scope.
+    @inlinable
+    func redirect(_ route: Route, _ frame: ScopeFrame<Value>, _ overlay: OverlayState<Value>?) -> Redirect {
+        let held = holdCell()
+        return held.cell._withUnsafeGuaranteedRef { cell in
+            let redirect = Redirect(
+                cell: held.cell, epoch: held.epoch, owner: cell.owner, route: route, frame: frame,
+                savedRoute: cell.route, savedScope: cell.scope, savedOverlay: cell.overlay
+            )
+            cell.route = route
+            cell.scope = frame
+            cell.overlay = overlay
+            return redirect
+        }
+    }
+
+    /// Puts back what `redirect` changed. If the running context's cell was dropped meanwhile
+    /// (by `discard(key:)` from elsewhere), its new cell goes unless it can take the old route
+    /// (as when a scope closes, see `closeScopeSlowly`).
+    @inlinable
+    func undo(_ redirect: Redirect) {
+        if isStillHeld(HeldCell(cell: redirect.cell, epoch: redirect.epoch)) {
+            let dropped = redirect.cell._withUnsafeGuaranteedRef { cell -> OverlayState<Value>? in
+                let dropped = cell.overlay
+                cell.route = redirect.savedRoute
+                cell.scope = redirect.savedScope
+                cell.overlay = redirect.savedOverlay
+                return dropped
+            }
+            withExtendedLifetime(dropped) {}  // released once the cell is whole again
+        } else {
+            undoSlowly(redirect)
+        }
+    }
+
+    @usableFromInline
+    func undoSlowly(_ redirect: Redirect) {
+        guard let cell = existingCell(), cell.scope === redirect.frame, cell.route == redirect.route else { return }
+        let fits = redirect.savedRoute != .own || cell is OwnedCell<Value>
+        guard fits, !cell.isPlaceholder else {
+            withExtendedLifetime(removeCell(of: redirect.owner, byOwner: true)) {}
+            return
+        }
+        let dropped = cell.overlay
+        cell.route = redirect.savedRoute
+        cell.scope = redirect.savedScope
+        cell.overlay = redirect.savedOverlay
+        withExtendedLifetime(dropped) {}
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import Locals
+import Testing
+
+@Suite("Synchronous snapshot runs: every part in place at once, published to children")
+struct SnapshotRunTests {
+    @Test("a Task {} created inside a synchronous run inherits every part, by its scope's policy")
+    func childrenOfASynchronousRun() async {
+        let copied = Local { Sample() }
+        let shared = Local(inheritance: .shared) { Sample() }
+        let snapshot = await Task { () -> LocalsSnapshot in
+            copied.simple = "own value"
+            return shared.withValue(\.simple, "shared scope") { LocalsSnapshot.capture() }
+        }.value
+        let child = await Task { () -> Task<[String], Never> in
+            snapshot.run {
+                Task { () -> [String] in
+                    shared.simple = "child wrote"
+                    return [copied.simple, shared.simple]
+                }
+            }
+        }.value
+        #expect(await child.value == ["own value", "child wrote"])
+        #expect(snapshot.run { shared.simple } == "child wrote", "the child's write missed the shared scope")
+        #expect(copied.simple == Sample.initial && shared.simple == Sample.initial)
+    }
+
+    #if compiler(>=6.2)
+    @Test("a synchronous run of a snapshot of 3,000 Locals puts each in place on a thread with a 128 KiB stack")
+    func synchronousRunOfManyLocals() async {
+        await #expect(processExitsWith: .success) {
+            exit(ManyLocals.runOnSmallStack(locals: 3_000) ? 0 : 1)
+        }
+    }
+    #endif
+}
+
+enum ManyLocals {
+    /// Makes `count` Locals with values of their own, and three more inside a `.shared`, an
+    /// `.overlay` and a `.copy` scope; captures them all, and runs the snapshot on a plain thread
+    /// with a 128 KiB stack: far less than one stack frame per Local. True if every Local read its
+    /// captured value inside the run and its own again afterwards.
+    static func runOnSmallStack(locals count: Int) -> Bool {
+        let locals = (0..<count).map { _ in Local { -1 } }
+        let scoped = [Inheritance.shared, .overlay, .copy].map { Local(inheritance: $0) { -1 } }
+        let snapshot = onThread(stackSize: 8 << 20) { () -> LocalsSnapshot in
+            for (index, local) in locals.enumerated() {
+                local.value = index
+            }
+            return scoped[0].withValues({ $0 = 0 }) {
+                scoped[1].withValues({ $0 = 1 }) {
+                    scoped[2].withValues({ $0 = 2 }) { LocalsSnapshot.capture() }
+                }
+            }
+        }
+        guard let snapshot, snapshot.count == count + scoped.count else { return false }
+        let all = locals + scoped
+        let expected = Array(0..<count) + [0, 1, 2]
+        return onThread(stackSize: 128 << 10) { () -> Bool in
+            let inside = snapshot.run { all.map(\.value) == expected }
+            return inside && all.allSatisfy { $0.value == -1 }
+        } ?? false
+    }
+
+    private static func onThread<T: Sendable>(stackSize: Int, _ body: @escaping @Sendable () -> T) -> T? {
+        let done = DispatchSemaphore(value: 0)
+        let result = Protected<T?>(nil)
+        let thread = Thread {
+            result.withLock { $0 = body() }
+            done.signal()
+        }
+        thread.stackSize = stackSize
+        thread.start()
+        done.wait()
+        return result.withLock { $0 }
+    }
+}
