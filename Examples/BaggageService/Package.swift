@@ -13,7 +13,7 @@ let package = Package(
         .executable(name: "baggage-service", targets: ["baggage-service"]),
     ],
     dependencies: [
-        .package(name: "swift-locals", path: "../..", traits: ["Tracing"]),
+        .package(name: "swift-locals", path: "../..", traits: ["Tracing", "Logging"]),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -29,6 +29,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Locals", package: "swift-locals"),
                 .product(name: "LocalsTracing", package: "swift-locals"),
+                .product(name: "LocalsLogging", package: "swift-locals"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

@@ -9,6 +9,7 @@ import Glibc
 import Darwin
 #endif
 import Locals
+import LocalsLogging
 public import Logging
 
 extension Logger.MetadataProvider {
@@ -21,18 +22,10 @@ extension Logger.MetadataProvider {
     ///     ServiceLogHandler(label: label, metadataProvider: .requestBaggage)
     /// }
     /// ```
-    public static let requestBaggage = Logger.MetadataProvider {
-        // One read of the whole value: both fields always come from the same request.
-        let request = currentRequest.value
-        var metadata: Logger.Metadata = [:]
-        if let tenant = request.tenant {
-            metadata["tenant"] = .string(tenant)
-        }
-        if let id = request.requestID {
-            metadata["request-id"] = .string(id)
-        }
-        return metadata
-    }
+    public static let requestBaggage = Logger.MetadataProvider.locals([
+        LocalField("tenant", of: currentRequest, at: \.tenant),
+        LocalField("request-id", of: currentRequest, at: \.requestID),
+    ])
 }
 
 /// Writes one line per log event, with `tenant` and `request-id` first, in that order, so that a
