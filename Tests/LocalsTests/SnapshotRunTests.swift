@@ -29,9 +29,36 @@ struct SnapshotRunTests {
     @Test("a synchronous run of a snapshot of 3,000 Locals puts each in place on a thread with a 128 KiB stack")
     func synchronousRunOfManyLocals() async {
         await #expect(processExitsWith: .success) {
+            // The run that nests a call per part (forced below) needs a frame per Local.
+            unsetenv("LOCALS_FORCE_FALLBACK")
             exit(ManyLocals.runOnSmallStack(locals: 3_000) ? 0 : 1)
         }
     }
+
+    #if DEBUG
+    @Test("where the runtime's task-local push is not used, a synchronous run nests its parts and keeps every rule")
+    func nestedRunWithoutTaskLocalPush() async {
+        await #expect(processExitsWith: .success) {
+            setenv("LOCALS_FORCE_FALLBACK", "taskLocalPush", 1)
+            let many = ManyLocals.runOnSmallStack(locals: 100, stackSize: 8 << 20)
+            let copied = Local { -1 }
+            let shared = Local(inheritance: .shared) { -1 }
+            let snapshot = await Task { () -> LocalsSnapshot in
+                copied.value = 1
+                return shared.withValues({ $0 = 2 }) { LocalsSnapshot.capture() }
+            }.value
+            let child = snapshot.run {
+                Task { () -> [Int] in
+                    shared.value = 3
+                    return [copied.value, shared.value]
+                }
+            }
+            let seen = await child.value
+            let after = snapshot.run { shared.value }
+            exit(many && seen == [1, 3] && after == 3 && copied.value == -1 ? 0 : 1)
+        }
+    }
+    #endif
     #endif
 }
 
@@ -40,7 +67,7 @@ enum ManyLocals {
     /// `.overlay` and a `.copy` scope; captures them all, and runs the snapshot on a plain thread
     /// with a 128 KiB stack: far less than one stack frame per Local. True if every Local read its
     /// captured value inside the run and its own again afterwards.
-    static func runOnSmallStack(locals count: Int) -> Bool {
+    static func runOnSmallStack(locals count: Int, stackSize: Int = 128 << 10) -> Bool {
         let locals = (0..<count).map { _ in Local { -1 } }
         let scoped = [Inheritance.shared, .overlay, .copy].map { Local(inheritance: $0) { -1 } }
         let snapshot = onThread(stackSize: 8 << 20) { () -> LocalsSnapshot in
@@ -56,7 +83,7 @@ enum ManyLocals {
         guard let snapshot, snapshot.count == count + scoped.count else { return false }
         let all = locals + scoped
         let expected = Array(0..<count) + [0, 1, 2]
-        return onThread(stackSize: 128 << 10) { () -> Bool in
+        return onThread(stackSize: stackSize) { () -> Bool in
             let inside = snapshot.run { all.map(\.value) == expected }
             return inside && all.allSatisfy { $0.value == -1 }
         } ?? false

@@ -130,10 +130,16 @@ enum TaskRuntime {
     /// first use where it fails), so it, like any other name, is ignored; tests force that stop in
     /// a process of their own with `forceFailing`.
     static func forcedByEnvironment() -> Set<Fact> {
+        Set(namesForcedByEnvironment().compactMap { name in Fact.withFallback.first { "\($0)" == name } })
+    }
+
+    /// The names in `LOCALS_FORCE_FALLBACK`, in debug builds only (empty in release builds). Besides
+    /// the checks above, `taskLocalPush` makes synchronous snapshot runs nest one call per part, as
+    /// on a runtime that does not export the task-local push and pop entry points.
+    static func namesForcedByEnvironment() -> [String] {
         #if DEBUG
         guard let raw = getenv("LOCALS_FORCE_FALLBACK") else { return [] }
-        let names = String(cString: raw).split(separator: ",").map { $0.filter { $0 != " " } }
-        return Set(names.compactMap { name in Fact.withFallback.first { "\($0)" == name } })
+        return String(cString: raw).split(separator: ",").map { String($0.filter { $0 != " " }) }
         #else
         return []
         #endif

@@ -18,7 +18,10 @@ enum SnapshotRun {
     /// A slot: the part's operations, unretained (the snapshot holds them), then its undo.
     static let slotStride = 8 + slotSize
 
-    static let canBind = locals_runtime_has_task_local_push()
+    /// Whether the runtime exports the task-local push and pop (tests can force the nesting
+    /// fallback with `LOCALS_FORCE_FALLBACK=taskLocalPush` in a debug build).
+    static let canBind =
+        locals_runtime_has_task_local_push() && !TaskRuntime.namesForcedByEnvironment().contains("taskLocalPush")
 
     static func run(_ parts: [SnapshotPart], _ body: () -> Void) {
         guard canBind else { return nested(parts, from: 0, body) }
