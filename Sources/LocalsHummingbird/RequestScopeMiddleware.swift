@@ -55,8 +55,9 @@ extension HTTPField.Name {
 /// produced after the handler returned, or streamed, reads the request's values, the handler's
 /// writes included, as a child task of the request would.
 ///
-/// **Requests do not share values.** Each request's scopes close when its exchange is done, before
-/// Hummingbird reads the next request of a keep-alive connection.
+/// **Requests do not share values.** The scopes close when this middleware returns the response;
+/// the body is then written under the snapshot taken inside them, which holds this request's
+/// values only. The next request of a keep-alive connection opens scopes of its own.
 ///
 /// Add it first, so that the middlewares after it (Hummingbird's request log included) run inside
 /// the scopes. Errors other than `HTTPResponseError` are rethrown: the response Hummingbird makes
@@ -72,6 +73,8 @@ public struct RequestScopeMiddleware<Context: RequestContext>: RouterMiddleware 
     ///   - local: The Local that holds it; it gets a scope per request.
     ///   - scoping: Other Locals that get a scope per request, so that a handler's plain writes
     ///     to them reach its child tasks and the response body. The id's Local needs no mention.
+    ///     A session Local (custom discriminator) gets a scope only where the request has a
+    ///     session; without one it reads as outside a session, and the request is served.
     ///   - logging: The fields the middleware's own log lines carry. Install the same fields on
     ///     the application's logger with `Logger.MetadataProvider.locals(_:)` so that every line
     ///     of the request carries them.

@@ -68,6 +68,8 @@ public struct RequestScopeMiddleware: AsyncMiddleware {
     ///   - local: The Local that holds it; it gets a scope per request.
     ///   - scoping: Other Locals that get a scope per request, so that a handler's plain writes
     ///     to them reach its child tasks and the response body. The id's Local needs no mention.
+    ///     A session Local (custom discriminator) gets a scope only where the request has a
+    ///     session; without one it reads as outside a session, and the request is served.
     ///   - inheritance: The policy of the request's scopes: `.shared` (the default) so that the
     ///     handler, which Vapor runs in a task of its own, writes to the request's value; nil for
     ///     each Local's own policy.

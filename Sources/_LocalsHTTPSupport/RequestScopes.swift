@@ -2,6 +2,9 @@ package import Locals
 
 /// Opens one request's scopes: the id's Local with the id set, then each other chosen Local
 /// unchanged, nested in that order, around an operation. The integrations' middleware holds one.
+///
+/// A Local with no current key (a custom discriminator's session Local, for a request that has
+/// no session) gets no scope: the request is served, and that Local reads as outside a session.
 package struct RequestScopes: Sendable {
     /// Opens a scope on the id's Local with the id stored, around a body.
     private let openWithID: @Sendable (String, Inheritance?, () async -> Void) async -> Void
@@ -21,6 +24,8 @@ package struct RequestScopes: Sendable {
         nonisolated(unsafe) let keyPath = keyPath
         self.init(
             openWithID: { id, inheritance, body in
+                // A session Local where the request has no session: nothing to store the id in.
+                guard local.hasCurrentKey else { return await body() }
                 await local.withValue(keyPath, id, inheritance: inheritance) { await body() }
             },
             others: repeat each others,
@@ -38,6 +43,8 @@ package struct RequestScopes: Sendable {
         nonisolated(unsafe) let keyPath = keyPath
         self.init(
             openWithID: { id, inheritance, body in
+                // A session Local where the request has no session: nothing to store the id in.
+                guard local.hasCurrentKey else { return await body() }
                 await local.withValue(keyPath, id, inheritance: inheritance) { await body() }
             },
             others: repeat each others,
@@ -53,6 +60,9 @@ package struct RequestScopes: Sendable {
         var openers: [@Sendable (Inheritance?, () async -> Void) async -> Void] = []
         for other in repeat each others {
             openers.append { inheritance, body in
+                // A session Local where the request has no session gets no scope (a scope there
+                // would be a write with no key, which stops the program).
+                guard other.hasCurrentKey else { return await body() }
                 await other.withScope(inheritance: inheritance) { await body() }
             }
         }

@@ -1,0 +1,46 @@
+import Foundation
+import Locals
+import Testing
+import _LocalsHTTPSupport
+
+/// A session discriminator with no session current: a request that carries no session cookie.
+private struct NoSession: Discriminator {
+    var currentKey: String? { nil }
+}
+
+private struct Session: Sendable {
+    var id: String? = nil
+    var items = 0
+}
+
+@Suite("RequestScopes: one request's scopes over the chosen Locals")
+struct RequestScopesTests {
+    @Test("the id is stored in the id's Local for the operation, and restored after")
+    func storesTheID() async throws {
+        struct Request: Sendable { var id = "-" }
+        let request = Local { Request() }
+        let scopes = RequestScopes(id: \.id, of: request, fields: [LocalField("request-id", of: request, at: \.id)])
+        let seen = try await scopes.run(id: "abc", inheritance: nil) {
+            (request.id, scopes.currentFieldValues.map(\.value))
+        }
+        #expect(seen.0 == "abc" && seen.1 == ["abc"])
+        #expect(request.id == "-")
+    }
+
+    #if compiler(>=6.2)
+    @Test("a session Local with no current session gets no scope, and the request is served")
+    func sessionLocalWithoutASession() async {
+        await #expect(processExitsWith: .success) {
+            struct Request: Sendable { var id: String? = nil }
+            let request = Local { Request() }
+            let cart = Local(NoSession()) { Session() }
+            let cartAsID = Local(NoSession()) { Session() }
+            let scopes = RequestScopes(id: \.id, of: request, scoping: cart, fields: [])
+            let served = try? await scopes.run(id: "abc", inheritance: nil) { request.id == "abc" && cart.items == 0 }
+            let idScopes = RequestScopes(id: \.id, of: cartAsID, fields: [])
+            let servedToo = try? await idScopes.run(id: "abc", inheritance: nil) { cartAsID.id == nil }
+            exit(served == true && servedToo == true ? 0 : 1)
+        }
+    }
+    #endif
+}
