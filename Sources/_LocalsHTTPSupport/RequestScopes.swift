@@ -20,17 +20,7 @@ package struct RequestScopes: Sendable {
         scoping others: repeat Local<each Other>,
         fields: [LocalField]
     ) {
-        // Key paths are immutable once made; Swift 6.3 does not mark a non-literal one Sendable.
-        nonisolated(unsafe) let keyPath = keyPath
-        self.init(
-            openWithID: { id, inheritance, body in
-                // A session Local where the request has no session: nothing to store the id in.
-                guard local.hasCurrentKey else { return await body() }
-                await local.withValue(keyPath, id, inheritance: inheritance) { await body() }
-            },
-            others: repeat each others,
-            fields: fields
-        )
+        self.init(storing: keyPath, as: { $0 }, of: local, others: repeat each others, fields: fields)
     }
 
     /// Stores the id at an optional `keyPath` of `local`, and opens a scope on each of `others`.
@@ -40,12 +30,23 @@ package struct RequestScopes: Sendable {
         scoping others: repeat Local<each Other>,
         fields: [LocalField]
     ) {
+        self.init(storing: keyPath, as: { $0 }, of: local, others: repeat each others, fields: fields)
+    }
+
+    private init<Value, ID: Sendable, each Other>(
+        storing keyPath: WritableKeyPath<Value, ID>,
+        as makeID: @escaping @Sendable (String) -> ID,
+        of local: Local<Value>,
+        others: repeat Local<each Other>,
+        fields: [LocalField]
+    ) {
+        // Key paths are immutable once made; Swift 6.3 does not mark a non-literal one Sendable.
         nonisolated(unsafe) let keyPath = keyPath
         self.init(
             openWithID: { id, inheritance, body in
                 // A session Local where the request has no session: nothing to store the id in.
                 guard local.hasCurrentKey else { return await body() }
-                await local.withValue(keyPath, id, inheritance: inheritance) { await body() }
+                await local.withValue(keyPath, makeID(id), inheritance: inheritance) { await body() }
             },
             others: repeat each others,
             fields: fields
