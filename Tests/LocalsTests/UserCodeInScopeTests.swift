@@ -56,7 +56,7 @@ struct UserCodeInScopeTests {
                 }) { [local.id, local.count] }
                 return inside + [local.id, local.count]
             }.value
-            exit(seen == [6, 5, -1, 0] ? 0 : 1)
+            exit(seen == [1, 5, -1, 0] ? 0 : 1)
         }
     }
 

@@ -44,16 +44,28 @@ extension Storage {
 
     /// Opens a `.task` scope for the running context: a frame starting from its current value
     /// changed by `change`, which its cell's route points into until `closeScope`.
+    ///
+    /// The value is loaded and changed before the cell is touched again: `change` is user code, and
+    /// so is the deinit of a merged view the load replaces (an `.overlay` child's), and either may
+    /// free the cell (`reset()`, `discard(key:)` of the running task's own key, or its next touch
+    /// after a discard from elsewhere). So the cell is used afterwards only if nothing was removed
+    /// meanwhile, and else found again (on the new storage, where the scope then opens): from there
+    /// to the route's change, no user code runs.
     @inlinable
     @inline(__always)
     func openScope(
         _ inheritance: Inheritance, _ origin: ScopeOrigin, _ change: (inout Value) -> Void
     ) -> (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt) {
-        let held = holdCell()
+        let found = holdCell()
+        // Optional, so that the closure below can move the value out (`take`): a `consume` of a
+        // variable the closure captures left the variable to be destroyed again here (the value
+        // was released twice).
+        var changed: Value? = found.cell._withUnsafeGuaranteedRef { Access.load($0) }
+        change(&changed!)
+        let held = isStillHeld(found) ? found : holdCell()
         let cell = held.cell
         let frame = cell._withUnsafeGuaranteedRef { cell -> ScopeFrame<Value> in
-            var value = Access.load(cell)
-            change(&value)
+            let value = changed.take().unsafelyUnwrapped
             let frame = cell.takeSpare()
             if let spare = frame {
                 spare.reuse(
