@@ -60,9 +60,11 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     }
 
     /// Empties a closed frame that only the caller refers to any more, so that its owner's next
-    /// scope can use it instead of allocating: the value is released now, as when a frame goes.
-    /// Returns false (and changes nothing) for a frame that cannot wait like that: a frozen
-    /// child's, or one that bounds children's cells.
+    /// scope can use it instead of allocating, and hands back what it held (the value, the scope
+    /// it was nested in), for the caller to release once it no longer borrows its cell: the
+    /// value's deinit is user code, and may reset the very key (which frees the cell). Returns nil
+    /// (and changes nothing) for a frame that cannot wait like that: a frozen child's, or one that
+    /// bounds children's cells.
     ///
     /// The caller holds the only reference (`isKnownUniquelyReferenced`): every task that could
     /// reach the lock held one, so none can take it any more. What must be ordered is everything
@@ -73,7 +75,7 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     /// decrements: no lock's read-modify-write, and free where loads are ordered anyway (x86).
     /// Should the lock word say held all the same, the lock is taken as before.
     @inlinable
-    func recycle() -> Bool {
+    func recycle() -> (value: Value, savedScope: ScopeFrame<Value>?)? {
         atomicMemoryFence(ordering: .acquiring)
         let held = isHeld
         if held {
@@ -83,15 +85,14 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
             if held {
                 unlock()
             }
-            return false
+            return nil
         }
         isOpen = false
-        let dropped = (storage.move(), savedScope.take())
+        let dropped = (value: storage.move(), savedScope: savedScope.take())
         if held {
             unlock()
         }
-        withExtendedLifetime(dropped) {}
-        return true
+        return dropped
     }
 
     /// Opens a recycled frame as a new scope.

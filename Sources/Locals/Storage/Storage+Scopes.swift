@@ -129,13 +129,19 @@ extension Storage {
         }
         // Optional, so that the frame moves into the cell (a swap, below) with no retain and release.
         var frame: ScopeFrame<Value>? = consume frame
+        var dropped: (value: Value, savedScope: ScopeFrame<Value>?)?
         cell._withUnsafeGuaranteedRef { cell in
             cell.route = frame.unsafelyUnwrapped.savedRoute
             cell.scope = frame.unsafelyUnwrapped.savedScope
-            if isKnownUniquelyReferenced(&frame), frame.unsafelyUnwrapped.recycle() {
-                cell.swapSpare(&frame)
+            if isKnownUniquelyReferenced(&frame) {
+                dropped = frame.unsafelyUnwrapped.recycle()
+                if dropped != nil {
+                    cell.swapSpare(&frame)
+                }
             }
         }
+        // Once the cell is whole again and no longer borrowed: the value's deinit may reset the key.
+        withExtendedLifetime(dropped) {}
     }
 
     /// Closes a scope after some cell was removed meanwhile: the owner's cell may be a placeholder,
