@@ -111,6 +111,36 @@ struct UserCodeInScopeTests {
         }
     }
 
+    @Test("a task's first touch is a scope, and the ended tasks' values it sweeps reset the key in their deinit")
+    func firstTouchSweepResetsKey() async {
+        await #expect(processExitsWith: .success) {
+            let local = Local { Sample() }
+            let counter = DeinitCounter()
+            let armed = Protected(false)
+            for round in 0..<4 {
+                armed.withLock { $0 = false }
+                // Alive at once, so that none of them sweeps another's cell: they end together.
+                let together = Latch(8)
+                await withDiscardingTaskGroup { group in
+                    for tag in 0..<8 {
+                        group.addTask {
+                            local.tracked = Tracked(tag: tag, counter: counter) {
+                                if armed.withLock({ $0 }) {
+                                    local.reset()
+                                }
+                            }
+                            await together.arriveAndWait()
+                        }
+                    }
+                }
+                armed.withLock { $0 = true }
+                let seen = await Task { local.withValues({ $0.id = round }) { local.id } }.value
+                guard seen == round else { exit(1) }
+            }
+            exit(0)
+        }
+    }
+
     // MARK: Custom discriminators and threads
 
     @Test("a session scope's change closure that resets the session")

@@ -32,7 +32,26 @@ extension Storage {
     func holdCell() -> HeldCell<Value> {
         // First the epoch, then the cell: see `HeldCell`.
         let epoch = self.epoch.load(ordering: .relaxed)
-        return HeldCell(cell: cachedCell(epoch: epoch) ?? Unmanaged.passUnretained(resolveCell()), epoch: epoch)
+        if let cell = cachedCell(epoch: epoch) {
+            return HeldCell(cell: cell, epoch: epoch)
+        }
+        return holdCellSlowly()
+    }
+
+    /// `holdCell` where the cache has no cell: resolved, and held only if nothing was removed
+    /// while it was found. A first touch releases the ended tasks' cells it sweeps (their values'
+    /// deinits are user code, which may reset the running task's key and so drop the cell just
+    /// made); `resolveCell` keeps the cell alive until it returns, not after.
+    @usableFromInline
+    @inline(never)
+    func holdCellSlowly() -> HeldCell<Value> {
+        while true {
+            let epoch = self.epoch.load(ordering: .relaxed)
+            let cell = resolveCell()
+            if isStillHeld(HeldCell(cell: Unmanaged.passUnretained(cell), epoch: epoch)) {
+                return HeldCell(cell: Unmanaged.passUnretained(cell), epoch: epoch)
+            }
+        }
     }
 
     /// Whether `held` may still be used: nothing was removed since it was found.
