@@ -64,27 +64,23 @@ extension Storage {
     /// Opens a `.task` scope for the running context: a frame starting from its current value
     /// changed by `change`, which its cell's route points into until `closeScope`.
     ///
-    /// The value is loaded and changed before the cell is touched again: `change` is user code, and
-    /// so is the deinit of a merged view the load replaces (an `.overlay` child's), and either may
-    /// free the cell (`reset()`, `discard(key:)` of the running task's own key, or its next touch
-    /// after a discard from elsewhere). So the cell is used afterwards only if nothing was removed
-    /// meanwhile, and else found again (on the new storage, where the scope then opens): from there
-    /// to the route's change, no user code runs.
+    /// `change` is user code, and so is the deinit of a merged view the load replaces (an
+    /// `.overlay` child's): either may free the cell (`reset()`, `discard(key:)` of the running
+    /// task's own key, or its next touch after a discard from elsewhere). So after them the cell
+    /// is used only if nothing was removed meanwhile; else the scope opens on the storage the
+    /// running task has now (`openScopeAgain`). From there to the route's change, no user code runs.
     @inlinable
     @inline(__always)
     func openScope(
         _ inheritance: Inheritance, _ origin: ScopeOrigin, _ change: (inout Value) -> Void
     ) -> (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt) {
-        let found = holdCell()
-        // Optional, so that the closure below can move the value out (`take`): a `consume` of a
-        // variable the closure captures left the variable to be destroyed again here (the value
-        // was released twice).
-        var changed: Value? = found.cell._withUnsafeGuaranteedRef { Access.load($0) }
-        change(&changed!)
-        let held = isStillHeld(found) ? found : holdCell()
-        let cell = held.cell
-        let frame = cell._withUnsafeGuaranteedRef { cell -> ScopeFrame<Value> in
-            let value = changed.take().unsafelyUnwrapped
+        let held = holdCell()
+        return held.cell._withUnsafeGuaranteedRef { cell in
+            var value = Access.load(cell)
+            change(&value)
+            guard isStillHeld(held) else {
+                return openScopeAgain(consume value, inheritance, origin)
+            }
             let frame = cell.takeSpare()
             if let spare = frame {
                 spare.reuse(
@@ -92,11 +88,31 @@ extension Storage {
                     savedRoute: cell.route, savedScope: cell.scope, origin: origin
                 )
             } else {
-                return Self.enter(cell, Self.makeFrame(cell, consume value, inheritance, origin))
+                let made = Self.makeFrame(cell, consume value, inheritance, origin)
+                return (held.cell, Self.enter(cell, made), held.epoch)
             }
-            return Self.enter(cell, frame.unsafelyUnwrapped)
+            return (held.cell, Self.enter(cell, frame.unsafelyUnwrapped), held.epoch)
         }
-        return (cell, frame, held.epoch)
+    }
+
+    /// `openScope` once user code removed a cell: `value` goes into a scope opened on the running
+    /// context's cell as it is now (made again if it was the one removed). Held strongly here, and
+    /// no user code runs once it is found.
+    @usableFromInline
+    @inline(never)
+    func openScopeAgain(
+        _ value: consuming Value, _ inheritance: Inheritance, _ origin: ScopeOrigin
+    ) -> (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt) {
+        let held = holdCell()
+        let cell = held.cell.takeUnretainedValue()
+        guard let spare = cell.takeSpare() else {
+            return (held.cell, Self.enter(cell, Self.makeFrame(cell, value, inheritance, origin)), held.epoch)
+        }
+        spare.reuse(
+            value: value, inheritance: inheritance, owner: cell.owner, savedRoute: cell.route,
+            savedScope: cell.scope, origin: origin
+        )
+        return (held.cell, Self.enter(cell, spare), held.epoch)
     }
 
     /// A new frame for a scope `cell`'s owner opens, when the cell has no spare: the first scope,
