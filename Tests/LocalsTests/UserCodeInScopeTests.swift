@@ -207,6 +207,15 @@ struct UserCodeInScopeTests {
         }
     }
 
+    @Test("a snapshot's listing describes a session's value after its lock: the description may use the session")
+    func sessionListingDescribesOutsideLock() {
+        SessionDiscriminator.$session.withValue("listed") {
+            ListedValue.cart.n = 2
+            let listing = LocalsSnapshot.capture().debugDescription
+            #expect(listing.contains("n=2 seen=2"))
+        }
+    }
+
     @Test("a .thread scope's change closure that resets the thread's key: the scope opens on the new storage")
     func threadChangeResetsOwnKey() async {
         let seen = await onNewThread { () -> [Int] in
@@ -219,5 +228,19 @@ struct UserCodeInScopeTests {
             return inside + [local.id, local.count]
         }
         #expect(seen == [9, 5, -1, 0])
+    }
+}
+
+/// A session value whose description reads its own session from another thread, and waits for it.
+struct ListedValue: Sendable, CustomStringConvertible {
+    static let cart = Local(SessionDiscriminator()) { ListedValue() }
+
+    var n = 1
+
+    var description: String {
+        let seen = onNewThreadBlocking(timeout: .seconds(5)) {
+            SessionDiscriminator.$session.withValue("listed") { ListedValue.cart.n }
+        }
+        return "n=\(n) seen=\(seen.map(String.init) ?? "none")"
     }
 }
