@@ -60,10 +60,10 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     }
 
     /// Empties a closed frame that only the caller refers to any more, so that its owner's next
-    /// scope can use it instead of allocating, and hands back what it held (the value, the scope
-    /// it was nested in), for the caller to release once it no longer borrows its cell: the
-    /// value's deinit is user code, and may reset the very key (which frees the cell). Returns nil
-    /// (and changes nothing) for a frame that cannot wait like that: a frozen child's, or one that
+    /// scope can use it instead of allocating: the value is released now, as when a frame goes,
+    /// and last: its deinit is user code, which may reset the very key, and so free the cell that
+    /// keeps this frame as its spare, and this frame with it. Returns false (and changes nothing,
+    /// runs no user code) for a frame that cannot wait like that: a frozen child's, or one that
     /// bounds children's cells.
     ///
     /// The caller holds the only reference (`isKnownUniquelyReferenced`): every task that could
@@ -75,7 +75,7 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     /// decrements: no lock's read-modify-write, and free where loads are ordered anyway (x86).
     /// Should the lock word say held all the same, the lock is taken as before.
     @inlinable
-    func recycle() -> (value: Value, savedScope: ScopeFrame<Value>?)? {
+    func recycle() -> Bool {
         atomicMemoryFence(ordering: .acquiring)
         let held = isHeld
         if held {
@@ -85,14 +85,16 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
             if held {
                 unlock()
             }
-            return nil
+            return false
         }
         isOpen = false
-        let dropped = (value: storage.move(), savedScope: savedScope.take())
+        let dropped = (storage.move(), savedScope.take())
         if held {
             unlock()
         }
-        return dropped
+        // Last: nothing of this frame is touched after (see above).
+        withExtendedLifetime(dropped) {}
+        return true
     }
 
     /// Opens a recycled frame as a new scope.

@@ -164,19 +164,19 @@ extension Storage {
         }
         // Optional, so that the frame moves into the cell (a swap, below) with no retain and release.
         var frame: ScopeFrame<Value>? = consume frame
-        var dropped: (value: Value, savedScope: ScopeFrame<Value>?)?
         cell._withUnsafeGuaranteedRef { cell in
             cell.route = frame.unsafelyUnwrapped.savedRoute
             cell.scope = frame.unsafelyUnwrapped.savedScope
-            if isKnownUniquelyReferenced(&frame) {
-                dropped = frame.unsafelyUnwrapped.recycle()
-                if dropped != nil {
-                    cell.swapSpare(&frame)
-                }
+            guard isKnownUniquelyReferenced(&frame) else { return }
+            // Into the cell first, and emptied there: `recycle` releases the value last, and its
+            // deinit may reset the key, which frees the cell (and the frame with it). Nothing
+            // touches either afterwards.
+            let recycling = Unmanaged.passUnretained(frame.unsafelyUnwrapped)
+            cell.swapSpare(&frame)
+            if !recycling._withUnsafeGuaranteedRef({ $0.recycle() }) {
+                cell.swapSpare(&frame)  // a frame that cannot wait: out again (no user code ran)
             }
         }
-        // Once the cell is whole again and no longer borrowed: the value's deinit may reset the key.
-        withExtendedLifetime(dropped) {}
     }
 
     /// Closes a scope after some cell was removed meanwhile: the owner's cell may be a placeholder,
