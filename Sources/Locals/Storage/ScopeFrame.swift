@@ -60,9 +60,11 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
     }
 
     /// Empties a closed frame that only the caller refers to any more, so that its owner's next
-    /// scope can use it instead of allocating: the value is released now, as when a frame goes.
-    /// Returns false (and changes nothing) for a frame that cannot wait like that: a frozen
-    /// child's, or one that bounds children's cells.
+    /// scope can use it instead of allocating: the value is released now, as when a frame goes,
+    /// and last: its deinit is user code, which may reset the very key, and so free the cell that
+    /// keeps this frame as its spare, and this frame with it. Returns false (and changes nothing,
+    /// runs no user code) for a frame that cannot wait like that: a frozen child's, or one that
+    /// bounds children's cells.
     ///
     /// The caller holds the only reference (`isKnownUniquelyReferenced`): every task that could
     /// reach the lock held one, so none can take it any more. What must be ordered is everything
@@ -90,6 +92,7 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
         if held {
             unlock()
         }
+        // Last: nothing of this frame is touched after (see above).
         withExtendedLifetime(dropped) {}
         return true
     }

@@ -60,6 +60,18 @@ extension Storage {
         return sessions.unsafelyUnwrapped.existingCell(self)
     }
 
+    /// `cell` (locked) if it is still live, else the running context's session cell now, locked:
+    /// user code ran since `cell` was found (a scope's change, the body of `update`), and may
+    /// have dropped the session (`reset()`, `discard(key:)`), whose key then has new storage.
+    func liveSessionCell(_ cell: SessionCell<Value>) -> SessionCell<Value> {
+        if cell.isLive {
+            return cell
+        }
+        cell.unlock()
+        guard let current = lockedSessionCell() else { missingKeyForWrite() }
+        return current
+    }
+
     /// The live cell of an override's session, locked: the captured one, or, once that was
     /// discarded, the key's cell now (made on first touch).
     @usableFromInline

@@ -86,8 +86,9 @@ protocol SessionStore<Value>: AnyObject, Sendable {
     /// Drops the running context's session, if it has a key.
     func resetCurrent(_ storage: Storage<Value>)
 
-    /// The running context's session key (made on first touch), with its value before `change`
-    /// was applied to it in one atomic step: what a scope restores.
+    /// Applies `change` to the running context's session (made on first touch), on a copy with no
+    /// lock held; returns the session's key and the value the changed copy replaced: what a scope
+    /// restores.
     func swapIn(_ change: (inout Value) -> Void, _ storage: Storage<Value>) -> SessionScopeSaved<Value>
 
     /// Puts a scope's saved value back, if its session still has storage.

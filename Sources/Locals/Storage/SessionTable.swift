@@ -174,15 +174,24 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         remove(key)
     }
 
+    /// `change` is user code: it runs on a copy, with no lock held (it may wait for another thread
+    /// that uses this session, or reset it), and the copy replaces the session's value when it
+    /// returns. So the change is not atomic with other contexts' writes: one made meanwhile is
+    /// overwritten, and what the scope saves (and puts back) is the value it replaced.
     @usableFromInline
     func swapIn(_ change: (inout Value) -> Void, _ storage: Storage<Value>) -> SessionScopeSaved<Value> {
         // The current session: a snapshot's, inside its `run`, or else the discriminator's.
         guard let cell = storage.lockedSessionCell() else { storage.missingKeyForWrite() }
-        let saved = cell.value.pointee
-        change(&cell.value.pointee)
+        var changed = cell.value.pointee
         cell.unlock()
-        return SessionScopeSaved(key: AnyHashable(unsafeDowncast(cell, to: Cell.self).key), value: saved)
+        change(&changed)
+        cell.lock()
+        let current = storage.liveSessionCell(cell)
+        swap(&changed, &current.value.pointee)
+        current.unlock()
+        return SessionScopeSaved(key: AnyHashable(unsafeDowncast(current, to: Cell.self).key), value: changed)
     }
+
 
     @usableFromInline
     func restore(_ saved: SessionScopeSaved<Value>) {

@@ -32,7 +32,26 @@ extension Storage {
     func holdCell() -> HeldCell<Value> {
         // First the epoch, then the cell: see `HeldCell`.
         let epoch = self.epoch.load(ordering: .relaxed)
-        return HeldCell(cell: cachedCell(epoch: epoch) ?? Unmanaged.passUnretained(resolveCell()), epoch: epoch)
+        if let cell = cachedCell(epoch: epoch) {
+            return HeldCell(cell: cell, epoch: epoch)
+        }
+        return holdCellSlowly()
+    }
+
+    /// `holdCell` where the cache has no cell: resolved, and held only if nothing was removed
+    /// while it was found. A first touch releases the ended tasks' cells it sweeps (their values'
+    /// deinits are user code, which may reset the running task's key and so drop the cell just
+    /// made); `resolveCell` keeps the cell alive until it returns, not after.
+    @usableFromInline
+    @inline(never)
+    func holdCellSlowly() -> HeldCell<Value> {
+        while true {
+            let epoch = self.epoch.load(ordering: .relaxed)
+            let cell = resolveCell()
+            if isStillHeld(HeldCell(cell: Unmanaged.passUnretained(cell), epoch: epoch)) {
+                return HeldCell(cell: Unmanaged.passUnretained(cell), epoch: epoch)
+            }
+        }
     }
 
     /// Whether `held` may still be used: nothing was removed since it was found.
@@ -44,16 +63,24 @@ extension Storage {
 
     /// Opens a `.task` scope for the running context: a frame starting from its current value
     /// changed by `change`, which its cell's route points into until `closeScope`.
+    ///
+    /// `change` is user code, and so is the deinit of a merged view the load replaces (an
+    /// `.overlay` child's): either may free the cell (`reset()`, `discard(key:)` of the running
+    /// task's own key, or its next touch after a discard from elsewhere). So after them the cell
+    /// is used only if nothing was removed meanwhile; else the scope opens on the storage the
+    /// running task has now (`openScopeAgain`). From there to the route's change, no user code runs.
     @inlinable
     @inline(__always)
     func openScope(
         _ inheritance: Inheritance, _ origin: ScopeOrigin, _ change: (inout Value) -> Void
     ) -> (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt) {
         let held = holdCell()
-        let cell = held.cell
-        let frame = cell._withUnsafeGuaranteedRef { cell -> ScopeFrame<Value> in
+        return held.cell._withUnsafeGuaranteedRef { cell in
             var value = Access.load(cell)
             change(&value)
+            guard isStillHeld(held) else {
+                return openScopeAgain(consume value, inheritance, origin)
+            }
             let frame = cell.takeSpare()
             if let spare = frame {
                 spare.reuse(
@@ -61,11 +88,31 @@ extension Storage {
                     savedRoute: cell.route, savedScope: cell.scope, origin: origin
                 )
             } else {
-                return Self.enter(cell, Self.makeFrame(cell, consume value, inheritance, origin))
+                let made = Self.makeFrame(cell, consume value, inheritance, origin)
+                return (held.cell, Self.enter(cell, made), held.epoch)
             }
-            return Self.enter(cell, frame.unsafelyUnwrapped)
+            return (held.cell, Self.enter(cell, frame.unsafelyUnwrapped), held.epoch)
         }
-        return (cell, frame, held.epoch)
+    }
+
+    /// `openScope` once user code removed a cell: `value` goes into a scope opened on the running
+    /// context's cell as it is now (made again if it was the one removed). Held strongly here, and
+    /// no user code runs once it is found.
+    @usableFromInline
+    @inline(never)
+    func openScopeAgain(
+        _ value: consuming Value, _ inheritance: Inheritance, _ origin: ScopeOrigin
+    ) -> (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt) {
+        let held = holdCell()
+        let cell = held.cell.takeUnretainedValue()
+        guard let spare = cell.takeSpare() else {
+            return (held.cell, Self.enter(cell, Self.makeFrame(cell, value, inheritance, origin)), held.epoch)
+        }
+        spare.reuse(
+            value: value, inheritance: inheritance, owner: cell.owner, savedRoute: cell.route,
+            savedScope: cell.scope, origin: origin
+        )
+        return (held.cell, Self.enter(cell, spare), held.epoch)
     }
 
     /// A new frame for a scope `cell`'s owner opens, when the cell has no spare: the first scope,
@@ -120,8 +167,14 @@ extension Storage {
         cell._withUnsafeGuaranteedRef { cell in
             cell.route = frame.unsafelyUnwrapped.savedRoute
             cell.scope = frame.unsafelyUnwrapped.savedScope
-            if isKnownUniquelyReferenced(&frame), frame.unsafelyUnwrapped.recycle() {
-                cell.swapSpare(&frame)
+            guard isKnownUniquelyReferenced(&frame) else { return }
+            // Into the cell first, and emptied there: `recycle` releases the value last, and its
+            // deinit may reset the key, which frees the cell (and the frame with it). Nothing
+            // touches either afterwards.
+            let recycling = Unmanaged.passUnretained(frame.unsafelyUnwrapped)
+            cell.swapSpare(&frame)
+            if !recycling._withUnsafeGuaranteedRef({ $0.recycle() }) {
+                cell.swapSpare(&frame)  // a frame that cannot wait: out again (no user code ran)
             }
         }
     }

@@ -259,8 +259,9 @@ extension Storage {
         case .thread(let value):
             return "\(local) = \(value) (the capturing thread's value, copied)"
         case .session(let cell):
-            let value = cell.withLock { cell.isLive ? "\(cell.value.pointee)" : "(discarded)" }
-            return "\(local) = \(value) (the session \(cell.keyDescription))"
+            // Copied under the lock, described after it: a description is user code.
+            let value = cell.withLock { cell.isLive ? cell.value.pointee : nil }
+            return "\(local) = \(value.map { "\($0)" } ?? "(discarded)") (the session \(cell.keyDescription))"
         }
     }
 }

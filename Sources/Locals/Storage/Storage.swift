@@ -533,24 +533,23 @@ extension Storage {
     }
 
     /// Changes the running context's session value in one atomic step, on a copy that replaces it
-    /// at the end, so that whatever the change drops is released after the lock.
+    /// at the end (in the key's new storage if the body dropped it); what it replaces goes after the lock.
     @usableFromInline
     func sessionUpdate<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
-        while true {
-            guard let cell = lockedSessionCell() else { missingKeyForWrite() }
-            var updated = cell.value.pointee
-            let result: R
-            do {
-                result = try body(&updated)
-            } catch {
-                cell.unlock()
-                throw error
-            }
-            swap(&updated, &cell.value.pointee)
+        guard let cell = lockedSessionCell() else { missingKeyForWrite() }
+        var updated = cell.value.pointee
+        let result: R
+        do {
+            result = try body(&updated)
+        } catch {
             cell.unlock()
-            withExtendedLifetime(updated) {}
-            return result
+            throw error
         }
+        let current = liveSessionCell(cell)
+        swap(&updated, &current.value.pointee)
+        current.unlock()
+        withExtendedLifetime(updated) {}
+        return result
     }
 
     // MARK: Reset and discard
@@ -637,15 +636,16 @@ extension Storage {
     }
 
     /// Changes the current key's value for a `.thread` or custom scope; returns what to restore.
-    /// A session's value is changed in one atomic step (other tasks may share it).
+    /// `change` runs on a copy with no lock held; a thread's cell is found again if it dropped it.
     @usableFromInline
     func swapIn(_ change: (inout Value) -> Void) -> Swapped {
         if kind == .custom {
             return .session(sessions.unsafelyUnwrapped.swapIn(change, self))
         }
-        let cell = (cachedCell()?.takeUnretainedValue() ?? resolveCell()).own
-        var changed = cell.value
+        let found = holdCell()
+        var changed = found.cell.takeUnretainedValue().own.value
         change(&changed)
+        let cell = (isStillHeld(found) ? found.cell : holdCell().cell).takeUnretainedValue().own
         swap(&changed, &cell.value)
         return .thread(cell.owner, changed)
     }
