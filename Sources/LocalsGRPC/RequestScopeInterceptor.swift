@@ -30,8 +30,9 @@ import _LocalsHTTPSupport
 /// (no space, no control character); otherwise a new random UUID in lowercase. A malformed id is
 /// dropped with a `notice` line on `logger` that says why (the id itself is not logged); nothing
 /// an incoming RPC sends stops the server. The id is stored at `id` in the RPC's scope and echoed
-/// in the response's initial metadata as `x-request-id` (in the status's metadata when the RPC
-/// fails with an `RPCError` before a response).
+/// in the response's initial metadata as `x-request-id`, or in the status's metadata when the
+/// RPC fails with an `RPCError` (or an `RPCErrorConvertible` error) before a response. Other
+/// errors are rethrown: the status grpc-swift makes for them carries no `x-request-id`.
 ///
 /// **The scopes.** The id's Local gets a scope with the id set, and each Local in `scoping` a
 /// scope that starts from its value unchanged. grpc-swift runs the interceptors after this one and
@@ -141,6 +142,8 @@ public struct RequestScopeInterceptor: ServerInterceptor {
                 } catch let error as RPCError {
                     // Made here so that the status carries the id like any response.
                     response = StreamingServerResponse(error: error)
+                } catch let error as any RPCErrorConvertible {
+                    response = StreamingServerResponse(error: RPCError(error))
                 }
                 // Taken after the handler returned: the RPC's values with the handler's writes.
                 let snapshot = LocalsSnapshot.capture()

@@ -88,18 +88,31 @@ struct RequestScopeInterceptorTests {
         #expect(call.user == nil)
     }
 
-    @Test("an RPCError thrown by the handler carries the id in the status metadata")
-    func errorCarriesID() async throws {
+    /// An error that grpc-swift turns into a status.
+    struct Denied: Error, RPCErrorConvertible {
+        var rpcErrorCode: RPCError.Code { .permissionDenied }
+        var rpcErrorMessage: String { "no" }
+    }
+
+    @Test(
+        "an RPCError or RPCErrorConvertible thrown after the interceptor carries the id in the status metadata",
+        arguments: [true, false]
+    )
+    func errorCarriesID(_ convertible: Bool) async throws {
         struct Failing: ServerInterceptor {
+            let convertible: Bool
             func intercept<Input: Sendable, Output: Sendable>(
                 request: StreamingServerRequest<Input>,
                 context: ServerContext,
                 next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
             ) async throws -> StreamingServerResponse<Output> {
+                if convertible { throw Denied() }
                 throw RPCError(code: .permissionDenied, message: "no")
             }
         }
-        let interceptors: [any ServerInterceptor] = [RequestScopeInterceptor(id: \.id, of: call), Failing()]
+        let interceptors: [any ServerInterceptor] = [
+            RequestScopeInterceptor(id: \.id, of: call), Failing(convertible: convertible),
+        ]
         let error = try await withEchoServer(serverInterceptors: interceptors) { client in
             await #expect(throws: RPCError.self) { try await client.get("x", metadata: ["x-request-id": "failing"]) }
         }
