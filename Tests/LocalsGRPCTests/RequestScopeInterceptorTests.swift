@@ -69,7 +69,8 @@ struct RequestScopeInterceptorTests {
                 for index in 0..<200 {
                     group.addTask {
                         let id = "call-\(index)"
-                        let (messages, _) = try await client.expand("name\(index)", metadata: ["x-request-id": .string(id)])
+                        let metadata: Metadata = ["x-request-id": .string(id)]
+                        let (messages, _) = try await client.expand("name\(index)", metadata: metadata)
                         let expected = (1...3).map { "name\(index) part \($0) child=name\(index) before=nil" }
                         #expect(messages.map(\.text) == expected)
                         #expect(messages.allSatisfy { $0.requestID == id })
@@ -104,7 +105,9 @@ struct RequestScopeInterceptorTests {
             func intercept<Input: Sendable, Output: Sendable>(
                 request: StreamingServerRequest<Input>,
                 context: ServerContext,
-                next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+                next:
+                    @Sendable (StreamingServerRequest<Input>, ServerContext) async throws
+                    -> StreamingServerResponse<Output>
             ) async throws -> StreamingServerResponse<Output> {
                 if convertible { throw Denied() }
                 throw RPCError(code: .permissionDenied, message: "no")

@@ -31,7 +31,9 @@ struct RealServerLoadTests {
             if let error { return "\(name): \(error)" }
             guard let metadataID else { return "\(name): no x-request-id in the initial metadata" }
             if let sentID, metadataID != sentID { return "\(name): sent \(sentID), got \(metadataID)" }
-            if sentID == nil, UUID(uuidString: metadataID) == nil { return "\(name): generated \(metadataID) is no UUID" }
+            if sentID == nil, UUID(uuidString: metadataID) == nil {
+                return "\(name): generated \(metadataID) is no UUID"
+            }
             let expected =
                 method == "Expand"
                 ? (1...3).map { EchoReply(text: "\(name) part \($0)", requestID: metadataID) }
@@ -190,7 +192,8 @@ struct RealServerLoadTests {
                     deserializer: JSONDeserializer<EchoReply>(),
                     options: options
                 ) { response in
-                    ([try response.message], response.metadata[stringValues: "x-request-id"].first(where: { _ in true }))
+                    let id = response.metadata[stringValues: "x-request-id"].first(where: { _ in true })
+                    return ([try response.message], id)
                 }
             }
             exchange.replies = replies

@@ -18,6 +18,9 @@ struct ServiceChainTests {
     /// Per call: the front handler's line, and the echo service's two `Get` lines.
     static let linesPerCall = 3
 
+    /// One call's name, the id it got back (nil on failure) and the front service's reply.
+    typealias Outcome = (name: String, id: String?, reply: EchoReply?)
+
     /// `locals.example.Front/Get`: logs, calls `Echo/Get` on `back`, and answers the echo's text
     /// with the id the echo service saw.
     struct FrontService: RegistrableRPCService {
@@ -47,12 +50,15 @@ struct ServiceChainTests {
         }
     }
 
-    @Test("200 calls through two services, 16 in flight: the echo service serves each under the front call's id", .timeLimit(.minutes(2)))
+    @Test(
+        "200 calls through two services, 16 in flight: the echo service serves each under the front call's id",
+        .timeLimit(.minutes(2))
+    )
     func idCrossesServices() async throws {
         let capture = LogCapture()
         let logger = capture.logger
         let back = makeServer(port: 0, logger: logger)
-        let results: [(name: String, id: String?, reply: EchoReply?)] = try await withThrowingTaskGroup(of: Void.self) { group in
+        let results: [Outcome] = try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await back.serve() }
             let backAddress = try await back.transport.listeningAddress
             let backPort = try #require(backAddress.ipv4?.port)
@@ -65,7 +71,10 @@ struct ServiceChainTests {
             )
             group.addTask { try await backClient.runConnections() }
             let front = GRPCServer(
-                transport: HTTP2ServerTransport.Posix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: .plaintext),
+                transport: HTTP2ServerTransport.Posix(
+                    address: .ipv4(host: "127.0.0.1", port: 0),
+                    transportSecurity: .plaintext
+                ),
                 services: [FrontService(back: backClient, logger: logger)],
                 interceptors: [RequestScopeInterceptor(id: \.id, of: currentCall, logging: callFields, logger: logger)]
             )
@@ -83,12 +92,13 @@ struct ServiceChainTests {
                 transportSecurity: .plaintext
             )
             return try await withGRPCClient(transport: transport) { client in
-                await withTaskGroup(of: [(name: String, id: String?, reply: EchoReply?)].self) { workers in
+                await withTaskGroup(of: [Outcome].self) { workers in
                     for worker in 0..<Self.concurrency {
                         workers.addTask {
-                            var done: [(name: String, id: String?, reply: EchoReply?)] = []
+                            var done: [Outcome] = []
                             for index in stride(from: worker, to: Self.calls, by: Self.concurrency) {
-                                done.append(await Self.call(client, name: "user\(index)", id: index.isMultiple(of: 2) ? "front-\(index)" : nil))
+                                let id = index.isMultiple(of: 2) ? "front-\(index)" : nil
+                                done.append(await Self.call(client, name: "user\(index)", id: id))
                             }
                             return done
                         }
@@ -132,7 +142,7 @@ struct ServiceChainTests {
         _ client: GRPCClient<HTTP2ClientTransport.Posix>,
         name: String,
         id: String?
-    ) async -> (name: String, id: String?, reply: EchoReply?) {
+    ) async -> Outcome {
         var metadata: Metadata = [:]
         if let id { metadata.addString(id, forKey: "x-request-id") }
         var options = CallOptions.defaults
@@ -145,7 +155,8 @@ struct ServiceChainTests {
                 deserializer: JSONDeserializer<EchoReply>(),
                 options: options
             ) { response in
-                (name, response.metadata[stringValues: "x-request-id"].first(where: { _ in true }), try response.message)
+                let id = response.metadata[stringValues: "x-request-id"].first(where: { _ in true })
+                return (name, id, try response.message)
             }
         } catch {
             return (name, id, nil)
