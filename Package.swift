@@ -32,6 +32,11 @@ var traits: Set<Trait> = [
         description: "LocalsVapor: a request-scope middleware for Vapor 4.",
         enabledTraits: ["Logging"]
     ),
+    .trait(
+        name: "GRPC",
+        description: "LocalsGRPC: request-scope server and field-sending client interceptors for grpc-swift 2.",
+        enabledTraits: ["Logging", "Tracing"]
+    ),
 ]
 
 // `ENABLE_ALL_TRAITS=1 swift test` builds and tests every integration (CI does), as does
@@ -49,6 +54,7 @@ let package = Package(
         .library(name: "LocalsNIO", targets: ["LocalsNIO"]),
         .library(name: "LocalsHummingbird", targets: ["LocalsHummingbird"]),
         .library(name: "LocalsVapor", targets: ["LocalsVapor"]),
+        .library(name: "LocalsGRPC", targets: ["LocalsGRPC"]),
     ],
     traits: traits,
     dependencies: [
@@ -62,6 +68,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/vapor/vapor", from: "4.122.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
     ],
     targets: [
         // MARK: The core: zero dependencies
@@ -148,7 +155,7 @@ let package = Package(
             ]
         ),
 
-        // What the HTTP (and later gRPC) integrations share: the request id's validation and
+        // What the HTTP and gRPC integrations share: the request id's validation and
         // generation, and opening one request scope over several Locals (not API).
         .target(name: "_LocalsHTTPSupport", dependencies: ["Locals"]),
         .testTarget(name: "LocalsHTTPSupportTests", dependencies: ["_LocalsHTTPSupport"]),
@@ -201,6 +208,49 @@ let package = Package(
                 .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
                 .product(name: "VaporTesting", package: "vapor", condition: .when(traits: ["Vapor"])),
                 .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Vapor"])),
+            ]
+        ),
+
+        .target(
+            name: "LocalsGRPC",
+            dependencies: [
+                "Locals",
+                "LocalsTracing",
+                "_LocalsHTTPSupport",
+                .product(name: "GRPCCore", package: "grpc-swift-2", condition: .when(traits: ["GRPC"])),
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["GRPC"])),
+                .product(
+                    name: "Instrumentation",
+                    package: "swift-distributed-tracing",
+                    condition: .when(traits: ["GRPC"])
+                ),
+                .product(
+                    name: "ServiceContextModule",
+                    package: "swift-service-context",
+                    condition: .when(traits: ["GRPC"])
+                ),
+            ]
+        ),
+        .testTarget(
+            name: "LocalsGRPCTests",
+            dependencies: [
+                "Locals",
+                "LocalsLogging",
+                "LocalsTracing",
+                "LocalsGRPC",
+                .product(name: "GRPCCore", package: "grpc-swift-2", condition: .when(traits: ["GRPC"])),
+                // Client and server in one process, no socket.
+                .product(
+                    name: "GRPCInProcessTransport",
+                    package: "grpc-swift-2",
+                    condition: .when(traits: ["GRPC"])
+                ),
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["GRPC"])),
+                .product(
+                    name: "Instrumentation",
+                    package: "swift-distributed-tracing",
+                    condition: .when(traits: ["GRPC"])
+                ),
             ]
         ),
     ],
