@@ -32,6 +32,11 @@ var traits: Set<Trait> = [
         description: "LocalsVapor: a request-scope middleware for Vapor 4.",
         enabledTraits: ["Logging"]
     ),
+    .trait(
+        name: "OpenAPI",
+        description: "LocalsOpenAPI: server request scopes, client fields as headers (swift-openapi-runtime).",
+        enabledTraits: ["Logging"]
+    ),
 ]
 
 // `ENABLE_ALL_TRAITS=1 swift test` builds and tests every integration (CI does), as does
@@ -49,6 +54,7 @@ let package = Package(
         .library(name: "LocalsNIO", targets: ["LocalsNIO"]),
         .library(name: "LocalsHummingbird", targets: ["LocalsHummingbird"]),
         .library(name: "LocalsVapor", targets: ["LocalsVapor"]),
+        .library(name: "LocalsOpenAPI", targets: ["LocalsOpenAPI"]),
     ],
     traits: traits,
     dependencies: [
@@ -62,6 +68,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/vapor/vapor", from: "4.122.3"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.4"),
     ],
     targets: [
         // MARK: The core: zero dependencies
@@ -201,6 +208,36 @@ let package = Package(
                 .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
                 .product(name: "VaporTesting", package: "vapor", condition: .when(traits: ["Vapor"])),
                 .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Vapor"])),
+            ]
+        ),
+
+        .target(
+            name: "LocalsOpenAPI",
+            dependencies: [
+                "Locals",
+                "_LocalsHTTPSupport",
+                .product(
+                    name: "OpenAPIRuntime",
+                    package: "swift-openapi-runtime",
+                    condition: .when(traits: ["OpenAPI"])
+                ),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["OpenAPI"])),
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["OpenAPI"])),
+            ]
+        ),
+        .testTarget(
+            name: "LocalsOpenAPITests",
+            dependencies: [
+                "Locals",
+                "LocalsLogging",
+                "LocalsOpenAPI",
+                .product(
+                    name: "OpenAPIRuntime",
+                    package: "swift-openapi-runtime",
+                    condition: .when(traits: ["OpenAPI"])
+                ),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["OpenAPI"])),
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["OpenAPI"])),
             ]
         ),
     ],
