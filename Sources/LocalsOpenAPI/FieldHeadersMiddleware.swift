@@ -42,6 +42,8 @@ public import OpenAPIRuntime
 /// - A field whose value is nil (an optional attribute while unset) is left out; any other value
 ///   is sent as its `description`, with bytes that a header value may not hold (line breaks,
 ///   control characters) turned into spaces.
+/// - Outside a request, a field reads its Local's value outside any scope: an id declared
+///   `var id = "-"` sends `X-Request-ID: -`; declare it `var id: String?` to send none there.
 /// - A header that the request already has is left as it is: one set by the operation's input,
 ///   by the caller or by a middleware before this one wins over the field. So does the first of
 ///   two fields sent under the same name.

@@ -20,7 +20,9 @@ let clientMiddleware = FieldHeadersMiddleware(
 func sentHeaders(_ middleware: FieldHeadersMiddleware = clientMiddleware, headers: HTTPFields = [:]) async throws
     -> HTTPFields
 {
-    let outgoing = HTTPRequest(method: .get, scheme: "https", authority: "items.example", path: "/items", headerFields: headers)
+    let outgoing = HTTPRequest(
+        method: .get, scheme: "https", authority: "items.example", path: "/items", headerFields: headers
+    )
     let (response, _) = try await middleware.intercept(
         outgoing,
         body: nil,
@@ -31,6 +33,13 @@ func sentHeaders(_ middleware: FieldHeadersMiddleware = clientMiddleware, header
     }
     return response.headerFields
 }
+
+/// A Local whose id is nil outside a request.
+struct OptionalID: Sendable {
+    var id: String?
+}
+
+let optionalID = Local { OptionalID() }
 
 @Suite("FieldHeadersMiddleware")
 struct FieldHeadersMiddlewareTests {
@@ -43,6 +52,18 @@ struct FieldHeadersMiddlewareTests {
         #expect(sent[.tenant] == "acme")
         #expect(sent[HTTPField.Name("X-User")!] == nil)  // nil: left out
         #expect(sent.count == 2)
+    }
+
+    @Test("outside any request, an optional id sends no header")
+    func optionalIDOutsideARequest() async throws {
+        let middleware = FieldHeadersMiddleware(requestID: LocalField("request-id", of: optionalID, at: \.id))
+        #expect(try await sentHeaders(middleware)[.requestID] == nil)
+        let server = RequestScopeMiddleware(id: \.id, of: optionalID)
+        let (_, body) = try await serve(server, headers: [.requestID: "opt-1"]) { _, _, _ in
+            let sent = try await sentHeaders(middleware)
+            return (HTTPResponse(status: .ok), HTTPBody(sent[.requestID] ?? "none"))
+        }
+        #expect(try await text(of: body) == "opt-1")
     }
 
     @Test("leaves a header the request already has as it is")

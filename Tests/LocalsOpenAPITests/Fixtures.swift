@@ -46,7 +46,9 @@ func serve(
     operationID: String = "getGreeting",
     handler: @escaping Handler
 ) async throws -> (HTTPResponse, HTTPBody?) {
-    let request = HTTPRequest(method: .get, scheme: "http", authority: "example.com", path: "/greet", headerFields: headers)
+    let request = HTTPRequest(
+        method: .get, scheme: "http", authority: "example.com", path: "/greet", headerFields: headers
+    )
     return try await middleware.intercept(
         request,
         body: nil,

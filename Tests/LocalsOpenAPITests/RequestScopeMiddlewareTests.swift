@@ -32,7 +32,9 @@ struct RequestScopeMiddlewareTests {
 
     @Test(
         "replaces a malformed id with a new one, and logs why",
-        arguments: [String(repeating: "a", count: 129), "bad\u{1}id", "tab\there", "with space", "", "caf\u{E9}", "a, b"]
+        arguments: [
+            String(repeating: "a", count: 129), "bad\u{1}id", "tab\there", "with space", "", "caf\u{E9}", "a, b",
+        ]
     )
     func replacesMalformedIDs(incoming: String) async throws {
         let capture = LogCapture()
@@ -58,7 +60,8 @@ struct RequestScopeMiddlewareTests {
         var headers = HTTPFields()
         headers.append(HTTPField(name: .requestID, value: "one"))
         headers.append(HTTPField(name: .requestID, value: "two"))
-        let (response, _) = try await serve(makeMiddleware(logger: LogCapture().logger()), headers: headers, handler: answering { nil })
+        let middleware = makeMiddleware(logger: LogCapture().logger())
+        let (response, _) = try await serve(middleware, headers: headers, handler: answering { nil })
         #expect(response.headerFields[values: .requestID].count == 1)
         #expect(isGeneratedID(try #require(response.headerFields[.requestID])))
     }
@@ -75,7 +78,9 @@ struct RequestScopeMiddlewareTests {
     @Test("accepts an id of exactly 128 visible ASCII bytes")
     func acceptsTheLongestID() async throws {
         let longest = String(repeating: "x", count: 127) + "~"
-        let (response, _) = try await serve(makeMiddleware(), headers: [.requestID: longest], handler: answering { nil })
+        let (response, _) = try await serve(makeMiddleware(), headers: [.requestID: longest]) { _, _, _ in
+            (HTTPResponse(status: .ok), nil)
+        }
         #expect(response.headerFields[.requestID] == longest)
     }
 
@@ -154,17 +159,21 @@ struct RequestScopeMiddlewareTests {
             audit.value = ["by hal"]
             return (HTTPResponse(status: .ok), nil)
         }
-        let (_, fresh) = try await serve(middleware, handler: answering { HTTPBody("\(request.user ?? "nil") \(audit.value)") })
+        let (_, fresh) = try await serve(middleware) { _, _, _ in
+            (HTTPResponse(status: .ok), HTTPBody("\(request.user ?? "nil") \(audit.value)"))
+        }
         #expect(try await text(of: fresh) == "nil []")
 
         // 200 at once; every body is iterated only once all the middlewares have returned.
         let answers = try await withThrowingTaskGroup(of: (Int, HTTPResponse, HTTPBody?).self) { group in
             for index in 0..<200 {
                 group.addTask {
-                    let (response, body) = try await serve(middleware, headers: [.requestID: "many-\(index)"]) { _, _, _ in
+                    let headers: HTTPFields = [.requestID: "many-\(index)"]
+                    let (response, body) = try await serve(middleware, headers: headers) { _, _, _ in
                         request.user = "u\(index)"
                         let chunks = LazyChunks(count: 2) { part in "\(part):\(request.user ?? "-")/\(request.id);" }
-                        return (HTTPResponse(status: .ok), HTTPBody(chunks, length: .unknown, iterationBehavior: .single))
+                        let body = HTTPBody(chunks, length: .unknown, iterationBehavior: .single)
+                        return (HTTPResponse(status: .ok), body)
                     }
                     return (index, response, body)
                 }
