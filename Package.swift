@@ -37,6 +37,11 @@ var traits: Set<Trait> = [
         description: "LocalsGRPC: request-scope server and field-sending client interceptors for grpc-swift 2.",
         enabledTraits: ["Logging", "Tracing"]
     ),
+    .trait(
+        name: "OpenAPI",
+        description: "LocalsOpenAPI: server request scopes, client fields as headers (swift-openapi-runtime).",
+        enabledTraits: ["Logging"]
+    ),
 ]
 
 // `ENABLE_ALL_TRAITS=1 swift test` builds and tests every integration (CI does), as does
@@ -55,6 +60,7 @@ let package = Package(
         .library(name: "LocalsHummingbird", targets: ["LocalsHummingbird"]),
         .library(name: "LocalsVapor", targets: ["LocalsVapor"]),
         .library(name: "LocalsGRPC", targets: ["LocalsGRPC"]),
+        .library(name: "LocalsOpenAPI", targets: ["LocalsOpenAPI"]),
     ],
     traits: traits,
     dependencies: [
@@ -69,6 +75,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/vapor/vapor", from: "4.122.3"),
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.4"),
     ],
     targets: [
         // MARK: The core: zero dependencies
@@ -251,6 +258,36 @@ let package = Package(
                     package: "swift-distributed-tracing",
                     condition: .when(traits: ["GRPC"])
                 ),
+            ]
+        ),
+
+        .target(
+            name: "LocalsOpenAPI",
+            dependencies: [
+                "Locals",
+                "_LocalsHTTPSupport",
+                .product(
+                    name: "OpenAPIRuntime",
+                    package: "swift-openapi-runtime",
+                    condition: .when(traits: ["OpenAPI"])
+                ),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["OpenAPI"])),
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["OpenAPI"])),
+            ]
+        ),
+        .testTarget(
+            name: "LocalsOpenAPITests",
+            dependencies: [
+                "Locals",
+                "LocalsLogging",
+                "LocalsOpenAPI",
+                .product(
+                    name: "OpenAPIRuntime",
+                    package: "swift-openapi-runtime",
+                    condition: .when(traits: ["OpenAPI"])
+                ),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["OpenAPI"])),
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["OpenAPI"])),
             ]
         ),
     ],
