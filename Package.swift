@@ -162,6 +162,18 @@ let package = Package(
             ]
         ),
 
+        // What the integrations' tests share: a log capture and the shape of a generated id (not a
+        // product; its Logging half is built with the trait that turns Logging on).
+        .target(
+            name: "LocalsTestSupport",
+            dependencies: [
+                "Locals",
+                "LocalsLogging",
+                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Logging"])),
+            ],
+            path: "Tests/LocalsTestSupport"
+        ),
+
         // What the HTTP and gRPC integrations share: the request id's validation and
         // generation, and opening one request scope over several Locals (not API).
         .target(name: "_LocalsHTTPSupport", dependencies: ["Locals"]),
@@ -181,6 +193,7 @@ let package = Package(
         .testTarget(
             name: "LocalsHummingbirdTests",
             dependencies: [
+                "LocalsTestSupport",
                 "Locals",
                 "LocalsLogging",
                 "LocalsHummingbird",
@@ -209,6 +222,7 @@ let package = Package(
         .testTarget(
             name: "LocalsVaporTests",
             dependencies: [
+                "LocalsTestSupport",
                 "Locals",
                 "LocalsLogging",
                 "LocalsVapor",
@@ -241,6 +255,7 @@ let package = Package(
         .testTarget(
             name: "LocalsGRPCTests",
             dependencies: [
+                "LocalsTestSupport",
                 "Locals",
                 "LocalsLogging",
                 "LocalsTracing",
@@ -278,6 +293,7 @@ let package = Package(
         .testTarget(
             name: "LocalsOpenAPITests",
             dependencies: [
+                "LocalsTestSupport",
                 "Locals",
                 "LocalsLogging",
                 "LocalsOpenAPI",

@@ -3,6 +3,7 @@ import Foundation
 import GRPCCore
 import GRPCInProcessTransport
 import Locals
+import LocalsTestSupport
 import LocalsGRPC
 import LocalsLogging
 import Logging
@@ -45,23 +46,10 @@ enum Methods {
     static let expand = MethodDescriptor(fullyQualifiedService: "locals.test.Echo", method: "Expand")
 }
 
-/// Keeps every line a `StreamLogHandler` writes.
-final class LogCapture: TextOutputStream, Sendable {
-    private let lines = Mutex<[String]>([])
-
-    func write(_ string: String) {
-        lines.withLock { $0.append(string) }
-    }
-
-    var all: [String] {
-        lines.withLock { $0 }
-    }
-
-    /// A logger writing here, with `fields` on every line.
-    func logger(_ label: String = "test") -> Logger {
-        Logger(label: label) { label in
-            StreamLogHandler(label: label, stream: self, metadataProvider: .locals(fields))
-        }
+extension LogCapture {
+    /// A capture whose loggers put this module's `fields` on every line.
+    convenience init() {
+        self.init(fields: fields)
     }
 }
 

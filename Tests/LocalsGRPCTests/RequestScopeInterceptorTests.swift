@@ -1,6 +1,7 @@
 #if GRPC
 import GRPCCore
 import Locals
+import LocalsTestSupport
 import LocalsGRPC
 import Logging
 import Testing

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Locals
+import LocalsTestSupport
 import LocalsHummingbird
 import Logging
 import NIOCore

@@ -1,6 +1,7 @@
 #if OpenAPI
 import HTTPTypes
 import Locals
+import LocalsTestSupport
 import LocalsOpenAPI
 import Logging
 import OpenAPIRuntime

@@ -1,5 +1,6 @@
 #if Vapor
 import Locals
+import LocalsTestSupport
 import LocalsVapor
 import Logging
 import Testing
