@@ -49,6 +49,12 @@ var traits: Set<Trait> = [
 let enableAllTraits = ProcessInfo.processInfo.environment["ENABLE_ALL_TRAITS"] != nil
 traits.insert(.default(enabledTraits: enableAllTraits ? Set(traits.map(\.name)) : []))
 
+/// A product of one of the dependencies, linked only where `trait` is on (so that with the trait
+/// off the dependency is pruned from the graph).
+func product(_ name: String, of package: String, when trait: String) -> Target.Dependency {
+    .product(name: name, package: package, condition: .when(traits: [trait]))
+}
+
 let package = Package(
     name: "swift-locals",
     platforms: [.macOS(.v15), .iOS(.v18), .tvOS(.v18), .watchOS(.v11), .visionOS(.v2)],
@@ -96,7 +102,7 @@ let package = Package(
             name: "LocalsLogging",
             dependencies: [
                 "Locals",
-                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Logging"])),
+                product("Logging", of: "swift-log", when: "Logging"),
             ]
         ),
         .testTarget(
@@ -104,7 +110,7 @@ let package = Package(
             dependencies: [
                 "Locals",
                 "LocalsLogging",
-                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Logging"])),
+                product("Logging", of: "swift-log", when: "Logging"),
             ]
         ),
 
@@ -112,17 +118,9 @@ let package = Package(
             name: "LocalsTracing",
             dependencies: [
                 "Locals",
-                .product(name: "Tracing", package: "swift-distributed-tracing", condition: .when(traits: ["Tracing"])),
-                .product(
-                    name: "Instrumentation",
-                    package: "swift-distributed-tracing",
-                    condition: .when(traits: ["Tracing"])
-                ),
-                .product(
-                    name: "ServiceContextModule",
-                    package: "swift-service-context",
-                    condition: .when(traits: ["Tracing"])
-                ),
+                product("Tracing", of: "swift-distributed-tracing", when: "Tracing"),
+                product("Instrumentation", of: "swift-distributed-tracing", when: "Tracing"),
+                product("ServiceContextModule", of: "swift-service-context", when: "Tracing"),
             ]
         ),
         .testTarget(
@@ -130,17 +128,9 @@ let package = Package(
             dependencies: [
                 "Locals",
                 "LocalsTracing",
-                .product(name: "Tracing", package: "swift-distributed-tracing", condition: .when(traits: ["Tracing"])),
-                .product(
-                    name: "Instrumentation",
-                    package: "swift-distributed-tracing",
-                    condition: .when(traits: ["Tracing"])
-                ),
-                .product(
-                    name: "InMemoryTracing",
-                    package: "swift-distributed-tracing",
-                    condition: .when(traits: ["Tracing"])
-                ),
+                product("Tracing", of: "swift-distributed-tracing", when: "Tracing"),
+                product("Instrumentation", of: "swift-distributed-tracing", when: "Tracing"),
+                product("InMemoryTracing", of: "swift-distributed-tracing", when: "Tracing"),
             ]
         ),
 
@@ -148,8 +138,8 @@ let package = Package(
             name: "LocalsNIO",
             dependencies: [
                 "Locals",
-                .product(name: "NIOCore", package: "swift-nio", condition: .when(traits: ["NIO"])),
-                .product(name: "NIOPosix", package: "swift-nio", condition: .when(traits: ["NIO"])),
+                product("NIOCore", of: "swift-nio", when: "NIO"),
+                product("NIOPosix", of: "swift-nio", when: "NIO"),
             ]
         ),
         .testTarget(
@@ -157,8 +147,8 @@ let package = Package(
             dependencies: [
                 "Locals",
                 "LocalsNIO",
-                .product(name: "NIOCore", package: "swift-nio", condition: .when(traits: ["NIO"])),
-                .product(name: "NIOPosix", package: "swift-nio", condition: .when(traits: ["NIO"])),
+                product("NIOCore", of: "swift-nio", when: "NIO"),
+                product("NIOPosix", of: "swift-nio", when: "NIO"),
             ]
         ),
 
@@ -169,7 +159,7 @@ let package = Package(
             dependencies: [
                 "Locals",
                 "LocalsLogging",
-                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Logging"])),
+                product("Logging", of: "swift-log", when: "Logging"),
             ],
             path: "Tests/LocalsTestSupport"
         ),
@@ -185,9 +175,9 @@ let package = Package(
                 "Locals",
                 "LocalsLogging",
                 "_LocalsHTTPSupport",
-                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
-                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["Hummingbird"])),
-                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Hummingbird"])),
+                product("Hummingbird", of: "hummingbird", when: "Hummingbird"),
+                product("HTTPTypes", of: "swift-http-types", when: "Hummingbird"),
+                product("Logging", of: "swift-log", when: "Hummingbird"),
             ]
         ),
         .testTarget(
@@ -197,15 +187,11 @@ let package = Package(
                 "Locals",
                 "LocalsLogging",
                 "LocalsHummingbird",
-                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
-                .product(
-                    name: "HummingbirdTesting",
-                    package: "hummingbird",
-                    condition: .when(traits: ["Hummingbird"])
-                ),
-                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["Hummingbird"])),
-                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Hummingbird"])),
-                .product(name: "NIOCore", package: "swift-nio", condition: .when(traits: ["Hummingbird"])),
+                product("Hummingbird", of: "hummingbird", when: "Hummingbird"),
+                product("HummingbirdTesting", of: "hummingbird", when: "Hummingbird"),
+                product("HTTPTypes", of: "swift-http-types", when: "Hummingbird"),
+                product("Logging", of: "swift-log", when: "Hummingbird"),
+                product("NIOCore", of: "swift-nio", when: "Hummingbird"),
             ]
         ),
 
@@ -215,8 +201,8 @@ let package = Package(
                 "Locals",
                 "LocalsLogging",
                 "_LocalsHTTPSupport",
-                .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
-                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Vapor"])),
+                product("Vapor", of: "vapor", when: "Vapor"),
+                product("Logging", of: "swift-log", when: "Vapor"),
             ]
         ),
         .testTarget(
@@ -226,9 +212,9 @@ let package = Package(
                 "Locals",
                 "LocalsLogging",
                 "LocalsVapor",
-                .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
-                .product(name: "VaporTesting", package: "vapor", condition: .when(traits: ["Vapor"])),
-                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["Vapor"])),
+                product("Vapor", of: "vapor", when: "Vapor"),
+                product("VaporTesting", of: "vapor", when: "Vapor"),
+                product("Logging", of: "swift-log", when: "Vapor"),
             ]
         ),
 
@@ -238,18 +224,10 @@ let package = Package(
                 "Locals",
                 "LocalsTracing",
                 "_LocalsHTTPSupport",
-                .product(name: "GRPCCore", package: "grpc-swift-2", condition: .when(traits: ["GRPC"])),
-                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["GRPC"])),
-                .product(
-                    name: "Instrumentation",
-                    package: "swift-distributed-tracing",
-                    condition: .when(traits: ["GRPC"])
-                ),
-                .product(
-                    name: "ServiceContextModule",
-                    package: "swift-service-context",
-                    condition: .when(traits: ["GRPC"])
-                ),
+                product("GRPCCore", of: "grpc-swift-2", when: "GRPC"),
+                product("Logging", of: "swift-log", when: "GRPC"),
+                product("Instrumentation", of: "swift-distributed-tracing", when: "GRPC"),
+                product("ServiceContextModule", of: "swift-service-context", when: "GRPC"),
             ]
         ),
         .testTarget(
@@ -260,19 +238,11 @@ let package = Package(
                 "LocalsLogging",
                 "LocalsTracing",
                 "LocalsGRPC",
-                .product(name: "GRPCCore", package: "grpc-swift-2", condition: .when(traits: ["GRPC"])),
+                product("GRPCCore", of: "grpc-swift-2", when: "GRPC"),
                 // Client and server in one process, no socket.
-                .product(
-                    name: "GRPCInProcessTransport",
-                    package: "grpc-swift-2",
-                    condition: .when(traits: ["GRPC"])
-                ),
-                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["GRPC"])),
-                .product(
-                    name: "Instrumentation",
-                    package: "swift-distributed-tracing",
-                    condition: .when(traits: ["GRPC"])
-                ),
+                product("GRPCInProcessTransport", of: "grpc-swift-2", when: "GRPC"),
+                product("Logging", of: "swift-log", when: "GRPC"),
+                product("Instrumentation", of: "swift-distributed-tracing", when: "GRPC"),
             ]
         ),
 
@@ -281,13 +251,9 @@ let package = Package(
             dependencies: [
                 "Locals",
                 "_LocalsHTTPSupport",
-                .product(
-                    name: "OpenAPIRuntime",
-                    package: "swift-openapi-runtime",
-                    condition: .when(traits: ["OpenAPI"])
-                ),
-                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["OpenAPI"])),
-                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["OpenAPI"])),
+                product("OpenAPIRuntime", of: "swift-openapi-runtime", when: "OpenAPI"),
+                product("HTTPTypes", of: "swift-http-types", when: "OpenAPI"),
+                product("Logging", of: "swift-log", when: "OpenAPI"),
             ]
         ),
         .testTarget(
@@ -297,13 +263,9 @@ let package = Package(
                 "Locals",
                 "LocalsLogging",
                 "LocalsOpenAPI",
-                .product(
-                    name: "OpenAPIRuntime",
-                    package: "swift-openapi-runtime",
-                    condition: .when(traits: ["OpenAPI"])
-                ),
-                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["OpenAPI"])),
-                .product(name: "Logging", package: "swift-log", condition: .when(traits: ["OpenAPI"])),
+                product("OpenAPIRuntime", of: "swift-openapi-runtime", when: "OpenAPI"),
+                product("HTTPTypes", of: "swift-http-types", when: "OpenAPI"),
+                product("Logging", of: "swift-log", when: "OpenAPI"),
             ]
         ),
     ],
