@@ -279,11 +279,45 @@ func snapshots() async {
     }
 }
 
-// MARK: 9. The runtime
+// MARK: 9. Carried task-locals and fields
+
+/// A task-local of the application's own, such as a trace id.
+enum Trace {
+    @TaskLocal static var id = "none"
+}
+
+func carriedAndFields() async {
+    section(
+        "9. Snapshots carry @TaskLocals too; LocalField names a value for logs and integrations",
+        "LocalsSnapshot.carry(Trace.$id) registers a task-local once; later snapshots capture and bind it. "
+            + "A LocalField reads one attribute as text, where it is asked: what log metadata and headers use."
+    )
+    LocalsSnapshot.carry(Trace.$id)
+    let queue = DispatchQueue(label: "demo-carry")
+    let field = LocalField("request-id", of: request, at: \.requestID)
+    let (plain, carried, text) = await Trace.$id.withValue("t-7") {
+        await request.withValue(\.requestID, "r-43") {
+            let snapshot = LocalsSnapshot.capture()
+            return await withCheckedContinuation { continuation in
+                queue.async {
+                    let inside = snapshot.run { (Trace.id, field.currentValue ?? "nil") }
+                    continuation.resume(returning: (Trace.id, inside.0, inside.1))
+                }
+            }
+        }
+    }
+    show("a plain queue block reads Trace.id", plain)
+    show("inside snapshot.run, Trace.id", carried)
+    show("inside snapshot.run, the field \"\(field.key)\"", text)
+    print("  The integrations (swift-log, tracing, NIO, Hummingbird, Vapor, gRPC, OpenAPI) take such fields;")
+    print("  each is a product of this package behind a trait: see \"Integrations\" in README.md.")
+}
+
+// MARK: 10. The runtime
 
 func runtimeSupport() {
     section(
-        "9. What swift-locals confirmed about this Swift runtime",
+        "10. What swift-locals confirmed about this Swift runtime",
         "Task identity is asked of the runtime itself and checked once, at first use (TaskDiscriminator.support)."
     )
     for line in TaskDiscriminator.support.description.split(separator: "\n") {
@@ -303,6 +337,7 @@ enum Demo {
         await scopes()
         await policies()
         await snapshots()
+        await carriedAndFields()
         runtimeSupport()
         print("\nMore: README.md and the DocC articles in Sources/Locals/Locals.docc.")
     }
