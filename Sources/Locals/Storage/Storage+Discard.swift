@@ -1,0 +1,139 @@
+import Synchronization
+
+extension Storage {
+    // MARK: Reset and discard
+
+    /// Drops the running context's own storage (see ``Local/reset()``).
+    func resetCurrent() {
+        if kind == .custom {
+            sessions.unsafelyUnwrapped.resetCurrent(self)
+            return
+        }
+        guard let cell = existingCell() else {
+            // No cell yet: a scope the running task owns, or shares, still has a value to reset.
+            if kind == .task, let frame = scopeKey.get(),
+                frame.inheritance == .shared || frame.owner == currentOwner(ThreadContext.current).owner
+            {
+                let replaced = frame.exchangeValue(makeInitialValue(for: frame.owner))
+                withExtendedLifetime(replaced) {}
+            }
+            return
+        }
+        switch cell.route {
+        case .own:
+            let removed = removeCell(of: cell.owner, byOwner: true)
+            withExtendedLifetime(removed) {}
+        case .scope where cell.scope.unsafelyUnwrapped.isPrivate:
+            // A frozen `.overlay` child starts over from the scope it inherited.
+            // The task is in no scope of its own now, so the innermost one it sees is the one it
+            // inherited and froze from.
+            let overlay = cell.overlay.unsafelyUnwrapped
+            let kept = overlay.frozen
+            cell.route = .overlay
+            cell.scope = scopeKey.get()
+            overlay.frozen = nil
+            withExtendedLifetime(kept) {}
+        case .scope, .sharedScope:
+            let replaced = cell.scope.unsafelyUnwrapped.exchangeValue(makeInitialValue(for: cell.owner))
+            withExtendedLifetime(replaced) {}
+        case .overlay:
+            let overlay = cell.overlay.unsafelyUnwrapped
+            let dropped = overlay.layer.clear()
+            overlay.layerChanged()
+            withExtendedLifetime(dropped) {}
+        }
+    }
+
+    /// Drops one key's storage (see ``Local/discard(key:)``).
+    func discard<K: Hashable & Sendable>(key: K) {
+        if kind == .custom {
+            sessions.unsafelyUnwrapped.discard(key: key, self)
+            return
+        }
+        let owner: OwnerKey? =
+            switch key {
+            case let key as TaskDiscriminator.Key:
+                switch key {
+                case .task(let task): kind == .task ? OwnerKey(address: task.address, id: task.id) : nil
+                case .thread(let thread): OwnerKey(thread)
+                }
+            case let task as TaskID: kind == .task ? OwnerKey(address: task.address, id: task.id) : nil
+            case let thread as ThreadID: OwnerKey(thread)
+            default: nil
+            }
+        guard let owner else {
+            let expected = kind == .task ? "TaskDiscriminator.Key, TaskID or ThreadID" : "ThreadID"
+            fatalError(
+                """
+                swift-locals: discard(key:) on Local<\(Value.self)> was given a key of type \(K.self), but \
+                its discriminator \(discriminatorName) keys values by \(expected): no context could ever \
+                have that key, so nothing would be discarded. Pass one of those.
+                """
+            )
+        }
+        let removed = removeCell(of: owner, byOwner: isCurrent(owner))
+        withExtendedLifetime(removed) {}
+    }
+
+    // MARK: Removal
+
+    /// Takes out `owner`'s cell. Returns it for release when the caller is its owner or the owner
+    /// task has ended; parks it otherwise (the owner may be reading it now).
+    func removeCell(of owner: OwnerKey, byOwner: Bool) -> [Cell<Value>] {
+        tables.withLock { tables -> [Cell<Value>] in
+            let removed: Cell<Value>?
+            if owner.isThread {
+                removed = tables.threads.removeValue(forKey: owner.id)
+            } else {
+                removed = tables.tasks.remove(at: owner.address) { $0.owner.id == owner.id }
+            }
+            guard let removed else { return [] }
+            epoch.add(1, ordering: .relaxed)
+            if byOwner || removed.ownerHasEnded {
+                return [removed]
+            }
+            tables.parked.append(removed)
+            return []
+        }
+    }
+
+    /// Takes out the cells of children that `ScopeFrame` bounded, now that it is gone. Their
+    /// tasks have ended (each saw the frame while it ran), so nothing needs to be parked.
+    func removeCells(keptBy frame: [OwnerKey]) {
+        let removed = tables.withLock { tables in
+            frame.compactMap { owner in tables.tasks.remove(at: owner.address) { $0.owner.id == owner.id } }
+        }
+        withExtendedLifetime(removed) {}
+    }
+
+    /// Swaps `owner`'s cell (a thread's) for a new one holding `value`, from somewhere other than
+    /// the owner, and parks the old one: its owner may be reading it. Only where the owner still
+    /// has a cell: a scope never brings back an exited thread's value.
+    func replaceCell(of owner: OwnerKey, with value: Value) {
+        let cell = OwnedCell(value, owner: owner, record: nil)
+        tables.withLock { tables in
+            guard let old = tables.threads[owner.id] else { return }
+            tables.threads[owner.id] = cell
+            tables.parked.append(old)
+            epoch.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// Whether `owner` is the running task or thread.
+    func isCurrent(_ owner: OwnerKey) -> Bool {
+        if owner.isThread {
+            // A .task Local keys by the thread only outside tasks.
+            return (kind == .thread || TaskIdentity.current == nil) && ThreadContext.current.id.serial == owner.id
+        }
+        guard let current = TaskIdentity.current else { return false }
+        return OwnerKey(current) == owner
+    }
+
+    func threadExited(_ thread: ThreadID) {
+        let owner = OwnerKey(thread)
+        let cells = tables.withLock { tables in
+            (tables.threads.removeValue(forKey: thread.serial), Self.takeParked(of: owner, from: &tables))
+        }
+        withExtendedLifetime(cells) {}
+    }
+}
