@@ -40,7 +40,7 @@ struct SnapshotRunTests {
     func nestedRunWithoutTaskLocalPush() async {
         await #expect(processExitsWith: .success) {
             setenv("LOCALS_FORCE_FALLBACK", "taskLocalPush", 1)
-            let many = ManyLocals.runOnSmallStack(locals: 100, stackSize: 8 << 20)
+            let many = ManyLocals.runOnSmallStack(locals: 10, stackSize: 8 << 20)
             let copied = Local { -1 }
             let shared = Local(inheritance: .shared) { -1 }
             let snapshot = await Task { () -> LocalsSnapshot in
@@ -55,7 +55,8 @@ struct SnapshotRunTests {
             }
             let seen = await child.value
             let after = snapshot.run { shared.value }
-            exit(many && seen == [1, 3] && after == 3 && copied.value == -1 ? 0 : 1)
+            // A distinct code per check, so that a failure says which one.
+            exit(!many ? 2 : seen != [1, 3] ? 3 : after != 3 ? 4 : copied.value != -1 ? 5 : 0)
         }
     }
     #endif
