@@ -1,12 +1,3 @@
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Android)
-import Android
-#endif
 import Synchronization
 
 /// Context that a ``LocalsSnapshot`` carries besides Locals, reached through functions rather
@@ -293,41 +284,11 @@ struct Carried<Context: CarriedContext>: CarriedEntry {
 /// returns its result once the thread has ended.
 private func onNewThread<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
     let result = ThreadResult<T>()
-    let job = Unmanaged.passRetained(ThreadJob { result.value = body() }).toOpaque()
-    #if canImport(Darwin)
-    var thread: pthread_t? = nil
-    #else
-    var thread = pthread_t()
-    #endif
-    let created = pthread_create(
-        &thread, nil,
-        { raw in
-            Unmanaged<ThreadJob>.fromOpaque(unwrapped(raw)).takeRetainedValue().body()
-            return nil
-        },
-        job
-    )
-    precondition(created == 0, "swift-locals: could not start a thread to read a carried context's default (error \(created))")
-    #if canImport(Darwin)
-    pthread_join(thread!, nil)
-    #else
-    pthread_join(thread, nil)
-    #endif
+    Platform.runOnNewThread { result.value = body() }
     return result.value.unsafelyUnwrapped
-}
-
-private final class ThreadJob: Sendable {
-    let body: @Sendable () -> Void
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 }
 
 private final class ThreadResult<T>: @unchecked Sendable {
     // @unchecked: written by the new thread before it ends, read after the join.
     var value: T?
-}
-
-/// The thread argument, which is optional on some platforms and not on others.
-@inline(__always)
-private func unwrapped(_ pointer: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer {
-    pointer.unsafelyUnwrapped
 }

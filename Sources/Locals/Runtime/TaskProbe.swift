@@ -1,12 +1,3 @@
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Android)
-import Android
-#endif
 import _LocalsRuntime
 
 /// Confirms what `TaskRuntime` relies on, by creating tasks of every kind and asking the runtime
@@ -179,81 +170,46 @@ final class ProbeExecutor: TaskExecutor, @unchecked Sendable {
     // @unchecked: `jobs` and `done` are only touched with `mutex` held.
     private var jobs: [UnownedJob] = []
     private var done = false
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-
-    init() {
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
-    }
+    private let mutex = PlatformMutex()
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        pthread_mutex_lock(mutex)
-        jobs.append(job)
-        pthread_cond_broadcast(condition)
-        pthread_mutex_unlock(mutex)
+        mutex.withLock {
+            jobs.append(job)
+            mutex.broadcast()
+        }
     }
 
     /// Runs `work` in a task on this executor's own thread, and blocks the caller until it ends.
     func runToCompletion<R: Sendable>(_ work: @escaping @Sendable () async -> R) -> R {
         let result = ResultBox<R>()
-        let context = Unmanaged.passRetained(self).toOpaque()
         Task(executorPreference: self) {
             result.value = await work()
             self.finish()
         }
-        startThreadAndJoin(context)
+        Platform.runOnNewThread { self.drain() }
         return result.value!
     }
 
-    /// Runs `drain` on a new thread for the executor passed retained in `context`, and waits for it.
-    /// (The start routine returns its argument: some C libraries declare its result optional,
-    /// others not, and every one of them ignores it here.)
-    private func startThreadAndJoin(_ context: UnsafeMutableRawPointer) {
-        #if canImport(Darwin) || canImport(Musl)
-        var thread: pthread_t?  // a pointer, which pthread_create takes as optional
-        #else
-        var thread = pthread_t()  // an integer on glibc and Android
-        #endif
-        let created = pthread_create(&thread, nil, { raw in
-            drainProbeExecutor(raw)
-            return raw
-        }, context)
-        precondition(created == 0, "swift-locals: could not start a thread to check the runtime: \(created)")
-        #if canImport(Darwin) || canImport(Musl)
-        pthread_join(thread!, nil)
-        #else
-        pthread_join(thread, nil)
-        #endif
-    }
-
     private func finish() {
-        pthread_mutex_lock(mutex)
-        done = true
-        pthread_cond_broadcast(condition)
-        pthread_mutex_unlock(mutex)
+        mutex.withLock {
+            done = true
+            mutex.broadcast()
+        }
     }
 
     /// Runs jobs as they come, until the work is done and no job is left.
-    fileprivate func drain() {
+    private func drain() {
         let me = asUnownedTaskExecutor()
         while true {
-            pthread_mutex_lock(mutex)
-            while jobs.isEmpty && !done {
-                pthread_cond_wait(condition, mutex)
+            let (batch, finished) = mutex.withLock {
+                while jobs.isEmpty && !done {
+                    mutex.wait()
+                }
+                let batch = jobs
+                jobs.removeAll()
+                return (batch, done && batch.isEmpty)
             }
-            let batch = jobs
-            jobs.removeAll()
-            let finished = done && batch.isEmpty
-            pthread_mutex_unlock(mutex)
             if finished { return }
             for job in batch {
                 job.runSynchronously(on: me)
@@ -265,9 +221,4 @@ final class ProbeExecutor: TaskExecutor, @unchecked Sendable {
         // @unchecked: written by the probe's task before the thread that ran it is joined.
         var value: R?
     }
-}
-
-/// The probe thread's body (the start routine's argument is optional on some C libraries).
-private func drainProbeExecutor(_ raw: UnsafeMutableRawPointer?) {
-    Unmanaged<ProbeExecutor>.fromOpaque(raw!).takeRetainedValue().drain()
 }

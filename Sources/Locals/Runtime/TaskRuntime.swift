@@ -1,12 +1,3 @@
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Android)
-import Android
-#endif
 import _LocalsRuntime
 
 // The one place in swift-locals that relies on Swift runtime behavior the language does not promise.
@@ -93,7 +84,7 @@ enum TaskRuntime {
             let line =
                 "swift-locals: could not confirm \(fact.rawValue) on this runtime (\(facts.runtime)): \(reason). "
                 + "\(fallback(for: fact)) See TaskDiscriminator.support.\n"
-            writeToStandardError(line)
+            Platform.writeToStandardError(line)
         }
         return facts
     }()
@@ -138,8 +129,8 @@ enum TaskRuntime {
     /// on a runtime that does not export the task-local push and pop entry points.
     static func namesForcedByEnvironment() -> [String] {
         #if DEBUG
-        guard let raw = getenv("LOCALS_FORCE_FALLBACK") else { return [] }
-        return String(cString: raw).split(separator: ",").map { String($0.filter { $0 != " " }) }
+        guard let raw = Platform.environment("LOCALS_FORCE_FALLBACK") else { return [] }
+        return raw.split(separator: ",").map { String($0.filter { $0 != " " }) }
         #else
         return []
         #endif
@@ -263,13 +254,5 @@ final class TaskPin {
     /// True once the task has ended and nothing but this pin refers to it.
     static func taskHasEnded(_ pin: inout TaskPin) -> Bool {
         isKnownUniquelyReferenced(&pin)
-    }
-}
-
-/// Writes `text` to standard error in one call, so that the line is not interleaved with others.
-func writeToStandardError(_ text: String) {
-    var text = text
-    text.withUTF8 { bytes in
-        _ = write(2, bytes.baseAddress, bytes.count)
     }
 }

@@ -1,12 +1,3 @@
-#if canImport(Darwin)
-public import Darwin
-#elseif canImport(Glibc)
-public import Glibc
-#elseif canImport(Musl)
-public import Musl
-#elseif canImport(Android)
-public import Android
-#endif
 import Synchronization
 
 /// Storage that holds values for threads and must hear when one of them exits.
@@ -87,8 +78,8 @@ final class ThreadContext {
     /// The calling thread's context, or nil if it has none yet. No allocation, no lock.
     @inlinable
     @inline(__always)
-    static func existing(key: pthread_key_t) -> Unmanaged<ThreadContext>? {
-        guard let raw = pthread_getspecific(key) else { return nil }
+    static func existing(key: Platform.ThreadKey) -> Unmanaged<ThreadContext>? {
+        guard let raw = Platform.value(for: key) else { return nil }
         return Unmanaged<ThreadContext>.fromOpaque(raw)
     }
 
@@ -125,42 +116,16 @@ final class ThreadContext {
         initializingSessions.contains { $0.table == table && $0.key == key }
     }
 
-    /// A number that identifies the calling thread among the threads alive now (never 0).
-    @inlinable
-    static var token: UInt {
-        #if canImport(Glibc)
-        UInt(pthread_self())  // pthread_t is an unsigned integer here, a pointer or Int elsewhere
-        #else
-        UInt(bitPattern: pthread_self())
-        #endif
-    }
-
     /// The calling thread's context, created on its first use.
     @usableFromInline static var current: ThreadContext {
-        if let raw = pthread_getspecific(pthreadKey) {
+        if let raw = Platform.value(for: pthreadKey) {
             return Unmanaged<ThreadContext>.fromOpaque(raw).takeUnretainedValue()
         }
         let context = ThreadContext()
-        let result = pthread_setspecific(pthreadKey, Unmanaged.passRetained(context).toOpaque())
-        precondition(result == 0, "swift-locals: pthread_setspecific failed: \(result)")
+        Platform.setValue(Unmanaged.passRetained(context).toOpaque(), for: pthreadKey)
         return context
     }
 
-    @usableFromInline static let pthreadKey: pthread_key_t = {
-        var key = pthread_key_t()
-        let result = pthread_key_create(&key, releaseContext)
-        precondition(result == 0, "swift-locals: pthread_key_create failed: \(result)")
-        return key
-    }()
+    /// The library's one thread-specific key: each thread's context, released when it exits.
+    @usableFromInline static let pthreadKey = Platform.makeObjectKey()
 }
-
-#if canImport(Darwin)
-private let releaseContext: @convention(c) (UnsafeMutableRawPointer) -> Void = { raw in
-    Unmanaged<ThreadContext>.fromOpaque(raw).release()
-}
-#else
-private let releaseContext: @convention(c) (UnsafeMutableRawPointer?) -> Void = { raw in
-    guard let raw else { return }
-    Unmanaged<ThreadContext>.fromOpaque(raw).release()
-}
-#endif

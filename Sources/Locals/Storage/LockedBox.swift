@@ -1,12 +1,3 @@
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Android)
-import Android
-#endif
 public import Synchronization
 
 /// An object with a small lock inside it: the base of every value that several tasks may touch
@@ -21,7 +12,7 @@ public import Synchronization
 @usableFromInline
 class LockedBox: @unchecked Sendable {
     // @unchecked: subclasses' state is only touched with the lock held (see each subclass).
-    /// The holding thread's token (see `ThreadContext.token`), or 0 when free.
+    /// The holding thread's token (see `Platform.threadToken`), or 0 when free.
     @usableFromInline final let holder = Atomic<UInt>(0)
     /// Threads asleep waiting for this lock.
     @usableFromInline final let sleepers = Atomic<Int>(0)
@@ -33,7 +24,7 @@ class LockedBox: @unchecked Sendable {
 
     @inlinable
     final func lock() {
-        let me = ThreadContext.token
+        let me = Platform.threadToken
         if !holder.compareExchange(expected: 0, desired: me, ordering: .acquiring).exchanged {
             lockContended(me)
         }
@@ -95,7 +86,8 @@ class LockedBox: @unchecked Sendable {
 
     @usableFromInline
     final func wakeSleepers() {
-        Beds.bed(for: self).wakeAll()
+        let bed = Beds.bed(for: self)
+        bed.withLock { bed.broadcast() }
     }
 
     /// Runs `body` with the lock held.
@@ -110,40 +102,7 @@ class LockedBox: @unchecked Sendable {
 /// Where threads sleep while they wait for a `LockedBox`: a fixed set of condition variables,
 /// picked by the box's address, so that a box needs no memory of its own for sleepers.
 enum Beds {
-    final class Bed: @unchecked Sendable {
-        // @unchecked: the mutex and condition are used only through the pthread calls below.
-        private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-
-        init() {
-            pthread_mutex_init(mutex, nil)
-            pthread_cond_init(condition, nil)
-        }
-
-        func withLock<R>(_ body: () -> R) -> R {
-            pthread_mutex_lock(mutex)
-            defer { pthread_mutex_unlock(mutex) }
-            return body()
-        }
-
-        /// Waits for a wake-up, or `milliseconds`, with the mutex held (see `withLock`).
-        func wait(milliseconds: Int) {
-            var now = timespec()
-            clock_gettime(CLOCK_REALTIME, &now)
-            var nanoseconds = Int(now.tv_nsec) + milliseconds * 1_000_000
-            var deadline = now
-            deadline.tv_sec += nanoseconds / 1_000_000_000
-            nanoseconds %= 1_000_000_000
-            deadline.tv_nsec = .init(nanoseconds)
-            _ = pthread_cond_timedwait(condition, mutex, &deadline)
-        }
-
-        func wakeAll() {
-            pthread_mutex_lock(mutex)
-            pthread_cond_broadcast(condition)
-            pthread_mutex_unlock(mutex)
-        }
-    }
+    typealias Bed = PlatformMutex
 
     private static let beds = (0..<64).map { _ in Bed() }
 

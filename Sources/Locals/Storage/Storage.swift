@@ -1,12 +1,3 @@
-#if canImport(Darwin)
-public import Darwin
-#elseif canImport(Glibc)
-public import Glibc
-#elseif canImport(Musl)
-public import Musl
-#elseif canImport(Android)
-public import Android
-#endif
 public import Synchronization
 
 /// The storage engine of one ``Local``: every value it holds, for every task, thread and session,
@@ -98,11 +89,13 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         _ discriminator: D, inheritance: Inheritance, name: String?, initialValue: @escaping @Sendable () -> Value
     ) -> Storage<Value> {
         let about = About(discriminator: D.self, inheritance: inheritance, name: name)
-        if discriminator is TaskDiscriminator {
+        switch discriminator.valueStorage.kind {
+        case .task:
             return Storage(.task, about, initialValue, sessions: nil, currentSessionCell: nil).registered()
-        }
-        if discriminator is ThreadDiscriminator {
+        case .thread:
             return Storage(.thread, about, initialValue, sessions: nil, currentSessionCell: nil).registered()
+        case .key:
+            break
         }
         let table = SessionTable<D, Value>(discriminator)
         let lookup = SessionLookup { storage in
