@@ -283,3 +283,67 @@ struct CustomDiscriminatorTests {
         #expect(!cart.hasCurrentKey)
     }
 }
+
+/// A discriminator that wraps `.task` and says so: its Locals keep the task storage.
+private struct ForwardingTaskDiscriminator: Discriminator {
+    static let calls = CallCounter()
+    let inner = TaskDiscriminator()
+    var currentKey: TaskDiscriminator.Key? {
+        Self.calls.increment()
+        return inner.currentKey
+    }
+    var valueStorage: ValueStorage { inner.valueStorage }
+}
+
+/// The same wrapper without forwarding `valueStorage`: one value per key it returns.
+private struct KeyedTaskDiscriminator: Discriminator {
+    let inner = TaskDiscriminator()
+    var currentKey: TaskDiscriminator.Key? { inner.currentKey }
+}
+
+@Suite("Value storage: a Local keeps its values where its discriminator declares")
+struct ValueStorageTests {
+    @Test("the built-in discriminators declare task and thread storage; custom ones default to one value per key")
+    func declared() {
+        #expect(TaskDiscriminator().valueStorage == .perTask)
+        #expect(ThreadDiscriminator().valueStorage == .perThread)
+        #expect(SessionDiscriminator().valueStorage == .perKey)
+        #expect(ForwardingTaskDiscriminator().valueStorage == .perTask)
+        #expect(KeyedTaskDiscriminator().valueStorage == .perKey)
+        #expect("\(ValueStorage.perTask) \(ValueStorage.perThread) \(ValueStorage.perKey)" == ".perTask .perThread .perKey")
+    }
+
+    @Test("a wrapper that forwards .perTask gets task storage: children inherit scopes, values go with their task")
+    func forwardedTaskStorage() async {
+        let local = Local(ForwardingTaskDiscriminator()) { Sample() }
+        let before = ForwardingTaskDiscriminator.calls.count
+        // Scopes publish to children, which only the task storage does.
+        let seen = await local.withValue(\.simple, "scoped") {
+            await Task { local.simple }.value
+        }
+        #expect(seen == "scoped")
+        // The values of ended tasks are released without any discard.
+        let counter = DeinitCounter()
+        for _ in 0..<200 {
+            await Task { local.tracked = counter.make() }.value
+        }
+        #expect(await counter.wait(untilAtLeast: 150), "released \(counter.count) of 200")
+        // The task storage asks the runtime, not currentKey.
+        #expect(ForwardingTaskDiscriminator.calls.count == before)
+    }
+
+    @Test("a wrapper that does not forward keeps one value per key it returns, until discarded")
+    func keyedStorageKeepsValues() async {
+        let local = Local(KeyedTaskDiscriminator()) { Sample() }
+        let counter = DeinitCounter()
+        var keys: [TaskDiscriminator.Key] = []
+        for _ in 0..<20 {
+            keys.append(await Task { local.tracked = counter.make(); return TaskDiscriminator().currentKey! }.value)
+        }
+        let seen = await local.withValue(\.simple, "scoped") { await Task { local.simple }.value }
+        #expect(seen == Sample.initial)  // no inheritance through per-key storage
+        #expect(counter.count == 0)
+        for key in keys { local.discard(key: key) }
+        #expect(counter.count == 20)
+    }
+}

@@ -40,12 +40,74 @@
 ///   discard anything.
 /// - Inside a ``LocalsSnapshot``'s `run`, the session the snapshot took is the current one, whatever
 ///   `currentKey` returns.
+///
+/// A discriminator that wraps ``TaskDiscriminator`` or ``ThreadDiscriminator`` (to log, or to count
+/// its calls) forwards ``valueStorage`` too, so that its Locals keep the task or thread storage
+/// (values released when the task ends, scopes that children inherit):
+///
+/// ```swift
+/// struct CountingTaskDiscriminator: Discriminator {
+///     let inner = TaskDiscriminator()
+///     var currentKey: TaskDiscriminator.Key? { inner.currentKey }
+///     var valueStorage: ValueStorage { inner.valueStorage }   // .perTask
+/// }
+/// ```
 public protocol Discriminator: Sendable {
     /// The type of key that tells contexts apart.
     associatedtype Key: Hashable & Sendable
 
     /// The key of the context running now, or nil where this discriminator has none.
     var currentKey: Key? { get }
+
+    /// Where a ``Local`` with this discriminator keeps its values: one per key `currentKey`
+    /// returns (the default, ``ValueStorage/perKey``), or the task and thread storage that
+    /// ``TaskDiscriminator`` and ``ThreadDiscriminator`` declare. Read once, when a Local is made.
+    var valueStorage: ValueStorage { get }
+}
+
+extension Discriminator {
+    /// One value per key `currentKey` returns, kept until ``Local/discard(key:)`` or
+    /// ``Local/reset()`` drops it.
+    public var valueStorage: ValueStorage { .perKey }
+}
+
+/// Where a ``Local`` keeps its values, as its ``Discriminator`` declares.
+public struct ValueStorage: Sendable, Hashable, CustomStringConvertible {
+    @usableFromInline
+    enum Kind: UInt8, Sendable {
+        case task, thread, key
+    }
+
+    @usableFromInline let kind: Kind
+
+    @inlinable
+    init(_ kind: Kind) {
+        self.kind = kind
+    }
+
+    /// One value per Swift task, released after the task ends, and per thread outside tasks;
+    /// scopes publish values to the child tasks created inside them (see ``Inheritance``). The
+    /// Local asks the runtime which task runs: the discriminator's `currentKey` is not called.
+    /// What ``TaskDiscriminator`` declares.
+    public static var perTask: ValueStorage { ValueStorage(.task) }
+
+    /// One value per OS thread, released when the thread exits. The Local asks the system which
+    /// thread runs: the discriminator's `currentKey` is not called. What ``ThreadDiscriminator``
+    /// declares.
+    public static var perThread: ValueStorage { ValueStorage(.thread) }
+
+    /// One value per key the discriminator's `currentKey` returns, compared with `==`, kept until
+    /// ``Local/discard(key:)`` or ``Local/reset()`` drops it. The default for custom
+    /// discriminators.
+    public static var perKey: ValueStorage { ValueStorage(.key) }
+
+    public var description: String {
+        switch kind {
+        case .task: ".perTask"
+        case .thread: ".perThread"
+        case .key: ".perKey"
+        }
+    }
 }
 
 extension Discriminator where Self == TaskDiscriminator {

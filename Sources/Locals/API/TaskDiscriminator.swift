@@ -21,6 +21,9 @@
 public struct TaskDiscriminator: Discriminator {
     public init() {}
 
+    /// ``ValueStorage/perTask``: values released when their task ends, scopes inherited.
+    public var valueStorage: ValueStorage { .perTask }
+
     /// The running task, or the running thread outside any task. Never nil.
     public var currentKey: Key? {
         if let task = TaskID.current {

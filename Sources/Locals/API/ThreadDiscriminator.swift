@@ -17,6 +17,9 @@
 public struct ThreadDiscriminator: Discriminator {
     public init() {}
 
+    /// ``ValueStorage/perThread``: values released when their thread exits.
+    public var valueStorage: ValueStorage { .perThread }
+
     /// The calling thread's identifier. Never nil.
     public var currentKey: ThreadID? { ThreadContext.current.id }
 }
