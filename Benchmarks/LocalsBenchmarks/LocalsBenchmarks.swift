@@ -177,7 +177,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("06.CopyChildRead.Locals") { benchmark async in
         let local = taskLocal
         let measured = Measured(benchmark)
-        await local.withValues(inheritance: .copy, { $0.x = 1 }) {
+        await local.withValues({ $0.x = 1 }, inheritance: .copy) {
             await inChild {
                 blackHole(local.x)  // first touch: copies the scope's value
                 measured.benchmark.startMeasurement()
@@ -196,7 +196,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("07.FreshChildRead.Locals") { benchmark async in
         let local = taskLocal
         let measured = Measured(benchmark)
-        await local.withValues(inheritance: .fresh, { $0.x = 1 }) {
+        await local.withValues({ $0.x = 1 }, inheritance: .fresh) {
             await inChild {
                 blackHole(local.x)  // first touch: makes the initial value
                 measured.benchmark.startMeasurement()
@@ -215,7 +215,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("08.OverlayChildRead.Locals") { benchmark async in
         let local = taskLocal
         let measured = Measured(benchmark)
-        await local.withValues(inheritance: .overlay, { $0.x = 1 }) {
+        await local.withValues({ $0.x = 1 }, inheritance: .overlay) {
             await inChild {
                 local.user = "child"  // the child's own layer holds one other field
                 blackHole(local.x)  // x still reads through to the scope's value
@@ -240,7 +240,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("09.SharedChildRead.Locals") { benchmark async in
         let local = taskLocal
         let measured = Measured(benchmark)
-        await local.withValues(inheritance: .shared, { $0.x = 1 }) {
+        await local.withValues({ $0.x = 1 }, inheritance: .shared) {
             await inChild {
                 blackHole(local.x)
                 measured.benchmark.startMeasurement()
@@ -256,7 +256,7 @@ let benchmarks: @Sendable () -> Void = {
         let local = taskLocal
         let measured = Measured(benchmark)
         await inChild {
-            local.withValues(inheritance: .shared, { $0.x = 1 }) {
+            local.withValues({ $0.x = 1 }, inheritance: .shared) {
                 blackHole(local.x)
                 measured.benchmark.startMeasurement()
                 for _ in measured.benchmark.scaledIterations {
@@ -461,7 +461,7 @@ func timeChildren(
         benchmark.stopMeasurement()
     }
     if inScope {
-        await taskLocal.withValues(inheritance: .copy, { $0.x = 1 }) { await run() }
+        await taskLocal.withValues({ $0.x = 1 }, inheritance: .copy) { await run() }
     } else {
         await run()
     }

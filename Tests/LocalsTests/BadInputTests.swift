@@ -425,7 +425,7 @@ struct BadInputTests {
     }
 
     @Test("a 1 MiB scope value reaches children by every policy; their copies are their own",
-          arguments: Inheritance.allCases)
+          arguments: Inheritance.all)
     func largeScopeValues(policy: Inheritance) async {
         let local = Local(inheritance: policy) { Big() }
         await local.withValues({ $0.bytes = [UInt8](repeating: 7, count: Big.size) }) {
@@ -639,7 +639,7 @@ struct BadInputTests {
     }
 
     @Test("cancellation deep in a nest of async scopes restores every level, for every policy",
-          arguments: Inheritance.allCases)
+          arguments: Inheritance.all)
     func deepCancellationRestores(policy: Inheritance) async {
         let a = Local(inheritance: policy) { Sample() }
         let b = Local(inheritance: policy) { Sample() }

@@ -8,7 +8,7 @@ struct InheritanceTests {
     static func runTableScenario(
         _ local: Local<Sample>, _ kind: ChildKind, scopePolicy: Inheritance? = nil
     ) async -> TableRow {
-        await local.withValues(inheritance: scopePolicy, { $0.simple = "from parent"; $0.list = ["from", "parent"] }) {
+        await local.withValues({ $0.simple = "from parent"; $0.list = ["from", "parent"] }, inheritance: scopePolicy) {
             let firstRead = Signal()
             let lateSet = Signal()
             let (first, late) = await inChild(kind, { () -> (String, String) in
@@ -30,7 +30,7 @@ struct InheritanceTests {
     }
 
     @Test("the table of what a child sees under each policy holds for every way to create a child",
-          arguments: Inheritance.allCases, ChildKind.allCases)
+          arguments: Inheritance.all, ChildKind.allCases)
     func table(policy: Inheritance, kind: ChildKind) async {
         let local = Local(inheritance: policy) { Sample() }
         let row = await Self.runTableScenario(local, kind)
@@ -41,9 +41,9 @@ struct InheritanceTests {
     }
 
     @Test("a scope's inheritance: argument overrides the Local's policy",
-          arguments: Inheritance.allCases, ChildKind.core)
+          arguments: Inheritance.all, ChildKind.core)
     func perScopeOverride(policy: Inheritance, kind: ChildKind) async {
-        for localPolicy in Inheritance.allCases where localPolicy != policy {
+        for localPolicy in Inheritance.all where localPolicy != policy {
             let local = Local(inheritance: localPolicy) { Sample() }
             let row = await Self.runTableScenario(local, kind, scopePolicy: policy)
             #expect(row == TableRow.expected(policy), "Local's own policy .\(localPolicy)")
@@ -51,7 +51,7 @@ struct InheritanceTests {
     }
 
     @Test("an owner's assignment inside a scope, made before creating a child, reaches the child",
-          arguments: Inheritance.allCases, ChildKind.allCases)
+          arguments: Inheritance.all, ChildKind.allCases)
     func assignmentBeforeSpawn(policy: Inheritance, kind: ChildKind) async {
         let local = Local(inheritance: policy) { Sample() }
         let seen = await local.withScope {
@@ -71,7 +71,7 @@ struct InheritanceTests {
         }
     }
 
-    @Test("Task.detached inherits nothing, under any policy", arguments: Inheritance.allCases)
+    @Test("Task.detached inherits nothing, under any policy", arguments: Inheritance.all)
     func detachedInheritsNothing(policy: Inheritance) async {
         let local = Local(inheritance: policy) { Sample() }
         let seen = await local.withValue(\.simple, "scoped") {
@@ -91,7 +91,7 @@ struct InheritanceTests {
     }
 
     @Test("tasks created outside any scope start from initialValue(), under every policy",
-          arguments: Inheritance.allCases, ChildKind.allCases)
+          arguments: Inheritance.all, ChildKind.allCases)
     func noScopeNoInheritance(policy: Inheritance, kind: ChildKind) async {
         let local = Local(inheritance: policy) { Sample() }
         local.simple = "unscoped parent write"
@@ -106,7 +106,7 @@ struct InheritanceTests {
     }
 
     @Test("a grandchild inherits from the nearest enclosing scope, not from a child's unscoped writes",
-          arguments: Inheritance.allCases, ChildKind.core)
+          arguments: Inheritance.all, ChildKind.core)
     func grandchild(policy: Inheritance, kind: ChildKind) async {
         let local = Local(inheritance: policy) { Sample() }
         let (unscoped, scoped) = await local.withValue(\.simple, "outer scope") {

@@ -281,14 +281,14 @@ struct SoakTests {
         let request = locals.request
         ledger.requests.add(1, ordering: .relaxed)
         let id = ledger.nextID()
-        let policy = Inheritance.allCases[id % 4]
+        let policy = Inheritance.all[id % 4]
         let before = request.id
-        await request.withValues(inheritance: policy, {
+        await request.withValues({
             $0.id = id
             $0.count = 0
             $0.payload = ledger.payload(id)
             $0.tracked = ledger.tracked()
-        }) {
+        }, inheritance: policy) {
             ledger.check(request.id == id, "request \(id): the owner reads \(request.id)")
             let inherited = policy == .fresh ? -1 : id
             @Sendable func child(_ kind: String) async {

@@ -67,13 +67,13 @@ struct UserCodeInScopeTests {
             let childID = Box<TaskID>()
             let viewBuilt = Signal()
             let parentWrote = Signal()
-            let seen = await local.withValues(inheritance: .overlay, { value in
+            let seen = await local.withValues({ value in
                 value.tracked = Tracked(tag: 1, counter: DeinitCounter()) {
                     if let id = childID.value {
                         local.discard(key: id)
                     }
                 }
-            }) { () async -> [Int] in
+            }, inheritance: .overlay) { () async -> [Int] in
                 let child = Task { () -> [Int] in
                     childID.value = TaskID.current!
                     local.count = 3  // a write of its own: its view is merged from now on

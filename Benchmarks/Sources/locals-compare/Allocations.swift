@@ -82,7 +82,7 @@ struct AllocationCounts {
         counts.perOperation["scope"] = count(iterations) { index in local.withValue(\.x, index) {} }
 
         for policy in [Inheritance.copy, .fresh, .overlay, .shared] {
-            let reads = await local.withValues(inheritance: policy, { $0.x = 1 }) {
+            let reads = await local.withValues({ $0.x = 1 }, inheritance: policy) {
                 await inChild {
                     if policy == .overlay {
                         local.user = "child"  // the child's own layer holds one other field
@@ -91,13 +91,13 @@ struct AllocationCounts {
                 }
             }
             counts.perOperation["\(policy)ChildRead"] = reads
-            let writes = await local.withValues(inheritance: policy, { $0.x = 1 }) {
+            let writes = await local.withValues({ $0.x = 1 }, inheritance: policy) {
                 await inChild { count(iterations) { index in local.x = index } }
             }
             counts.perOperation["\(policy)ChildWrite"] = writes
         }
 
-        counts.perOperation["asyncLetCopyChildRead"] = await local.withValues(inheritance: .copy, { $0.x = 1 }) {
+        counts.perOperation["asyncLetCopyChildRead"] = await local.withValues({ $0.x = 1 }, inheritance: .copy) {
             await inAsyncLetChild { count(iterations) { _ in sink(local.x) } }
         }
 

@@ -250,7 +250,7 @@ struct LocalsCompare {
         }
 
         let copyChild = await compareAsync(settings) { n in
-            await local.withValues(inheritance: .copy, { $0.x = 1 }) {
+            await local.withValues({ $0.x = 1 }, inheritance: .copy) {
                 await inChild {
                     sink(local.x)  // first touch: copies the scope's value
                     return nanosecondsPerOperation(n) { _ in sink(local.x) }
@@ -261,7 +261,7 @@ struct LocalsCompare {
         }
 
         let freshChild = await compareAsync(settings) { n in
-            await local.withValues(inheritance: .fresh, { $0.x = 1 }) {
+            await local.withValues({ $0.x = 1 }, inheritance: .fresh) {
                 await inChild {
                     sink(local.x)  // first touch: makes the initial value
                     return nanosecondsPerOperation(n) { _ in sink(local.x) }
@@ -272,7 +272,7 @@ struct LocalsCompare {
         }
 
         let overlayChild = await compareAsync(settings) { n in
-            await local.withValues(inheritance: .overlay, { $0.x = 1 }) {
+            await local.withValues({ $0.x = 1 }, inheritance: .overlay) {
                 await inChild {
                     local.user = "child"  // the child's own layer holds one other field
                     sink(local.x)  // x still reads through to the scope's value
@@ -284,7 +284,7 @@ struct LocalsCompare {
         }
 
         let sharedChild = await compareAsync(settings) { n in
-            await local.withValues(inheritance: .shared, { $0.x = 1 }) {
+            await local.withValues({ $0.x = 1 }, inheritance: .shared) {
                 await inChild {
                     sink(local.x)
                     return nanosecondsPerOperation(n) { _ in sink(local.x) }
@@ -292,7 +292,7 @@ struct LocalsCompare {
             }
         } anchor: { n in
             await inChild {
-                local.withValues(inheritance: .shared, { $0.x = 1 }) {
+                local.withValues({ $0.x = 1 }, inheritance: .shared) {
                     sink(local.x)
                     return nanosecondsPerOperation(n) { _ in sink(local.x) }
                 }
@@ -301,7 +301,7 @@ struct LocalsCompare {
 
         // For information: the `.copy` row with `async let` children on both sides.
         let asyncLetCopyChild = await compareAsync(settings) { n in
-            await local.withValues(inheritance: .copy, { $0.x = 1 }) {
+            await local.withValues({ $0.x = 1 }, inheritance: .copy) {
                 await inAsyncLetChild {
                     sink(local.x)
                     return nanosecondsPerOperation(n) { _ in sink(local.x) }

@@ -166,7 +166,7 @@ struct ScalingResult {
 nonisolated func timeConcurrent(_ workload: ScalingWorkload, tasks: Int, operations: Int) async -> Double {
     switch workload {
     case .scopeChildRead, .scopeChildIdentityCall:
-        await taskLocal.withValues(inheritance: .copy, { $0.x = 1 }) {
+        await taskLocal.withValues({ $0.x = 1 }, inheritance: .copy) {
             await timeTasks(workload, tasks: tasks, operations: operations)
         }
     case .localRead, .identityCall, .sessionRead, .sessionIDRead:

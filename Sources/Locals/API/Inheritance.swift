@@ -1,6 +1,6 @@
 /// What a child task created inside a scope sees of the scope's value.
 ///
-/// Values reach child tasks only through scopes (``Local/withValues(inheritance:_:file:line:operation:)``,
+/// Values reach child tasks only through scopes (``Local/withValues(_:inheritance:file:line:operation:)``,
 /// ``Local/withValue(_:_:inheritance:file:line:operation:)``), as with Swift's `@TaskLocal`: a plain
 /// `local.x = v` outside any scope stays in the task that wrote it. Every kind of child created
 /// inside a scope inherits by the policy: `async let`, `TaskGroup` and `ThrowingTaskGroup` tasks,
@@ -16,7 +16,7 @@
 ///
 /// Inheritance applies to ``TaskDiscriminator`` only. For ``ThreadDiscriminator`` and custom
 /// discriminators a scope changes and restores the current key's value, and nothing is inherited.
-public enum Inheritance: Sendable, Hashable, CaseIterable {
+public enum Inheritance: Sendable, Hashable {
     /// The child starts from a copy of the scope's value as it stands at the child's first touch,
     /// then its writes are its own and the owner's later writes are not seen. A write the owner
     /// makes after creating a child races with that child's first touch: set values before

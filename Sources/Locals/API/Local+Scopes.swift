@@ -7,7 +7,7 @@ extension Local {
     /// request.withValue(\.depth, 3) { work() }
     /// ```
     ///
-    /// The same as ``withValues(inheritance:_:file:line:operation:)`` with a change to one attribute: see
+    /// The same as ``withValues(_:inheritance:file:line:operation:)`` with a change to one attribute: see
     /// there for what the task that opened the scope, and the children it creates, see.
     @inlinable
     public func withValue<T, R, E: Error>(
@@ -18,8 +18,7 @@ extension Local {
         line: UInt = #line,
         operation: () throws(E) -> R
     ) throws(E) -> R {
-        try withValues(
-            inheritance: inheritance, { $0[keyPath: keyPath] = value }, file: file, line: line, operation: operation
+        try withValues({ $0[keyPath: keyPath] = value }, inheritance: inheritance, file: file, line: line, operation: operation
         )
     }
 
@@ -39,11 +38,12 @@ extension Local {
     /// see ``Inheritance``. Scopes nest as a stack.
     ///
     /// For `.thread` and custom discriminators, the scope changes the current key's value and
-    /// restores it afterwards; nothing is inherited.
+    /// restores it afterwards; nothing is inherited, and `inheritance` has no effect.
     ///
     /// - Parameters:
-    ///   - inheritance: What children created inside the scope see; nil for the Local's default.
     ///   - change: Changes the value the scope starts from (the current value).
+    ///   - inheritance: What children created inside the scope see; nil for the Local's default.
+    ///     Has no effect for `.thread` and custom discriminators, whose scopes nothing inherits.
     ///   - file: The file the scope is opened in, for ``LocalsSnapshot``'s listing: leave the
     ///     default.
     ///   - line: The line the scope is opened at, likewise.
@@ -51,8 +51,8 @@ extension Local {
     /// - Returns: What `operation` returns.
     @inlinable
     public func withValues<R, E: Error>(
-        inheritance: Inheritance? = nil,
         _ change: (inout Value) -> Void,
+        inheritance: Inheritance? = nil,
         file: StaticString = #fileID,
         line: UInt = #line,
         operation: () throws(E) -> R
@@ -81,7 +81,7 @@ extension Local {
         line: UInt = #line,
         operation: () throws(E) -> R
     ) throws(E) -> R {
-        try withValues(inheritance: inheritance, { _ in }, file: file, line: line, operation: operation)
+        try withValues({ _ in }, inheritance: inheritance, file: file, line: line, operation: operation)
     }
 
     // MARK: Asynchronous scopes
@@ -93,7 +93,7 @@ extension Local {
     /// ```
     ///
     /// Keeps the caller's actor isolation: `operation` runs where the call was made, with no hop
-    /// to the global executor. See ``withValues(inheritance:_:isolation:file:line:operation:)``.
+    /// to the global executor. See ``withValues(_:inheritance:isolation:file:line:operation:)``.
     @inlinable
     public func withValue<T, R, E: Error>(
         _ keyPath: WritableKeyPath<Value, T>,
@@ -104,9 +104,7 @@ extension Local {
         line: UInt = #line,
         operation: () async throws(E) -> R
     ) async throws(E) -> R {
-        try await withValues(
-            inheritance: inheritance,
-            { $0[keyPath: keyPath] = value },
+        try await withValues({ $0[keyPath: keyPath] = value }, inheritance: inheritance,
             isolation: isolation,
             file: file,
             line: line,
@@ -135,11 +133,11 @@ extension Local {
     ///
     /// For `.thread` and custom discriminators, the scope changes the current key's value and
     /// restores that same key's value afterwards, even if the task moved to another thread at an
-    /// `await` in between; nothing is inherited.
+    /// `await` in between; nothing is inherited, and `inheritance` has no effect.
     @inlinable
     public func withValues<R, E: Error>(
-        inheritance: Inheritance? = nil,
         _ change: (inout Value) -> Void,
+        inheritance: Inheritance? = nil,
         isolation: isolated (any Actor)? = #isolation,
         file: StaticString = #fileID,
         line: UInt = #line,
@@ -175,8 +173,7 @@ extension Local {
         line: UInt = #line,
         operation: () async throws(E) -> R
     ) async throws(E) -> R {
-        try await withValues(
-            inheritance: inheritance, { _ in }, isolation: isolation, file: file, line: line, operation: operation
+        try await withValues({ _ in }, inheritance: inheritance, isolation: isolation, file: file, line: line, operation: operation
         )
     }
 

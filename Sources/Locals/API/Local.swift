@@ -30,7 +30,7 @@ import Synchronization
 /// - ``ThreadDiscriminator`` (`.thread`): one value per OS thread.
 /// - any custom ``Discriminator``: one value per key it returns (a session, a tenant).
 ///
-/// Values reach child tasks only through scopes; see ``withValues(inheritance:_:file:line:operation:)``
+/// Values reach child tasks only through scopes; see ``withValues(_:inheritance:file:line:operation:)``
 /// and ``Inheritance``.
 @dynamicMemberLookup
 public final class Local<Value: Sendable>: Sendable {

@@ -16,7 +16,7 @@
 ///   a ``LocalsSnapshot``: `queue.asyncWithLocals { ... }`, or `snapshot.run { ... }` in the
 ///   callback (see <doc:CallbacksEventLoopsAndQueues>).
 ///
-/// Values reach child tasks only through scopes (``Local/withValues(inheritance:_:file:line:operation:)``):
+/// Values reach child tasks only through scopes (``Local/withValues(_:inheritance:file:line:operation:)``):
 /// see <doc:ScopesAndInheritance>.
 public struct TaskDiscriminator: Discriminator {
     public init() {}

@@ -37,7 +37,7 @@ struct ModelGenerator {
         var random = ModelRandom(seed: seed)
         var policies: [Inheritance] = []
         for _ in 0..<(random.chance(50) ? 2 : 1) {
-            policies.append(Inheritance.allCases.randomElement(using: &random)!)
+            policies.append(Inheritance.all.randomElement(using: &random)!)
         }
         maxSteps = random.chance(20) ? Int.random(in: 40...90, using: &random) : Int.random(in: 4...40, using: &random)
         self.random = random
@@ -156,7 +156,7 @@ struct ModelGenerator {
         default:
             style = .withScope
         }
-        let inheritance = random.chance(30) ? Inheritance.allCases.randomElement(using: &random)! : nil
+        let inheritance = random.chance(30) ? Inheritance.all.randomElement(using: &random)! : nil
         return ModelScope(local: local, style: style, inheritance: inheritance)
     }
 

@@ -59,7 +59,7 @@ struct ModelCheckTests {
     }
 
     @Test("the model gives the table of what a child sees under each policy, for every way to create a child",
-          arguments: Inheritance.allCases)
+          arguments: Inheritance.all)
     func modelMatchesInheritanceTable(policy: Inheritance) throws {
         // The table's scenario as a program: the owner opens withValues, creates a child, the child
         // reads `a` (simple), the owner sets `b` (late), the child reads `b`, writes `a` and

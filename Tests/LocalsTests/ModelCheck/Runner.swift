@@ -91,7 +91,7 @@ final class ModelLocalPool: Sendable {
 
     init() {
         var byPolicy: [Inheritance: [(Local<ModelValue>, CallCounter)]] = [:]
-        for policy in Inheritance.allCases {
+        for policy in Inheritance.all {
             byPolicy[policy] = (0..<2).map { _ in
                 let calls = CallCounter()
                 return (Local(inheritance: policy) { calls.increment(); return ModelValue() }, calls)
@@ -455,7 +455,7 @@ final class ModelRunner {
             case .whole: try await local.withValue(\.self, part.whole, inheritance: policy, operation: body)
             }
         case .withValues:
-            try await local.withValues(inheritance: policy, { scope.apply(to: &$0) }, operation: body)
+            try await local.withValues({ scope.apply(to: &$0) }, inheritance: policy, operation: body)
         case .withScope:
             try await local.withScope(inheritance: policy, operation: body)
         }
@@ -480,7 +480,7 @@ final class ModelRunner {
             case .whole: try local.withValue(\.self, part.whole, inheritance: policy, operation: body)
             }
         case .withValues:
-            try local.withValues(inheritance: policy, { scope.apply(to: &$0) }, operation: body)
+            try local.withValues({ scope.apply(to: &$0) }, inheritance: policy, operation: body)
         case .withScope:
             try local.withScope(inheritance: policy, operation: body)
         }

@@ -32,3 +32,17 @@ struct TableRow: Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension Inheritance {
+    /// Every policy, for parameterized tests (kept here: the library makes no promise to list them).
+    static let all: [Inheritance] = {
+        let all: [Inheritance] = [.copy, .overlay, .shared, .fresh]
+        // A new policy fails to compile here until it is listed above.
+        for policy in all {
+            switch policy {
+            case .copy, .overlay, .shared, .fresh: break
+            }
+        }
+        return all
+    }()
+}
