@@ -148,7 +148,8 @@ extension Local {
         }
         let origin = ScopeOrigin(file: file, line: line)
         let (cell, frame, epoch) = storage.openScope(inheritance ?? self.inheritance, origin, change)
-        let result = await storage.scopeKey.withValue(
+        frame.parent = ScopeChain.head
+        let result = await ScopeChain.key.withValue(
             frame,
             operation: { () async -> Result<R, E> in
                 do throws(E) {

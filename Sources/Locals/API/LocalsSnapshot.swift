@@ -40,6 +40,10 @@
 /// A snapshot costs about as much as opening a scope for each Local that holds something for the
 /// context; see <doc:Performance>.
 public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
+    /// The running context's scopes, of every Local, by one reference (see `ScopeLink`); nil for
+    /// none.
+    let chain: ScopeLink?
+    /// What the context held beyond its scopes: its own values, `.thread` values, sessions.
     let parts: [SnapshotPart]
     /// The values of the registered carried task-locals and contexts.
     let carried: CarriedValues
@@ -50,11 +54,13 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     /// values inside `run`: work run in an empty snapshot, such as a background job started from a
     /// request, does not continue the request's trace context or use its logger.
     public init() {
+        chain = nil
         parts = []
         carried = Carriers.unbound()
     }
 
-    init(parts: [SnapshotPart], carried: CarriedValues = CarriedValues()) {
+    init(chain: ScopeLink?, parts: [SnapshotPart], carried: CarriedValues = CarriedValues()) {
+        self.chain = chain
         self.parts = parts
         self.carried = carried
     }
@@ -62,14 +68,37 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     /// Takes what every live ``Local`` holds for the running task or thread, now, and the value of
     /// every carried task-local.
     public static func capture() -> LocalsSnapshot {
-        LocalsSnapshot(parts: LiveLocals.capture(), carried: Carriers.capture())
+        LocalsSnapshot(chain: ScopeChain.head, parts: LiveLocals.capture(), carried: Carriers.capture())
+    }
+
+    /// Every part the snapshot puts in place: the context's own parts, then the innermost scope
+    /// of each other Local in the captured chain whose Local is still alive.
+    func allParts() -> [SnapshotPart] {
+        guard chain != nil else { return parts }
+        var seen = Set(parts.map(\.ops.localID))
+        var scopes: [ScopeLink] = []
+        var link = chain
+        while let current = link {
+            if seen.insert(current.localID).inserted {
+                scopes.append(current)
+            }
+            link = current.parent
+        }
+        let ops = LiveLocals.ops(of: scopes.map(\.localID))
+        var all = parts
+        for (scope, ops) in zip(scopes, ops) {
+            if let ops {
+                all.append(SnapshotPart(data: ops.scopePart(scope), ops: ops))
+            }
+        }
+        return all
     }
 
     /// How many Locals the snapshot holds something of (carried task-locals aside).
-    public var count: Int { parts.count }
+    public var count: Int { allParts().count }
 
     /// Whether the snapshot holds nothing of any Local (carried task-locals aside).
-    public var isEmpty: Bool { parts.isEmpty }
+    public var isEmpty: Bool { chain == nil && parts.isEmpty }
 
     /// Runs `operation` with every captured Local's value in place, then puts the running context's
     /// own back: on return, on a thrown error (rethrown unchanged) and on cancellation.
@@ -78,14 +107,14 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     /// completion = { result in snapshot.run { handle(result) } }
     /// ```
     public func run<R, E: Error>(_ operation: () throws(E) -> R) throws(E) -> R {
-        if parts.isEmpty && carried.isEmpty {
-            return try operation()
-        }
         var result: Result<R, E>?
+        let parts = allParts()
         if carried.isEmpty {
-            SnapshotRun.run(parts) { result = Result { () throws(E) -> R in try operation() } }
+            SnapshotRun.run(chain: chain, parts) { result = Result { () throws(E) -> R in try operation() } }
         } else {
-            carried.run { SnapshotRun.run(parts) { result = Result { () throws(E) -> R in try operation() } } }
+            carried.run {
+                SnapshotRun.run(chain: chain, parts) { result = Result { () throws(E) -> R in try operation() } }
+            }
         }
         return try result.unsafelyUnwrapped.get()
     }
@@ -100,12 +129,10 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
         isolation: isolated (any Actor)? = #isolation,
         _ operation: () async throws(E) -> R
     ) async throws(E) -> R {
-        if parts.isEmpty && carried.isEmpty {
-            return try await operation()
-        }
         var result: Result<R, E>?
+        let parts = allParts()
         await carried.run(isolation: isolation) {
-            await run(from: 0, isolation: isolation) {
+            await SnapshotRun.run(chain: chain, parts, isolation: isolation) {
                 do throws(E) {
                     result = .success(try await operation())
                 } catch {
@@ -114,11 +141,6 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
             }
         }
         return try result.unsafelyUnwrapped.get()
-    }
-
-    private func run(from index: Int, isolation: isolated (any Actor)?, _ body: () async -> Void) async {
-        guard index < parts.count else { return await body() }
-        await parts[index].enterAsync(isolation) { await run(from: index + 1, isolation: isolation, body) }
     }
 
     /// Wraps `body` so that it runs under this snapshot, wherever and whenever it is called.
@@ -155,6 +177,7 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     ///   TaskLocal<Optional<String>> = Optional("t-1") (carried)
     /// ```
     public var debugDescription: String {
+        let parts = allParts()
         let lines = (parts.map { $0.listing() } + carried.listings).map { "  " + $0 }
         let count = parts.count == 1 ? "1 Local" : "\(parts.count) Locals"
         return (["LocalsSnapshot of \(count):"] + lines).joined(separator: "\n")

@@ -191,7 +191,7 @@ extension Cell {
         let overlay = self.overlay.unsafelyUnwrapped
         // Not linked to the scope it froze from: an ended child's cell keeps nothing of it alive.
         let kept = ScopeFrame(
-            value: value, inheritance: .copy, owner: owner, savedRoute: .overlay, savedScope: nil, origin: .unopened
+            value: value, localID: 0, inheritance: .copy, owner: owner, savedRoute: .overlay, savedScope: nil, origin: .unopened
         )
         kept.isPrivate = true
         route = .scope

@@ -1,7 +1,7 @@
 public import Synchronization
 
 /// One open scope of a `.task` ``Local``: the value its owner reads and writes, published to the
-/// child tasks created inside it through the Local's internal task-local.
+/// child tasks created inside it through the scope chain (see `ScopeLink`).
 ///
 /// A frame lives as long as any task can see it: the scope's own duration, plus every child that
 /// inherited it, including an escaping `Task {}` (task-local bindings are retained that way),
@@ -12,7 +12,7 @@ public import Synchronization
 /// ever writes it), and that `recycle` empties a frame no other task refers to any more, ordered
 /// after their accesses by a fence instead of the lock. The rest is set at creation.
 @usableFromInline
-final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
+final class ScopeFrame<Value: Sendable>: ScopeLink, @unchecked Sendable {
     /// The scope's value, in memory of its own that lives as long as the frame, so that a closed
     /// frame can be emptied and opened again for the owner's next scope (see `recycle`).
     @usableFromInline let storage: UnsafeMutablePointer<Value>
@@ -39,7 +39,7 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
 
     @inlinable
     init(
-        value: consuming Value, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route,
+        value: consuming Value, localID: UInt64, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route,
         savedScope: ScopeFrame<Value>?,
         origin: ScopeOrigin
     ) {
@@ -50,6 +50,7 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
         self.owner = owner
         self.savedRoute = savedRoute
         self.savedScope = savedScope
+        super.init(localID: localID)
     }
 
     /// The scope's value (the frame is open).
@@ -88,7 +89,7 @@ final class ScopeFrame<Value: Sendable>: LockedBox, @unchecked Sendable {
             return false
         }
         isOpen = false
-        let dropped = (storage.move(), savedScope.take())
+        let dropped = (storage.move(), savedScope.take(), parent.take())
         if held {
             unlock()
         }

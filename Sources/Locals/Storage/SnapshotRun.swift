@@ -1,21 +1,21 @@
 public import _LocalsRuntime  // public: `bind` is inlined into the Locals' snapshot operations
 
-/// A synchronous `LocalsSnapshot.run`, in a loop rather than one nested call per part.
+/// A `LocalsSnapshot.run`, in a loop rather than one nested call per part.
 ///
-/// Each part is put in place in turn, with what undoes it kept in a slot of one temporary buffer
-/// (on the stack for small snapshots); then each part is published to child tasks by binding its
-/// Local's task-local through the runtime entry points that `TaskLocal.withValue` itself uses;
-/// then the operation runs; then each part is unbound and taken away, in reverse. A run that
-/// nested a closure per part needed a stack frame per Local (a few thousand overflowed a thread's
-/// stack), and binding each part before putting the next in place made every first touch inside
-/// walk the bindings made so far (a cost that grew with the square of the parts).
+/// Each part is put in place in turn (on the running context's cell, with no task-local bound
+/// yet, so that a first touch here makes the cell the running context would have had anyway),
+/// with what undoes it kept in a slot of one temporary buffer (on the stack for small synchronous
+/// runs). Then the captured scope chain is bound, and each scope opened for the run is published
+/// in front of it, through the runtime entry points that `TaskLocal.withValue` itself uses; then
+/// the operation runs; then everything is unbound and taken away, in reverse. A run that nested a
+/// closure per part needed a stack frame per Local (a few thousand overflowed a thread's stack).
 ///
-/// Where the runtime lacks those entry points, parts nest as before.
+/// Where the runtime lacks those entry points, the bindings nest.
 @usableFromInline
 enum SnapshotRun {
     /// The bytes a part's undo takes (checked by each part when it opens).
     @inlinable static var slotSize: Int { 48 }
-    /// A slot: the part's operations, unretained (the snapshot holds them), then its undo.
+    /// A slot: the part's operations, unretained (the caller holds them), then its undo.
     static let slotStride = 8 + slotSize
 
     /// Whether the runtime exports the task-local push and pop (tests can force the nesting
@@ -23,41 +23,120 @@ enum SnapshotRun {
     static let canBind =
         locals_runtime_has_task_local_push() && !TaskRuntime.namesForcedByEnvironment().contains("taskLocalPush")
 
-    static func run(_ parts: [SnapshotPart], _ body: () -> Void) {
-        guard canBind else { return nested(parts, from: 0, body) }
-        withUnsafeTemporaryAllocation(byteCount: parts.count * slotStride, alignment: 8) { buffer in
+    static func run(chain: ScopeLink?, _ parts: [SnapshotPart], _ body: () -> Void) {
+        withUnsafeTemporaryAllocation(byteCount: max(1, parts.count) * slotStride, alignment: 8) { buffer in
             let base = buffer.baseAddress.unsafelyUnwrapped
-            var opened = 0
-            for part in parts {
-                let slot = base + opened * slotStride
-                if part.open(at: slot + 8) {
-                    slot.initializeMemory(as: Unmanaged<SnapshotOps>.self, to: .passUnretained(part.ops))
-                    opened += 1
-                }
-            }
-            for index in 0..<opened {
-                let slot = base + index * slotStride
-                slot.load(as: Unmanaged<SnapshotOps>.self)._withUnsafeGuaranteedRef { $0.publish(slot + 8) }
-            }
-            body()
-            for index in (0..<opened).reversed() {
-                let slot = base + index * slotStride
-                slot.load(as: Unmanaged<SnapshotOps>.self)._withUnsafeGuaranteedRef { $0.close(slot + 8) }
+            let opened = open(parts, base)
+            let boundary = RunBoundary(
+                chain: chain, owner: runningOwner(), outside: ScopeChain.head, placed: Set(parts.map(\.ops.localID))
+            )
+            if canBind {
+                let bound = publish(boundary, opened, base)
+                body()
+                close(opened, base, unbinding: bound)
+            } else {
+                ScopeChain.key.withValue(boundary) {
+                    nested(opened, base, from: 0, body)
+                    }
+                close(opened, base, unbinding: 0)
             }
         }
     }
 
-    private static func nested(_ parts: [SnapshotPart], from index: Int, _ body: () -> Void) {
-        guard index < parts.count else { return body() }
-        parts[index].enter { nested(parts, from: index + 1, body) }
+    /// The running context, as a `.task` Local keys it: the task, or the thread outside tasks.
+    private static func runningOwner() -> OwnerKey {
+        TaskIdentity.current.map(OwnerKey.init) ?? OwnerKey(ThreadContext.current.id)
+    }
+
+    static func run(
+        chain: ScopeLink?, _ parts: [SnapshotPart], isolation: isolated (any Actor)?, _ body: () async -> Void
+    ) async {
+        let base = UnsafeMutableRawPointer.allocate(byteCount: max(1, parts.count) * slotStride, alignment: 8)
+        defer { base.deallocate() }
+        let opened = open(parts, base)
+        let boundary = RunBoundary(
+                chain: chain, owner: runningOwner(), outside: ScopeChain.head, placed: Set(parts.map(\.ops.localID))
+            )
+        if canBind {
+            let bound = publish(boundary, opened, base)
+            await body()
+            close(opened, base, unbinding: bound)
+        } else {
+            await ScopeChain.key.withValue(
+                boundary,
+                operation: {
+                    await nested(opened, base, from: 0, isolation: isolation, body)
+                    },
+                isolation: isolation
+            )
+            close(opened, base, unbinding: 0)
+        }
+    }
+
+    /// Puts each part in place; returns how many slots it filled (a part whose Local is gone
+    /// fills none).
+    private static func open(_ parts: [SnapshotPart], _ base: UnsafeMutableRawPointer) -> Int {
+        var opened = 0
+        for part in parts {
+            let slot = base + opened * slotStride
+            if part.open(at: slot + 8) {
+                slot.initializeMemory(as: Unmanaged<SnapshotOps>.self, to: .passUnretained(part.ops))
+                opened += 1
+            }
+        }
+        return opened
+    }
+
+    /// Binds the chain, then publishes each part in front of it; returns how many bindings it made
+    /// after the chain's.
+    private static func publish(_ boundary: RunBoundary, _ opened: Int, _ base: UnsafeMutableRawPointer) -> Int {
+        bind(ScopeChain.key, to: boundary)
+        var bound = 0
+        for index in 0..<opened {
+            let slot = base + index * slotStride
+            if slot.load(as: Unmanaged<SnapshotOps>.self)._withUnsafeGuaranteedRef({ $0.publish(slot + 8) }) {
+                bound += 1
+            }
+        }
+        return bound
+    }
+
+    /// Takes every part away, in reverse; with the runtime's pop, unbinds the parts' bindings and
+    /// then the chain's.
+    private static func close(_ opened: Int, _ base: UnsafeMutableRawPointer, unbinding bound: Int) {
+        for index in (0..<opened).reversed() {
+            let slot = base + index * slotStride
+            slot.load(as: Unmanaged<SnapshotOps>.self)._withUnsafeGuaranteedRef { $0.close(slot + 8, canBind) }
+        }
+        if canBind {
+            unbind()
+        }
+    }
+
+    private static func nested(_ opened: Int, _ base: UnsafeMutableRawPointer, from index: Int, _ body: () -> Void) {
+        guard index < opened else { return body() }
+        let slot = base + index * slotStride
+        slot.load(as: Unmanaged<SnapshotOps>.self)._withUnsafeGuaranteedRef { ops in
+            ops.withPublished(slot + 8) { nested(opened, base, from: index + 1, body) }
+        }
+    }
+
+    private static func nested(
+        _ opened: Int, _ base: UnsafeMutableRawPointer, from index: Int, isolation: isolated (any Actor)?,
+        _ body: () async -> Void
+    ) async {
+        guard index < opened else { return await body() }
+        let slot = base + index * slotStride
+        let ops = slot.load(as: Unmanaged<SnapshotOps>.self).takeUnretainedValue()
+        await ops.withPublishedAsync(slot + 8, isolation) { await nested(opened, base, from: index + 1, isolation: isolation, body) }
     }
 
     /// Binds `key` to `value` for the running task (or thread), as `key.withValue(value)` does
     /// before its operation; `unbind()` removes the innermost binding.
     @inlinable
-    static func bind<T: AnyObject>(_ key: TaskLocal<T?>, to value: T) {
+    static func bind<T: AnyObject>(_ key: TaskLocal<T?>, to value: T?) {
         // The runtime takes the value over: a retained reference, as an optional's bit pattern.
-        var taken: UnsafeMutableRawPointer? = Unmanaged.passRetained(value).toOpaque()
+        var taken: UnsafeMutableRawPointer? = value.map { Unmanaged.passRetained($0).toOpaque() }
         withUnsafeMutablePointer(to: &taken) { pointer in
             locals_runtime_push_task_local(
                 Unmanaged.passUnretained(key).toOpaque(), pointer,

@@ -11,9 +11,8 @@ extension Storage {
         }
         guard let cell = existingCell() else {
             // No cell yet: a scope the running task owns, or shares, still has a value to reset.
-            if kind == .task, let frame = scopeKey.get(),
-                frame.inheritance == .shared || frame.owner == currentOwner(ThreadContext.current).owner
-            {
+            let owner = currentOwner(ThreadContext.current).owner
+            if kind == .task, let frame = visibleScope(for: owner), frame.inheritance == .shared || frame.owner == owner {
                 let replaced = frame.exchangeValue(makeInitialValue(for: frame.owner))
                 withExtendedLifetime(replaced) {}
             }
@@ -30,7 +29,7 @@ extension Storage {
             let overlay = cell.overlay.unsafelyUnwrapped
             let kept = overlay.frozen
             cell.route = .overlay
-            cell.scope = scopeKey.get()
+            cell.scope = visibleScope(for: cell.owner)
             overlay.frozen = nil
             withExtendedLifetime(kept) {}
         case .scope, .sharedScope:

@@ -88,7 +88,7 @@ extension Storage {
                     savedRoute: cell.route, savedScope: cell.scope, origin: origin
                 )
             } else {
-                let made = Self.makeFrame(cell, consume value, inheritance, origin)
+                let made = Self.makeFrame(cell, consume value, localID, inheritance, origin)
                 return (held.cell, Self.enter(cell, made), held.epoch)
             }
             return (held.cell, Self.enter(cell, frame.unsafelyUnwrapped), held.epoch)
@@ -106,7 +106,7 @@ extension Storage {
         let held = holdCell()
         let cell = held.cell.takeUnretainedValue()
         guard let spare = cell.takeSpare() else {
-            return (held.cell, Self.enter(cell, Self.makeFrame(cell, value, inheritance, origin)), held.epoch)
+            return (held.cell, Self.enter(cell, Self.makeFrame(cell, value, localID, inheritance, origin)), held.epoch)
         }
         spare.reuse(
             value: value, inheritance: inheritance, owner: cell.owner, savedRoute: cell.route,
@@ -120,10 +120,11 @@ extension Storage {
     @usableFromInline
     @inline(never)
     static func makeFrame(
-        _ cell: Cell<Value>, _ value: consuming Value, _ inheritance: Inheritance, _ origin: ScopeOrigin
+        _ cell: Cell<Value>, _ value: consuming Value, _ localID: UInt64, _ inheritance: Inheritance,
+        _ origin: ScopeOrigin
     ) -> ScopeFrame<Value> {
         ScopeFrame(
-            value: value, inheritance: inheritance, owner: cell.owner,
+            value: value, localID: localID, inheritance: inheritance, owner: cell.owner,
             savedRoute: cell.route, savedScope: cell.scope, origin: origin
         )
     }
@@ -139,15 +140,17 @@ extension Storage {
         return frame
     }
 
-    /// Publishes `frame` to the child tasks `operation` creates (binds the scope task-local).
-    /// The task-local and the frame are borrowed: the binding's own reference is the only
-    /// retain (the runtime releases it when the binding goes), where the plain call would also
-    /// retain and release the task-local and the frame around it.
+    /// Publishes `frame` to the child tasks `operation` creates: links it in front of the running
+    /// context's scope chain and binds the chain's task-local to it. The task-local and the frame
+    /// are borrowed: the binding's own reference is the only retain (the runtime releases it when
+    /// the binding goes), where the plain call would also retain and release the task-local and
+    /// the frame around it.
     @inlinable
     @inline(__always)
     func withScopeKey<R>(_ frame: ScopeFrame<Value>, _ operation: () -> R) -> R {
-        Unmanaged.passUnretained(scopeKey)._withUnsafeGuaranteedRef { key in
-            Unmanaged.passUnretained(frame)._withUnsafeGuaranteedRef { frame in
+        Unmanaged.passUnretained(ScopeChain.key)._withUnsafeGuaranteedRef { key in
+            frame.parent = key.get()
+            return Unmanaged.passUnretained(frame)._withUnsafeGuaranteedRef { frame in
                 key.withValue(frame, operation: operation)
             }
         }

@@ -12,7 +12,8 @@ struct PartInPlace<Value: Sendable> {
     enum Kind: UInt8 {
         /// A scope opened on the running context's cell (`cell`, `epoch`), publishing `frame`.
         case scope
-        /// The cell redirected into `frame` (the undo in `other`, a `RedirectUndo`).
+        /// The cell redirected into `frame` (the undo in `other`, a `RedirectUndo`): a scope of
+        /// the captured chain, which the run publishes as a whole.
         case redirect
         /// A `.thread` value swapped in (the value to put back in `other`, a `ThreadUndo`).
         case thread
@@ -98,75 +99,82 @@ extension Storage {
         slot.initializeMemory(as: PartInPlace<Value>.self, to: inPlace)
     }
 
-    /// Publishes the part in `slot` to the child tasks created from now on (binds the Local's
-    /// task-local, as `withValue` does, without a closure to nest in).
+    /// Publishes the part in `slot` to the child tasks created from now on, as `withValue` does,
+    /// without a closure to nest in: a scope opened for the run goes in front of the scope chain,
+    /// a session override into the Local's own task-local. Returns whether it bound anything.
     @inlinable
-    static func publish(at slot: UnsafeMutableRawPointer) {
+    static func publish(at slot: UnsafeMutableRawPointer) -> Bool {
         let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self)
         switch inPlace.pointee.kind {
-        case .scope, .redirect:
-            let key = inPlace.pointee.storage._withUnsafeGuaranteedRef { $0.scopeKey }
-            SnapshotRun.bind(key, to: inPlace.pointee.frame.unsafelyUnwrapped)
+        case .scope:
+            let frame = inPlace.pointee.frame.unsafelyUnwrapped
+            frame.parent = ScopeChain.head
+            SnapshotRun.bind(ScopeChain.key, to: frame)
+            return true
         case .session:
             let override = unsafeDowncast(inPlace.pointee.other.unsafelyUnwrapped, to: SessionOverride<Value>.self)
             let key = inPlace.pointee.storage._withUnsafeGuaranteedRef { $0.sessionOverride }
             SnapshotRun.bind(key, to: override)
-        case .thread:
-            break
+            return true
+        case .redirect, .thread:
+            return false
         }
     }
 
-    /// Unpublishes the part in `slot` and takes it away.
+    /// Runs `body` with the part in `slot` published (where the runtime gives no way to bind
+    /// without a closure).
     @inlinable
-    static func close(at slot: UnsafeMutableRawPointer) {
+    static func withPublished(at slot: UnsafeMutableRawPointer, _ body: () -> Void) {
+        let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self)
+        switch inPlace.pointee.kind {
+        case .scope:
+            let frame = inPlace.pointee.frame.unsafelyUnwrapped
+            frame.parent = ScopeChain.head
+            ScopeChain.key.withValue(frame, operation: body)
+        case .session:
+            let override = unsafeDowncast(inPlace.pointee.other.unsafelyUnwrapped, to: SessionOverride<Value>.self)
+            inPlace.pointee.storage._withUnsafeGuaranteedRef { $0.sessionOverride }.withValue(override, operation: body)
+        case .redirect, .thread:
+            body()
+        }
+    }
+
+    @inlinable
+    static func withPublished(
+        at slot: UnsafeMutableRawPointer, _ isolation: isolated (any Actor)?, _ body: () async -> Void
+    ) async {
+        let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self)
+        switch inPlace.pointee.kind {
+        case .scope:
+            let frame = inPlace.pointee.frame.unsafelyUnwrapped
+            frame.parent = ScopeChain.head
+            await ScopeChain.key.withValue(frame, operation: body, isolation: isolation)
+        case .session:
+            let override = unsafeDowncast(inPlace.pointee.other.unsafelyUnwrapped, to: SessionOverride<Value>.self)
+            let key = inPlace.pointee.storage._withUnsafeGuaranteedRef { $0.sessionOverride }
+            await key.withValue(override, operation: body, isolation: isolation)
+        case .redirect, .thread:
+            await body()
+        }
+    }
+
+    /// Takes away the part in `slot`, first unbinding what `publish` bound if `unbind`.
+    @inlinable
+    static func close(at slot: UnsafeMutableRawPointer, unbind: Bool) {
         var inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self).move()
         let storage = inPlace.storage.takeRetainedValue()
+        if unbind, inPlace.kind == .scope || inPlace.kind == .session {
+            SnapshotRun.unbind()
+        }
         switch inPlace.kind {
         case .scope:
-            SnapshotRun.unbind()
             storage.closeScope(inPlace.cell.unsafelyUnwrapped, inPlace.frame.take().unsafelyUnwrapped, inPlace.epoch)
         case .redirect:
-            SnapshotRun.unbind()
             storage.undo(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: RedirectUndo<Value>.self).redirect)
         case .thread:
             storage.restore(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: ThreadUndo<Value>.self).saved)
         case .session:
-            SnapshotRun.unbind()
-        }
-    }
-
-    // MARK: Nested runs
-    /// Runs `body` with a part in place for the running task or thread, then takes it away.
-    @inlinable
-    func enter(_ part: PartData<Value>, _ body: () -> Void) {
-        switch part.tag {
-        case .value, .scope, .overlay:
-            let (entered, published) = enter(part)
-            withScopeKey(published) { body() }
-            leave(entered, consume published)
-        case .thread:
-            let saved = swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
-            body()
-            restore(saved)
-        case .session:
-            sessionOverride.withValue(SessionOverride(part.session.unsafelyUnwrapped, self)) { body() }
-        }
-    }
-
-    @inlinable
-    func enter(_ part: PartData<Value>, _ isolation: isolated (any Actor)?, _ body: () async -> Void) async {
-        switch part.tag {
-        case .value, .scope, .overlay:
-            let (entered, published) = enter(part)
-            await scopeKey.withValue(published, operation: { await body() }, isolation: isolation)
-            leave(entered, consume published)
-        case .thread:
-            let saved = swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
-            await body()
-            restore(saved)
-        case .session:
-            let override = SessionOverride(part.session.unsafelyUnwrapped, self)
-            await sessionOverride.withValue(override, operation: { await body() }, isolation: isolation)
+            break
         }
     }
 
@@ -249,6 +257,28 @@ extension Storage {
         case .redirect(let redirect):
             undo(redirect)
         }
+    }
+
+    // MARK: The scope a context sees
+
+    /// The innermost scope of this Local that `owner` (the running task or thread) sees: opened
+    /// by it, or inherited. Inside a snapshot run of `owner`'s own, a Local the run put in place
+    /// is seen through the captured chain, any other as outside the run (see `RunBoundary`).
+    func visibleScope(for owner: OwnerKey) -> ScopeFrame<Value>? {
+        var link = ScopeChain.head
+        while let current = link {
+            if current.localID == localID {
+                return unsafeDowncast(current, to: ScopeFrame<Value>.self)
+            }
+            if current.localID == 0, let run = current as? RunBoundary, run.owner == owner,
+                !run.placed.contains(localID)
+            {
+                link = run.outside
+                continue
+            }
+            link = current.parent
+        }
+        return nil
     }
 
     /// Points the running context's accesses at `frame` by `route`, as a child of that scope.

@@ -18,31 +18,33 @@
 // value type is concrete: a snapshot mixes Locals of every value type, and code that is not
 // specialized for one looks up generic metadata at every step, several times slower.
 
-/// Every live Local, for `LocalsSnapshot.capture()`: held weakly, so that no snapshot keeps a
-/// Local alive, and a Local that goes leaves the list.
+/// Every live Local, for snapshots: by id, so that a scope found in a captured chain leads to its
+/// Local's operations. Held weakly (through `SnapshotOps`), so that no snapshot keeps a Local
+/// alive, and a Local that goes leaves the table.
 @usableFromInline
 enum LiveLocals {
-    /// In the order the Locals were made, so that listings come out in that order.
-    private static let entries = Locked.make([(id: UInt64, ops: SnapshotOps)]())
+    private static let entries = Locked.make([UInt64: SnapshotOps]())
 
     @usableFromInline
     static func add(_ id: UInt64, _ ops: SnapshotOps) {
-        entries.withLock { $0.append((id, ops)) }
+        entries.withLock { $0[id] = ops }
     }
 
     static func remove(_ id: UInt64) {
-        let removed = entries.withLock { entries -> [(id: UInt64, ops: SnapshotOps)] in
-            guard let index = entries.firstIndex(where: { $0.id == id }) else { return [] }
-            return [entries.remove(at: index)]
-        }
+        let removed = entries.withLock { $0.removeValue(forKey: id) }
         withExtendedLifetime(removed) {}
     }
 
-    /// What the running context holds of each live Local.
+    /// The operations of the Locals `ids`, where they are still alive.
+    static func ops(of ids: [UInt64]) -> [SnapshotOps?] {
+        entries.withLock { entries in ids.map { entries[$0] } }
+    }
+
+    /// What the running context holds of each live Local, beyond its scopes: its own values, and
+    /// the sessions it is in. In the order the Locals were made.
     static func capture() -> [SnapshotPart] {
-        let live = entries.withLock { entries in entries.map(\.ops) }
+        let live = entries.withLock { entries in entries.sorted { $0.key < $1.key }.map(\.value) }
         var parts: [SnapshotPart] = []
-        parts.reserveCapacity(live.count)
         for ops in live {
             if let data = ops.capture() {
                 parts.append(SnapshotPart(data: data, ops: ops))
@@ -61,49 +63,51 @@ struct SnapshotPart: Sendable {
     /// The Local, its value and where it came from, on one line.
     func listing() -> String { ops.listing(data) }
 
-    /// Runs `body` with this part in place for the running task or thread, then takes it away.
-    func enter(_ body: () -> Void) { ops.enter(data, body) }
-
     /// Puts this part in place for the running task or thread, with what undoes it in `slot` (see
     /// `SnapshotRun`); false if its Local is gone.
     func open(at slot: UnsafeMutableRawPointer) -> Bool { ops.open(data, slot) }
-
-    func enterAsync(_ isolation: isolated (any Actor)?, _ body: () async -> Void) async {
-        await ops.enterAsync(data, isolation, body)
-    }
 }
 
 /// What snapshots do with one Local: closures made once, in `Storage.registered()`, where the
 /// Local's value type is concrete, holding the storage weakly.
 @usableFromInline
 final class SnapshotOps: Sendable {
-    /// What the running context holds of the Local, or nil.
+    /// The Local's id (see `LocalIDs`).
+    let localID: UInt64
+    /// What the running context holds of the Local beyond its scopes, or nil.
     let capture: @Sendable () -> (any Sendable & AnyObject)?
+    /// The part for a scope of this Local found in a captured chain.
+    let scopePart: @Sendable (ScopeLink) -> any Sendable & AnyObject
     let listing: @Sendable (AnyObject) -> String
-    let enter: @Sendable (AnyObject, () -> Void) -> Void
-    let enterAsync: @Sendable (AnyObject, isolated (any Actor)?, () async -> Void) async -> Void
-    /// A synchronous run's three steps (see `SnapshotRun`): put the part in place and keep what
-    /// undoes it in a slot (false if the Local is gone); publish it to child tasks; take it away.
+    /// A run's steps (see `SnapshotRun`): put the part in place and keep what undoes it in a slot
+    /// (false if the Local is gone); publish it to child tasks (true if that bound a task-local),
+    /// or run a body with it published; take it away (unbinding first if asked).
     let open: @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool
-    let publish: @Sendable (UnsafeMutableRawPointer) -> Void
-    let close: @Sendable (UnsafeMutableRawPointer) -> Void
+    let publish: @Sendable (UnsafeMutableRawPointer) -> Bool
+    let withPublished: @Sendable (UnsafeMutableRawPointer, () -> Void) -> Void
+    let withPublishedAsync: @Sendable (UnsafeMutableRawPointer, isolated (any Actor)?, () async -> Void) async -> Void
+    let close: @Sendable (UnsafeMutableRawPointer, Bool) -> Void
 
     @usableFromInline
     init(
+        localID: UInt64,
         capture: @escaping @Sendable () -> (any Sendable & AnyObject)?,
+        scopePart: @escaping @Sendable (ScopeLink) -> any Sendable & AnyObject,
         listing: @escaping @Sendable (AnyObject) -> String,
-        enter: @escaping @Sendable (AnyObject, () -> Void) -> Void,
-        enterAsync: @escaping @Sendable (AnyObject, isolated (any Actor)?, () async -> Void) async -> Void,
         open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
-        publish: @escaping @Sendable (UnsafeMutableRawPointer) -> Void,
-        close: @escaping @Sendable (UnsafeMutableRawPointer) -> Void
+        publish: @escaping @Sendable (UnsafeMutableRawPointer) -> Bool,
+        withPublished: @escaping @Sendable (UnsafeMutableRawPointer, () -> Void) -> Void,
+        withPublishedAsync: @escaping @Sendable (UnsafeMutableRawPointer, isolated (any Actor)?, () async -> Void) async -> Void,
+        close: @escaping @Sendable (UnsafeMutableRawPointer, Bool) -> Void
     ) {
+        self.localID = localID
         self.capture = capture
+        self.scopePart = scopePart
         self.listing = listing
-        self.enter = enter
-        self.enterAsync = enterAsync
         self.open = open
         self.publish = publish
+        self.withPublished = withPublished
+        self.withPublishedAsync = withPublishedAsync
         self.close = close
     }
 }
@@ -192,17 +196,11 @@ extension Storage {
     @inlinable
     func snapshotOps() -> SnapshotOps {
         SnapshotOps(
+            localID: localID,
             capture: { [weak self] in self?.capturePart() },
+            scopePart: { link in PartData.make(.scope(unsafeDowncast(link, to: ScopeFrame<Value>.self))) },
             listing: { [description] data in
                 Self.listing(description, unsafeDowncast(data, to: PartData<Value>.self).kind)
-            },
-            enter: { [weak self] data, body in
-                guard let self else { return body() }  // the Local is gone: nothing to put back
-                enter(unsafeDowncast(data, to: PartData<Value>.self), body)
-            },
-            enterAsync: { [weak self] data, isolation, body in
-                guard let self else { return await body() }
-                await enter(unsafeDowncast(data, to: PartData<Value>.self), isolation, body)
             },
             open: { [weak self] data, slot in
                 guard let storage = self else { return false }  // the Local is gone: nothing to put back
@@ -212,31 +210,32 @@ extension Storage {
                 return true
             },
             publish: { slot in Self.publish(at: slot) },
-            close: { slot in Self.close(at: slot) }
+            withPublished: { slot, body in Self.withPublished(at: slot, body) },
+            withPublishedAsync: { slot, isolation, body in await Self.withPublished(at: slot, isolation, body) },
+            close: { slot, unbind in Self.close(at: slot, unbind: unbind) }
         )
     }
 
-    /// What the running context holds of this Local, or nil.
+    /// What the running context holds of this Local beyond the scopes in its chain (which a
+    /// snapshot takes by reference), or nil: its own value (outside any scope, or a `.copy` or
+    /// `.fresh` child's), an `.overlay` child's own writes, a `.thread` value, a session.
     @inlinable
     func capturePart() -> PartData<Value>? {
         switch kind {
         case .task:
-            guard let cell = existingCell() else {
-                // Nothing touched yet, inside a scope: a child created here would see it.
-                return scopeKey.get().map { PartData.make(.scope($0)) }
-            }
+            guard let cell = existingCell() else { return nil }
             switch cell.route {
             case .own:
                 return PartData.make(.value(cell.own.value))
             case .scope:
+                // A frozen `.overlay` child's private frame is its own value; any other is in the chain.
                 let frame = cell.scope.unsafelyUnwrapped
-                // A frozen `.overlay` child's private frame is its own value.
-                return PartData.make(frame.isPrivate ? .value(frame.value) : .scope(frame))
+                return frame.isPrivate ? PartData.make(.value(frame.value)) : nil
             case .sharedScope:
-                return PartData.make(.scope(cell.scope.unsafelyUnwrapped))
+                return nil
             case .overlay:
-                let layer = cell.overlay.unsafelyUnwrapped.layer.copy()
-                return PartData.make(.overlay(cell.scope.unsafelyUnwrapped, layer))
+                let layer = cell.overlay.unsafelyUnwrapped.layer
+                return layer.isEmpty ? nil : PartData.make(.overlay(cell.scope.unsafelyUnwrapped, layer.copy()))
             }
         case .thread:
             return existingCell().map { PartData.make(.thread($0.own.value)) }

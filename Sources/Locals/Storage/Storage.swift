@@ -47,8 +47,6 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// The library's pthread key, copied here so the fast path reads a field instead of running a
     /// global's one-time initialization check on every access.
     @usableFromInline let pthreadKey = ThreadContext.pthreadKey
-    /// The one task-local a `.task` Local binds: the innermost scope it opened.
-    @usableFromInline let scopeKey = TaskLocal<ScopeFrame<Value>?>(wrappedValue: nil)
     /// The values of a custom discriminator's keys.
     @usableFromInline let sessions: (any SessionStore<Value>)?
     /// The cached session lookup of `sessions`, specialized for the discriminator (see
@@ -269,7 +267,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     private func makeCell(for owner: OwnerKey, context: ThreadContext) -> Cell<Value> {
         let task = owner.isThread ? nil : TaskIdentity(address: owner.address, id: owner.id)
         let record = task.flatMap(TaskRegistry.adoptRecordForCurrentTask)
-        let frame = kind == .task ? scopeKey.get() : nil
+        let frame = kind == .task ? visibleScope(for: owner) : nil
         let cell: Cell<Value>
         var keptBy: ScopeFrame<Value>?
         if let frame, frame.owner == owner {
