@@ -21,30 +21,51 @@ enum TaskRegistry {
     /// The record that bounds the running task's lifetime, with one more user: the task's own
     /// for a heap task; for an `async let` child (which must not be pinned) its nearest heap
     /// ancestor's; nil where the runtime gives no pin (see `TaskRuntime`).
-    static func adoptRecordForCurrentTask(_ task: TaskIdentity) -> TaskRecord? {
+    ///
+    /// The record also lists the Locals the task touched (`touching`), for snapshots.
+    static func adoptRecordForCurrentTask(_ task: TaskIdentity, touching local: SnapshotOps) -> TaskRecord? {
         switch TaskRuntime.lifetimeOfCurrentTask(task) {
-        case .pinned(let pin): adopt(task, pin: pin)
-        case .ancestor(let ancestor, let pin): adopt(ancestor, pin: pin)
+        case .pinned(let pin): adopt(task, pin: pin, for: task.id, touching: local)
+        case .ancestor(let ancestor, let pin): adopt(ancestor, pin: pin, for: task.id, touching: local)
         case .unpinned: nil
         }
     }
 
-    private static func adopt(_ task: TaskIdentity, pin: TaskPin) -> TaskRecord {
+    private static func adopt(_ task: TaskIdentity, pin: TaskPin, for user: UInt64, touching local: SnapshotOps) -> TaskRecord {
         var replaced: TaskRecord?
+        var forgotten: [TaskRecord.Touch] = []
         let record = shard(of: task.id).withLock { records -> TaskRecord in
             if let record = records.entry(at: task.address), record.id == task.id {
                 record.users += 1
+                forgotten = record.touch(local, by: user)
                 return record
             }
             // A record left at this address belongs to a task that has ended, whose last cell is
             // on its way out: the new task takes the place.
             let record = TaskRecord(pin: pin, id: task.id)
+            _ = record.touch(local, by: user)
             replaced = records.insert(record)
             return record
         }
+        withExtendedLifetime(forgotten) {}
         // Dropping a pin may destroy the task object, which may release its result (user code).
         withExtendedLifetime((replaced, pin)) {}
         return record
+    }
+
+    /// The Locals the running task touched, as its record lists them; nil where the task has no
+    /// record (the runtime gives no pin, see `TaskRuntime`).
+    static func localsTouched(by task: TaskIdentity) -> [SnapshotOps]? {
+        let holder: TaskIdentity
+        switch TaskRuntime.lifetimeOfCurrentTask(task) {
+        case .pinned: holder = task
+        case .ancestor(let ancestor, _): holder = ancestor
+        case .unpinned: return nil
+        }
+        return shard(of: holder.id).withLock { records in
+            guard let record = records.entry(at: holder.address), record.id == holder.id else { return [] }
+            return record.locals(touchedBy: task.id)
+        }
     }
 
     /// One user of `record` (a cell) is gone: the last one takes the record out of the registry.
@@ -72,6 +93,48 @@ final class TaskRecord: @unchecked Sendable, AddressKeyed {
     @exclusivity(unchecked) var users = 1
     /// The pinned task's 64-bit id.
     let id: UInt64
+    /// The first Local the task touched, and the rest (with the Locals its `async let` children,
+    /// which share its record, touched), for `LocalsSnapshot.capture()`: most tasks touch one
+    /// Local, which then costs no array. The rest forgets Locals that are gone as it grows.
+    @exclusivity(unchecked) var firstTouched: SnapshotOps?
+    @exclusivity(unchecked) var moreTouched: [Touch] = []
+
+    struct Touch {
+        let task: UInt64
+        let local: SnapshotOps
+    }
+
+    /// Lists `local` as touched by `task`; returns the entries it forgot (Locals that are gone),
+    /// to be released after the lock.
+    func touch(_ local: SnapshotOps, by task: UInt64) -> [Touch] {
+        if task == id, firstTouched == nil {
+            firstTouched = local
+            return []
+        }
+        var forgotten: [Touch] = []
+        if moreTouched.count >= 8, moreTouched.count.nonzeroBitCount == 1 {
+            // At each power of two: what is forgotten keeps the list within twice what is alive.
+            moreTouched.removeAll { touch in
+                guard !touch.local.isAlive() else { return false }
+                forgotten.append(touch)
+                return true
+            }
+        }
+        moreTouched.append(Touch(task: task, local: local))
+        return forgotten
+    }
+
+    /// The Locals `task` touched, as listed here.
+    func locals(touchedBy task: UInt64) -> [SnapshotOps] {
+        var locals: [SnapshotOps] = []
+        if task == id, let firstTouched {
+            locals.append(firstTouched)
+        }
+        for touch in moreTouched where touch.task == task {
+            locals.append(touch.local)
+        }
+        return locals
+    }
 
     init(pin: TaskPin, id: UInt64) {
         self.pin = pin

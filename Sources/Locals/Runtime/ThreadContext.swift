@@ -3,6 +3,8 @@ import Synchronization
 /// Storage that holds values for threads and must hear when one of them exits.
 protocol ThreadExitObserver: AnyObject, Sendable {
     func threadExited(_ thread: ThreadID)
+    /// The Local's snapshot operations.
+    var ops: SnapshotOps? { get }
 }
 
 /// One entry of a thread's lookup cache.
@@ -106,6 +108,11 @@ final class ThreadContext {
             observersBeforeFilter = max(16, 2 * observers.count)
         }
         observers[key] = Observer(storage: storage)
+    }
+
+    /// The Locals that hold a value for this thread, for snapshots.
+    func touchedLocals() -> [SnapshotOps] {
+        observers.values.compactMap { $0.storage?.ops }
     }
 
     func isInitializing(_ storage: ObjectIdentifier, _ key: OwnerKey) -> Bool {

@@ -23,29 +23,56 @@
 /// alive, and a Local that goes leaves the table.
 @usableFromInline
 enum LiveLocals {
-    private static let entries = Locked.make([UInt64: SnapshotOps]())
+    private static let entries = Locked.make(Entries())
+
+    private struct Entries {
+        var all: [UInt64: SnapshotOps] = [:]
+        /// The custom discriminators' Locals: a snapshot asks each for its current session.
+        var sessions: [UInt64: SnapshotOps] = [:]
+    }
 
     @usableFromInline
-    static func add(_ id: UInt64, _ ops: SnapshotOps) {
-        entries.withLock { $0[id] = ops }
+    static func add(_ id: UInt64, _ ops: SnapshotOps, isSession: Bool) {
+        entries.withLock { entries in
+            entries.all[id] = ops
+            if isSession {
+                entries.sessions[id] = ops
+            }
+        }
     }
 
     static func remove(_ id: UInt64) {
-        let removed = entries.withLock { $0.removeValue(forKey: id) }
+        let removed = entries.withLock { entries in
+            (entries.all.removeValue(forKey: id), entries.sessions.removeValue(forKey: id))
+        }
         withExtendedLifetime(removed) {}
     }
 
     /// The operations of the Locals `ids`, where they are still alive.
     static func ops(of ids: [UInt64]) -> [SnapshotOps?] {
-        entries.withLock { entries in ids.map { entries[$0] } }
+        entries.withLock { entries in ids.map { entries.all[$0] } }
     }
 
-    /// What the running context holds of each live Local, beyond its scopes: its own values, and
-    /// the sessions it is in. In the order the Locals were made.
+    /// What the running context holds beyond its scopes, Local by Local, in the order the Locals
+    /// were made: of the Locals it touched (as its task's record, or its thread, lists them) and
+    /// of the custom discriminators' Locals (whose key is the discriminator's to say). Where the
+    /// running task has no record (the runtime gives no pin), of every live Local.
     static func capture() -> [SnapshotPart] {
-        let live = entries.withLock { entries in entries.sorted { $0.key < $1.key }.map(\.value) }
+        let thread = ThreadContext.current
+        var touched: [SnapshotOps]
+        if let task = TaskIdentity.current {
+            touched = TaskRegistry.localsTouched(by: task) ?? entries.withLock { Array($0.all.values) }
+            // `.thread` Locals: the capturing thread's values.
+            touched += thread.touchedLocals()
+        } else {
+            touched = thread.touchedLocals()
+        }
+        touched += entries.withLock { Array($0.sessions.values) }
+        touched.sort { $0.localID < $1.localID }
         var parts: [SnapshotPart] = []
-        for ops in live {
+        var last: UInt64 = 0
+        for ops in touched where ops.localID != last {
+            last = ops.localID
             if let data = ops.capture() {
                 parts.append(SnapshotPart(data: data, ops: ops))
             }
@@ -74,6 +101,8 @@ struct SnapshotPart: Sendable {
 final class SnapshotOps: Sendable {
     /// The Local's id (see `LocalIDs`).
     let localID: UInt64
+    /// Whether the Local is still alive.
+    let isAlive: @Sendable () -> Bool
     /// What the running context holds of the Local beyond its scopes, or nil.
     let capture: @Sendable () -> (any Sendable & AnyObject)?
     /// The part for a scope of this Local found in a captured chain.
@@ -91,6 +120,7 @@ final class SnapshotOps: Sendable {
     @usableFromInline
     init(
         localID: UInt64,
+        isAlive: @escaping @Sendable () -> Bool,
         capture: @escaping @Sendable () -> (any Sendable & AnyObject)?,
         scopePart: @escaping @Sendable (ScopeLink) -> any Sendable & AnyObject,
         listing: @escaping @Sendable (AnyObject) -> String,
@@ -101,6 +131,7 @@ final class SnapshotOps: Sendable {
         close: @escaping @Sendable (UnsafeMutableRawPointer, Bool) -> Void
     ) {
         self.localID = localID
+        self.isAlive = isAlive
         self.capture = capture
         self.scopePart = scopePart
         self.listing = listing
@@ -197,6 +228,7 @@ extension Storage {
     func snapshotOps() -> SnapshotOps {
         SnapshotOps(
             localID: localID,
+            isAlive: { [weak self] in self != nil },
             capture: { [weak self] in self?.capturePart() },
             scopePart: { link in PartData.make(.scope(unsafeDowncast(link, to: ScopeFrame<Value>.self))) },
             listing: { [description] data in

@@ -66,6 +66,9 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// The discriminator's type name, for messages.
     let discriminatorName: String
     @usableFromInline let tables = Locked.make(Tables())
+    /// This Local's snapshot operations (set once, by `registered()`, before the Local is used):
+    /// what a context that touched it lists, for snapshots.
+    @usableFromInline var ops: SnapshotOps?
 
     @usableFromInline
     struct Tables {
@@ -108,7 +111,9 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// where the value type is concrete (see `Storage+Snapshots`).
     @inlinable
     func registered() -> Storage<Value> {
-        LiveLocals.add(localID, snapshotOps())
+        let ops = snapshotOps()
+        self.ops = ops
+        LiveLocals.add(localID, ops, isSession: kind == .custom)
         return self
     }
 
@@ -266,7 +271,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// scope the running task sees (if any) and its policy. Runs the initializer, with no lock held.
     private func makeCell(for owner: OwnerKey, context: ThreadContext) -> Cell<Value> {
         let task = owner.isThread ? nil : TaskIdentity(address: owner.address, id: owner.id)
-        let record = task.flatMap(TaskRegistry.adoptRecordForCurrentTask)
+        let record = task.flatMap { TaskRegistry.adoptRecordForCurrentTask($0, touching: ops.unsafelyUnwrapped) }
         let frame = kind == .task ? visibleScope(for: owner) : nil
         let cell: Cell<Value>
         var keptBy: ScopeFrame<Value>?
