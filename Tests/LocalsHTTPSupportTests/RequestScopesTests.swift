@@ -30,7 +30,7 @@ struct RequestScopesTests {
     #if compiler(>=6.2)
     @Test("a session Local with no current session gets no scope, and the request is served")
     func sessionLocalWithoutASession() async {
-        await #expect(processExitsWith: .success) {
+        let result = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
             struct Request: Sendable { var id: String? = nil }
             let request = Local { Request() }
             let cart = Local(NoSession()) { Session() }
@@ -40,6 +40,9 @@ struct RequestScopesTests {
             let idScopes = RequestScopes(id: \.id, of: cartAsID, fields: [])
             let servedToo = try? await idScopes.run(id: "abc", inheritance: nil) { cartAsID.id == nil }
             exit(served == true && servedToo == true ? 0 : 1)
+        }
+        if let result, result.exitStatus != .exitCode(0) {
+            Issue.record("the child wrote: \(String(decoding: result.standardErrorContent, as: UTF8.self))")
         }
     }
     #endif

@@ -28,17 +28,21 @@ struct LocalsCompare {
         if arguments.contains("--help") || arguments.contains("-h") {
             print(
                 """
-                usage: locals-compare [--quick]
+                usage: locals-compare [--quick] [--snapshots]
 
                 Prints the performance contract of swift-locals: every operation beside its
                 anchor, measured in the same run, with the ratio, the target and whether it is met.
                 The default run takes about 45 seconds on 2 cores; --quick takes about 6 seconds
-                and is coarser.
+                and is coarser. --snapshots prints only the snapshot rows.
                 """
             )
             return
         }
         let settings = arguments.contains("--quick") ? Settings.quick : Settings.standard
+        if arguments.contains("--snapshots") {
+            printSnapshots(await measureSnapshots(settings))
+            return
+        }
 
         // Stage 1 (the process `swift run` started, malloc interposer active): count allocations,
         // then start over without the interposer. Stage 2 measures everything else.

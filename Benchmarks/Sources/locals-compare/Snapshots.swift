@@ -14,52 +14,107 @@ import Musl
 #endif
 
 extension LocalsCompare {
+    /// One snapshot row: the operation, its anchor, the ratio's target.
     struct SnapshotRow {
-        var locals: Int
-        var capture: Double
-        var run: Double
+        var name: String
+        var anchorName: String
+        var operation: Double
         var anchor: Double
+        var target: Double
+        var ratio: Double { operation / anchor }
     }
 
-    /// Capture and run with 1, 10 and 100 Locals that each hold a value of the measuring task's
-    /// own, beside `TaskLocal.withValue` enter + exit, in the same task.
-    static func measureSnapshots(_ settings: Settings) async -> [SnapshotRow] {
+    /// Runs `body` inside a scope of every Local of `locals`, nested, each with its own value.
+    static func withScopes(_ locals: ArraySlice<Local<RequestState>>, _ body: () -> Void) {
+        guard let first = locals.first else { return body() }
+        first.withValue(\.x, locals.startIndex) { withScopes(locals.dropFirst(), body) }
+    }
+
+    /// What a capture and a run cost with `count` Locals in scope (each in a scope of its own,
+    /// opened by the capturing task), in a process where `others` more Locals hold values that
+    /// other tasks wrote: capture in the scopes' task, run (with an empty body, and with one
+    /// read) in another task, each beside `TaskLocal.withValue` enter + exit in the same task.
+    static func measureSnapshot(
+        _ settings: Settings, inScope count: Int, others: Int
+    ) async -> (capture: Timing, run: Timing, runAndRead: Timing) {
+        let locals = (0..<count).map { _ in Local { RequestState() } }
+        let bystanders = (0..<others).map { _ in Local { RequestState() } }
+        await Task.detached {
+            for local in bystanders { local.x = 1 }
+        }.value
         let anchor = Anchor.$value
-        var rows: [SnapshotRow] = []
-        for count in [1, 10, 100] {
-            let row = await Task.detached { () -> SnapshotRow in
-                let locals = (0..<count).map { _ in Local { RequestState() } }
-                for (index, local) in locals.enumerated() { local.x = index }
-                let capture = compare(settings) { n in
+        let (capture, snapshot) = await Task.detached { () -> (Timing, LocalsSnapshot) in
+            var capture: Timing?
+            var snapshot = LocalsSnapshot()
+            withScopes(locals[...]) {
+                capture = compare(settings) { n in
                     nanosecondsPerOperation(n) { _ in sink(LocalsSnapshot.capture()) }
                 } anchor: { n in
                     nanosecondsPerOperation(n) { index in anchor.withValue(index) {} }
                 }
-                let snapshot = LocalsSnapshot.capture()
-                let run = compare(settings) { n in
-                    nanosecondsPerOperation(n) { _ in snapshot.run {} }
-                } anchor: { n in
-                    nanosecondsPerOperation(n) { index in anchor.withValue(index) {} }
-                }
-                withExtendedLifetime(locals) {}
-                return SnapshotRow(
-                    locals: snapshot.count, capture: capture.operation, run: run.operation,
-                    anchor: min(capture.anchor, run.anchor)
-                )
-            }.value
-            rows.append(row)
-        }
-        return rows
+                snapshot = LocalsSnapshot.capture()
+            }
+            return (capture!, snapshot)
+        }.value
+        let (run, runAndRead) = await Task.detached { () -> (Timing, Timing) in
+            let run = compare(settings) { n in
+                nanosecondsPerOperation(n) { _ in snapshot.run {} }
+            } anchor: { n in
+                nanosecondsPerOperation(n) { index in anchor.withValue(index) {} }
+            }
+            let local = locals[0]
+            let runAndRead = compare(settings) { n in
+                nanosecondsPerOperation(n) { _ in snapshot.run { sink(local.x) } }
+            } anchor: { n in
+                nanosecondsPerOperation(n) { index in anchor.withValue(index) {} }
+            }
+            return (run, runAndRead)
+        }.value
+        withExtendedLifetime((locals, bystanders)) {}
+        return (capture, run, runAndRead)
+    }
+
+    static func measureSnapshots(_ settings: Settings) async -> [SnapshotRow] {
+        let ten = await measureSnapshot(settings, inScope: 10, others: 0)
+        let hundred = await measureSnapshot(settings, inScope: 100, others: 0)
+        let crowded = await measureSnapshot(settings, inScope: 10, others: 1_000)
+        let withValue = "TaskLocal.withValue enter + exit"
+        return [
+            SnapshotRow(
+                name: "snapshot capture, 10 Locals in scope", anchorName: withValue,
+                operation: ten.capture.operation, anchor: ten.capture.anchor, target: 3
+            ),
+            SnapshotRow(
+                name: "snapshot capture, 100 Locals in scope", anchorName: "the same with 10",
+                operation: hundred.capture.operation, anchor: ten.capture.operation, target: 1.5
+            ),
+            SnapshotRow(
+                name: "snapshot capture, 10 in scope, 1,000 other live Locals", anchorName: "the same without them",
+                operation: crowded.capture.operation, anchor: ten.capture.operation, target: 1.2
+            ),
+            SnapshotRow(
+                name: "snapshot run enter + exit on another task, 10 Locals", anchorName: withValue,
+                operation: ten.run.operation, anchor: ten.run.anchor, target: 3
+            ),
+            SnapshotRow(
+                name: "snapshot run enter + exit, 100 Locals in scope", anchorName: "the same with 10",
+                operation: hundred.run.operation, anchor: ten.run.operation, target: 1.5
+            ),
+            SnapshotRow(
+                name: "snapshot run + one read inside, 10 Locals", anchorName: withValue,
+                operation: ten.runAndRead.operation, anchor: ten.runAndRead.anchor, target: 4
+            ),
+        ]
     }
 
     static func printSnapshots(_ rows: [SnapshotRow]) {
-        print("Snapshots (for information; every Local holds a value of the task's own, which capture copies)")
+        print("Snapshots (each row's anchor measured in the same run)")
         printTable(
-            ["Locals in the snapshot", "capture ns", "run ns (empty body)", "TaskLocal.withValue ns", "run / withValue"],
+            ["operation", "anchor", "ns/op", "anchor ns/op", "ratio", "target", "result"],
             rows.map { row in
                 [
-                    "\(row.locals)", fixed(row.capture, 0), fixed(row.run, 0), fixed(row.anchor, 1),
-                    fixed(row.run / row.anchor, 1) + "x",
+                    row.name, row.anchorName, fixed(row.operation, 1), fixed(row.anchor, 1),
+                    fixed(row.ratio, 2) + "x", "≤ " + fixed(row.target, 1) + "x", verdict(row.ratio <= row.target),
                 ]
             }
         )

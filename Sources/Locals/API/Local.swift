@@ -89,7 +89,10 @@ public final class Local<Value: Sendable>: Sendable {
                 withExtendedLifetime(replaced) {}  // after the lock: its deinit may use this Local
                 return
             }
-            let replaced = storage.withCell { Access.write($0, keyPath, newValue) }
+            let replaced = storage.withCell { cell in
+                storage.noteWrite(cell)
+                return Access.write(cell, keyPath, newValue)
+            }
             withExtendedLifetime(replaced) {}
         }
     }
@@ -145,7 +148,10 @@ public final class Local<Value: Sendable>: Sendable {
                 withExtendedLifetime(replaced) {}  // after the lock: its deinit may use this Local
                 return
             }
-            let replaced = storage.withCell { Access.store($0, newValue) }
+            let replaced = storage.withCell { cell in
+                storage.noteWrite(cell)
+                return Access.store(cell, newValue)
+            }
             withExtendedLifetime(replaced) {}
         }
     }
@@ -173,6 +179,7 @@ public final class Local<Value: Sendable>: Sendable {
         }
         // Held strongly: the body is user code, and may reset this very key.
         let cell = storage.cachedCell()?.takeUnretainedValue() ?? storage.resolveCell()
+        storage.noteWrite(cell)
         return try Access.update(cell, body)
     }
 

@@ -21,41 +21,41 @@ enum TaskRegistry {
     /// The record that bounds the running task's lifetime, with one more user: the task's own
     /// for a heap task; for an `async let` child (which must not be pinned) its nearest heap
     /// ancestor's; nil where the runtime gives no pin (see `TaskRuntime`).
-    ///
-    /// The record also lists the Locals the task touched (`touching`), for snapshots.
-    static func adoptRecordForCurrentTask(_ task: TaskIdentity, touching local: SnapshotOps) -> TaskRecord? {
+    static func adoptRecordForCurrentTask(_ task: TaskIdentity) -> TaskRecord? {
         switch TaskRuntime.lifetimeOfCurrentTask(task) {
-        case .pinned(let pin): adopt(task, pin: pin, for: task.id, touching: local)
-        case .ancestor(let ancestor, let pin): adopt(ancestor, pin: pin, for: task.id, touching: local)
+        case .pinned(let pin): adopt(task, pin: pin)
+        case .ancestor(let ancestor, let pin): adopt(ancestor, pin: pin)
         case .unpinned: nil
         }
     }
 
-    private static func adopt(_ task: TaskIdentity, pin: TaskPin, for user: UInt64, touching local: SnapshotOps) -> TaskRecord {
+    private static func adopt(_ task: TaskIdentity, pin: TaskPin) -> TaskRecord {
         var replaced: TaskRecord?
-        var forgotten: [TaskRecord.Touch] = []
         let record = shard(of: task.id).withLock { records -> TaskRecord in
             if let record = records.entry(at: task.address), record.id == task.id {
                 record.users += 1
-                forgotten = record.touch(local, by: user)
                 return record
             }
             // A record left at this address belongs to a task that has ended, whose last cell is
             // on its way out: the new task takes the place.
             let record = TaskRecord(pin: pin, id: task.id)
-            _ = record.touch(local, by: user)
             replaced = records.insert(record)
             return record
         }
-        withExtendedLifetime(forgotten) {}
         // Dropping a pin may destroy the task object, which may release its result (user code).
         withExtendedLifetime((replaced, pin)) {}
         return record
     }
 
-    /// The Locals the running task touched, as its record lists them; nil where the task has no
-    /// record (the runtime gives no pin, see `TaskRuntime`).
-    static func localsTouched(by task: TaskIdentity) -> [SnapshotOps]? {
+    /// Lists `local` in `record` as a Local with a value of `task`'s own.
+    static func list(_ local: SnapshotOps, in record: TaskRecord, for task: UInt64) {
+        let forgotten = shard(of: record.id).withLock { _ in record.touch(local, by: task) }
+        withExtendedLifetime(forgotten) {}
+    }
+
+    /// The Locals with values of the running task's own, as its record lists them; nil where the
+    /// task has no record (the runtime gives no pin, see `TaskRuntime`).
+    static func localsListed(by task: TaskIdentity) -> [SnapshotOps]? {
         let holder: TaskIdentity
         switch TaskRuntime.lifetimeOfCurrentTask(task) {
         case .pinned: holder = task
@@ -93,9 +93,10 @@ final class TaskRecord: @unchecked Sendable, AddressKeyed {
     @exclusivity(unchecked) var users = 1
     /// The pinned task's 64-bit id.
     let id: UInt64
-    /// The first Local the task touched, and the rest (with the Locals its `async let` children,
-    /// which share its record, touched), for `LocalsSnapshot.capture()`: most tasks touch one
-    /// Local, which then costs no array. The rest forgets Locals that are gone as it grows.
+    /// The Locals with values of the task's own (written outside a scope, or copied from one), the
+    /// first one apart, and the rest (with those of its `async let` children, which share its
+    /// record), for `LocalsSnapshot.capture()`: most tasks list at most one, which then costs no
+    /// array. The rest forgets Locals that are gone as it grows.
     @exclusivity(unchecked) var firstTouched: SnapshotOps?
     @exclusivity(unchecked) var moreTouched: [Touch] = []
 

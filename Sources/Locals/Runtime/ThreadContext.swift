@@ -3,8 +3,6 @@ import Synchronization
 /// Storage that holds values for threads and must hear when one of them exits.
 protocol ThreadExitObserver: AnyObject, Sendable {
     func threadExited(_ thread: ThreadID)
-    /// The Local's snapshot operations.
-    var ops: SnapshotOps? { get }
 }
 
 /// One entry of a thread's lookup cache.
@@ -110,9 +108,15 @@ final class ThreadContext {
         observers[key] = Observer(storage: storage)
     }
 
-    /// The Locals that hold a value for this thread, for snapshots.
-    func touchedLocals() -> [SnapshotOps] {
-        observers.values.compactMap { $0.storage?.ops }
+    /// The Locals with values of this thread's own (see `Cell.isListed`), for snapshots: kept by
+    /// this thread only, forgetting Locals that are gone as it grows.
+    @exclusivity(unchecked) private(set) var listed: [SnapshotOps] = []
+
+    func list(_ local: SnapshotOps) {
+        if listed.count >= 8, listed.count.nonzeroBitCount == 1 {
+            listed.removeAll { !$0.isAlive() }
+        }
+        listed.append(local)
     }
 
     func isInitializing(_ storage: ObjectIdentifier, _ key: OwnerKey) -> Bool {

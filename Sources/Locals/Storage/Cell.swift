@@ -67,6 +67,10 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
     /// Whether `extras` holds the overlay state (else the spare frame, or nothing). In the same
     /// word as `route`.
     @exclusivity(unchecked) @usableFromInline final var extrasIsOverlay = false
+    /// Whether the owner's list of Locals with values of its own (which a snapshot copies) names
+    /// this cell's Local: set on the cell's first write outside a scope, or when it is made as a
+    /// copy of a scope's value. In the same word as `route`.
+    @exclusivity(unchecked) @usableFromInline final var isListed = false
     /// The scope `route` points into (nil for `.own`), not retained: while the owner runs, the
     /// scope is kept alive by the task-local binding that published it (or, for the owner's own
     /// scope, by the call that opened it), and nobody but the owner follows this pointer. So an

@@ -1,5 +1,3 @@
-public import Synchronization
-
 /// One link of a context's scope chain: an open scope of some `.task` Local (a `ScopeFrame`),
 /// holding the next scope out.
 ///

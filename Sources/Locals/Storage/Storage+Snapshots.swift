@@ -54,24 +54,27 @@ enum LiveLocals {
     }
 
     /// What the running context holds beyond its scopes, Local by Local, in the order the Locals
-    /// were made: of the Locals it touched (as its task's record, or its thread, lists them) and
-    /// of the custom discriminators' Locals (whose key is the discriminator's to say). Where the
-    /// running task has no record (the runtime gives no pin), of every live Local.
+    /// were made: of the Locals with values of its own (as its task's record, or its thread,
+    /// lists them; with the capturing thread's `.thread` values) and of the custom
+    /// discriminators' Locals (whose key is the discriminator's to say). Where the running task
+    /// has no record (the runtime gives no pin), of every live Local.
     static func capture() -> [SnapshotPart] {
-        let thread = ThreadContext.current
-        var touched: [SnapshotOps]
+        var listed: [SnapshotOps]
         if let task = TaskIdentity.current {
-            touched = TaskRegistry.localsTouched(by: task) ?? entries.withLock { Array($0.all.values) }
-            // `.thread` Locals: the capturing thread's values.
-            touched += thread.touchedLocals()
+            listed = TaskRegistry.localsListed(by: task) ?? entries.withLock { Array($0.all.values) }
+            if let thread = ThreadContext.existing(key: ThreadContext.pthreadKey) {
+                listed += thread._withUnsafeGuaranteedRef { $0.listed.filter(\.holdsThreadValues) }
+            }
         } else {
-            touched = thread.touchedLocals()
+            listed = ThreadContext.current.listed
         }
-        touched += entries.withLock { Array($0.sessions.values) }
-        touched.sort { $0.localID < $1.localID }
+        let sessions = entries.withLock { $0.sessions.isEmpty ? [] : Array($0.sessions.values) }
+        listed += sessions
+        guard !listed.isEmpty else { return [] }
+        listed.sort { $0.localID < $1.localID }
         var parts: [SnapshotPart] = []
         var last: UInt64 = 0
-        for ops in touched where ops.localID != last {
+        for ops in listed where ops.localID != last {
             last = ops.localID
             if let data = ops.capture() {
                 parts.append(SnapshotPart(data: data, ops: ops))
@@ -103,6 +106,8 @@ final class SnapshotOps: Sendable {
     let localID: UInt64
     /// Whether the Local is still alive.
     let isAlive: @Sendable () -> Bool
+    /// Whether the Local is a `.thread` Local.
+    let holdsThreadValues: Bool
     /// What the running context holds of the Local beyond its scopes, or nil.
     let capture: @Sendable () -> (any Sendable & AnyObject)?
     /// The part for a scope of this Local found in a captured chain.
@@ -121,6 +126,7 @@ final class SnapshotOps: Sendable {
     init(
         localID: UInt64,
         isAlive: @escaping @Sendable () -> Bool,
+        holdsThreadValues: Bool,
         capture: @escaping @Sendable () -> (any Sendable & AnyObject)?,
         scopePart: @escaping @Sendable (ScopeLink) -> any Sendable & AnyObject,
         listing: @escaping @Sendable (AnyObject) -> String,
@@ -132,6 +138,7 @@ final class SnapshotOps: Sendable {
     ) {
         self.localID = localID
         self.isAlive = isAlive
+        self.holdsThreadValues = holdsThreadValues
         self.capture = capture
         self.scopePart = scopePart
         self.listing = listing
@@ -229,6 +236,7 @@ extension Storage {
         SnapshotOps(
             localID: localID,
             isAlive: { [weak self] in self != nil },
+            holdsThreadValues: kind == .thread,
             capture: { [weak self] in self?.capturePart() },
             scopePart: { link in PartData.make(.scope(unsafeDowncast(link, to: ScopeFrame<Value>.self))) },
             listing: { [description] data in
@@ -258,7 +266,8 @@ extension Storage {
             guard let cell = existingCell() else { return nil }
             switch cell.route {
             case .own:
-                return PartData.make(.value(cell.own.value))
+                // Only a value of the context's own: written, or copied from a scope.
+                return cell.isListed ? PartData.make(.value(cell.own.value)) : nil
             case .scope:
                 // A frozen `.overlay` child's private frame is its own value; any other is in the chain.
                 let frame = cell.scope.unsafelyUnwrapped
@@ -270,7 +279,7 @@ extension Storage {
                 return layer.isEmpty ? nil : PartData.make(.overlay(cell.scope.unsafelyUnwrapped, layer.copy()))
             }
         case .thread:
-            return existingCell().map { PartData.make(.thread($0.own.value)) }
+            return existingCell().flatMap { $0.isListed ? PartData.make(.thread($0.own.value)) : nil }
         case .custom:
             return existingSessionCell().map { PartData.make(.session($0)) }
         }

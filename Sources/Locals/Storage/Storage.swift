@@ -271,7 +271,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// scope the running task sees (if any) and its policy. Runs the initializer, with no lock held.
     private func makeCell(for owner: OwnerKey, context: ThreadContext) -> Cell<Value> {
         let task = owner.isThread ? nil : TaskIdentity(address: owner.address, id: owner.id)
-        let record = task.flatMap { TaskRegistry.adoptRecordForCurrentTask($0, touching: ops.unsafelyUnwrapped) }
+        let record = task.flatMap(TaskRegistry.adoptRecordForCurrentTask)
         let frame = kind == .task ? visibleScope(for: owner) : nil
         let cell: Cell<Value>
         var keptBy: ScopeFrame<Value>?
@@ -284,6 +284,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
             switch frame.inheritance {
             case .copy:
                 cell = OwnedCell(frame.loadValue(), owner: owner, record: record)
+                list(cell)
             case .fresh:
                 cell = OwnedCell(makeInitialValue(for: owner), owner: owner, record: record)
             case .shared:
@@ -328,6 +329,30 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         }
         withExtendedLifetime(garbage) {}
         return cell
+    }
+
+    /// Notes a write by `cell`'s owner: the first one outside a scope lists this Local among the
+    /// owner's Locals with values of its own, which a snapshot copies.
+    @inlinable
+    @inline(__always)
+    func noteWrite(_ cell: Cell<Value>) {
+        if _slowPath(!cell.isListed), cell.route == .own || cell.route == .overlay {
+            list(cell)
+        }
+    }
+
+    /// Lists this Local among the Locals with values of `cell`'s owner's own (see `Cell.isListed`):
+    /// in its task's record, or its thread's context. Called by the owner.
+    @usableFromInline
+    @inline(never)
+    func list(_ cell: Cell<Value>) {
+        cell.isListed = true
+        guard let ops else { return }
+        if cell.owner.isThread {
+            ThreadContext.current.list(ops)
+        } else if let record = cell.record {
+            TaskRegistry.list(ops, in: record, for: cell.owner.id)
+        }
     }
 
     /// Looks at a few parked cells, from where the last look stopped, and takes out those whose

@@ -58,6 +58,9 @@ final class ModelTask {
     let inherited: [ModelFrame?]
     var blocks: [ModelBlock] = [ModelBlock()]
     var own: [ModelCell?]
+    /// The Locals whose own value a snapshot takes: written outside a scope (or as an `.overlay`
+    /// child), or copied from a `.copy` scope; forgotten when the value is dropped.
+    var listed: Set<Int> = []
     var children: [Int] = []
     var blockedOn: Int?
     var ended = false
@@ -135,7 +138,9 @@ final class ModelState {
         }
         if task.own[local] == nil {
             switch frame.policy {
-            case .copy, .shared: task.own[local] = .plain(frame.value)
+            case .copy, .shared:
+                task.own[local] = .plain(frame.value)
+                task.listed.insert(local)
             case .overlay: task.own[local] = .overlay([])
             case .fresh: task.own[local] = .plain(initialValue(local))
             }
@@ -194,6 +199,9 @@ final class ModelState {
                 return [.missingElement(listCount: visible.list.count)]
             }
         }
+        if case .frame = place {} else {
+            task.listed.insert(local)
+        }
         switch place {
         case .frame(let frame):
             frame.value[field] = part
@@ -244,6 +252,7 @@ final class ModelState {
             frame.value = ModelValue()
         } else {
             task.own[local] = nil
+            task.listed.remove(local)
         }
     }
 
@@ -344,10 +353,14 @@ final class ModelState {
         case .discardSelf(let local, _):
             try checkLocal(local)
             task.own[local] = nil
+            task.listed.remove(local)
         case .discardTask(let local, let target):
             try checkLocal(local)
             guard let other = tasks[target], target != task.id else { throw invalid("no task t\(target) to discard") }
-            if !other.ended { other.own[local] = nil }
+            if !other.ended {
+                other.own[local] = nil
+                other.listed.remove(local)
+            }
         case .discardUnknown(let local, _):
             try checkLocal(local)
         case .open(let scope):

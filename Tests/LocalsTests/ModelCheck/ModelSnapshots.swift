@@ -10,8 +10,9 @@
 //   reading through to its live value with writes of `run`'s own;
 // - an `.overlay` child's view: the scope, read through, with a copy of the child's own writes (a
 //   child whose view froze has a value of its own: copied);
-// - the context's own value (no scope, or a `.copy` or `.fresh` child's): a copy;
-// - nothing, where the context never touched the Local and is in no scope of it.
+// - the context's own value (no scope, or a `.copy` or `.fresh` child's), where it wrote it outside
+//   a scope or copied it from a `.copy` scope: a copy (a value it only read is not taken);
+// - nothing, where the context wrote no value of its own and is in no scope of the Local.
 //
 // `run` first touches the running context's own value of each Local in the snapshot (made as on
 // any first touch), then puts the snapshot's in place for its body; afterwards the running
@@ -50,7 +51,7 @@ extension ModelState {
 
     private func captured(_ task: ModelTask, _ local: Int) -> ModelSnapshot.Part? {
         guard let frame = visibleFrame(task, local) else {
-            guard case .plain(let value) = task.own[local] else { return nil }
+            guard case .plain(let value) = task.own[local], task.listed.contains(local) else { return nil }
             return .value(value)
         }
         if frame.owner == task.id || frame.policy == .shared {
@@ -60,7 +61,7 @@ extension ModelState {
         case nil:
             return .scope(frame)
         case .plain(let value):
-            return .value(value)
+            return task.listed.contains(local) ? .value(value) : .scope(frame)
         case .overlay(let layer) where layer.contains { $0.field == .whole }:
             // A frozen view no longer reads through: it is the child's own value.
             return .value(Self.merged(layer, on: frame))
