@@ -43,7 +43,8 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     /// The running context's scopes, of every Local, by one reference (see `ScopeLink`); nil for
     /// none.
     let chain: ScopeLink?
-    /// What the context held beyond its scopes: its own values, `.thread` values, sessions.
+    /// What the context held that the chain cannot carry: `.overlay` children's own writes,
+    /// `.thread` values, sessions. (Its own values are frames in front of `chain`.)
     let parts: [SnapshotPart]
     /// The values of the registered carried task-locals and contexts.
     let carried: CarriedValues
@@ -68,7 +69,8 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     /// Takes what every live ``Local`` holds for the running task or thread, now, and the value of
     /// every carried task-local.
     public static func capture() -> LocalsSnapshot {
-        LocalsSnapshot(chain: ScopeChain.head, parts: LiveLocals.capture(), carried: Carriers.capture())
+        let (chain, parts) = LiveLocals.capture()
+        return LocalsSnapshot(chain: chain, parts: parts, carried: Carriers.capture())
     }
 
     /// Every part the snapshot puts in place: the context's own parts, then the innermost scope
@@ -108,7 +110,6 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     /// ```
     public func run<R, E: Error>(_ operation: () throws(E) -> R) throws(E) -> R {
         var result: Result<R, E>?
-        let parts = allParts()
         if carried.isEmpty {
             SnapshotRun.run(chain: chain, parts) { result = Result { () throws(E) -> R in try operation() } }
         } else {

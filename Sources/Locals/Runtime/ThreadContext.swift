@@ -16,6 +16,8 @@ struct CacheSlot {
     @usableFromInline var address: UInt = 0
     @usableFromInline var id: UInt64 = 0
     @usableFromInline var epoch: UInt = 0
+    /// The thread's run stamp when the slot was stored (see `ThreadContext.runStamp`).
+    @usableFromInline var stamp: UInt64 = 0
     @usableFromInline var cell: UnsafeMutableRawPointer? = nil
     /// Whether the slot holds a retain on `cell` (a session cell).
     @usableFromInline var retained = false
@@ -37,6 +39,19 @@ final class ThreadContext {
     @exclusivity(unchecked) var initializing: [(storage: ObjectIdentifier, key: OwnerKey)] = []
     /// Session keys whose initializer is running on this thread right now, by session table.
     @exclusivity(unchecked) var initializingSessions: [(table: ObjectIdentifier, key: AnyHashable)] = []
+    /// The synchronous snapshot run going on on this thread, if any (see `SnapshotRun`), and its
+    /// stamp (0 for none): a task or thread slot cached under another stamp is not used, so that
+    /// an access inside the run finds its way to the run's view of the Local.
+    @exclusivity(unchecked) @usableFromInline var runStamp: UInt64 = 0
+    @exclusivity(unchecked) var activeRun: ActiveRun?
+    @exclusivity(unchecked) private var stamps: UInt64 = 0
+
+    /// A stamp no earlier run on this thread had.
+    func nextStamp() -> UInt64 {
+        stamps += 1
+        return stamps
+    }
+
     /// How deep custom discriminators' `currentKey` calls are nested on this thread right now.
     @exclusivity(unchecked) @usableFromInline var keyDepth = 0
     /// Storages that hold a value for this thread and are told when it exits.

@@ -51,21 +51,70 @@ enum ScopeChain {
 ///
 /// Every other context that walks the chain through it (a child task created inside the run)
 /// passes it into the captured chain, and so inherits as a child created at the capture point.
-/// The context that runs the snapshot (its `owner`) had every Local of the snapshot (`placed`)
-/// put in place when the run started; for any other Local it sees the chain it had before
-/// (`outside`): a first touch inside the run makes its cell as it would have been outside the
-/// run, so that nothing of the run stays in the cell afterwards.
+/// The context that runs the snapshot (its `owner`) sees, of each Local, the captured chain's
+/// scope where it has one (the run puts it in place), and otherwise what it had before the run
+/// (`outside`); its first touch of a Local inside the run makes the cell as it would have been
+/// outside the run, so that nothing of the run stays in the cell afterwards.
 final class RunBoundary: ScopeLink, @unchecked Sendable {
     // @unchecked: immutable after `init`.
     let owner: OwnerKey
     let outside: ScopeLink?
-    let placed: Set<UInt64>
+    /// Whether the run puts the chain's scopes in place lazily (a synchronous run, see
+    /// `ActiveRun`): then every cell the owner makes inside starts as outside the run, and the run
+    /// puts its view in place on it; else the owner has every Local of the chain in place from
+    /// the start, and a cell it makes again (after a discard) starts from the chain's scope.
+    let isLazy: Bool
 
-    init(chain: ScopeLink?, owner: OwnerKey, outside: ScopeLink?, placed: Set<UInt64>) {
+    init(chain: ScopeLink?, owner: OwnerKey, outside: ScopeLink?, isLazy: Bool) {
         self.owner = owner
         self.outside = outside
-        self.placed = placed
+        self.isLazy = isLazy
         super.init(localID: 0)
         parent = chain
+    }
+}
+
+/// A synchronous snapshot run on one thread: which context runs it, what it captured, and what it
+/// put in place so far. A run puts a Local's captured scope in place for the running context
+/// lazily, at the context's first access of the Local inside the run (its cache slots, stamped
+/// with another run, send that access to `Storage.enterRunView`), so that entering and leaving a
+/// run costs the same whatever the number of Locals in scope; each view is taken away when the
+/// run ends, in reverse.
+final class ActiveRun {
+    let stamp: UInt64
+    let owner: OwnerKey
+    let chain: ScopeLink?
+    /// The Locals whose view was put in place (or found already there, or found absent), and on
+    /// which cell (held, so that no other cell takes its address meanwhile): a cell made again
+    /// inside the run (after a discard) gets the view again.
+    var viewed: [UInt64: AnyObject?]
+    var undos: [() -> Void] = []
+    let previous: ActiveRun?
+    let previousStamp: UInt64
+
+    init(
+        stamp: UInt64, owner: OwnerKey, chain: ScopeLink?, viewed: [UInt64: AnyObject?], in context: ThreadContext
+    ) {
+        self.stamp = stamp
+        self.owner = owner
+        self.chain = chain
+        self.viewed = viewed
+        previous = context.activeRun
+        previousStamp = context.runStamp
+    }
+
+    /// Makes this run the thread's current one.
+    func begin(in context: ThreadContext) {
+        context.activeRun = self
+        context.runStamp = stamp
+    }
+
+    /// Gives the thread back to the run it was in before, and takes away every view, in reverse.
+    func end(in context: ThreadContext) {
+        context.activeRun = previous
+        context.runStamp = previousStamp
+        while let undo = undos.popLast() {
+            undo()
+        }
     }
 }

@@ -33,6 +33,8 @@ final class ScopeFrame<Value: Sendable>: ScopeLink, @unchecked Sendable {
     /// A frame no task-local publishes: an `.overlay` child's own value after `Cell.freeze`. Set
     /// once, before the frame is used.
     @exclusivity(unchecked) @usableFromInline var isPrivate = false
+    /// A frame a snapshot made of a context's own value, in front of the chain it captured.
+    @exclusivity(unchecked) @usableFromInline var isCopiedValue = false
     /// Children with no pin (see `TaskRuntime`) whose cells this frame bounds, made on the first:
     /// nil for almost every frame, so that opening and closing a scope has nothing more to do.
     @exclusivity(unchecked) @usableFromInline var kept: KeptCells<Value>?

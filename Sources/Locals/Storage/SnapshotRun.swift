@@ -2,13 +2,15 @@ public import _LocalsRuntime  // public: `bind` is inlined into the Locals' snap
 
 /// A `LocalsSnapshot.run`, in a loop rather than one nested call per part.
 ///
-/// Each part is put in place in turn (on the running context's cell, with no task-local bound
-/// yet, so that a first touch here makes the cell the running context would have had anyway),
-/// with what undoes it kept in a slot of one temporary buffer (on the stack for small synchronous
-/// runs). Then the captured scope chain is bound, and each scope opened for the run is published
-/// in front of it, through the runtime entry points that `TaskLocal.withValue` itself uses; then
-/// the operation runs; then everything is unbound and taken away, in reverse. A run that nested a
-/// closure per part needed a stack frame per Local (a few thousand overflowed a thread's stack).
+/// The parts put in place at the start (all of them for an asynchronous run; for a synchronous
+/// one only what the captured chain cannot carry) go in turn onto the running context's cells,
+/// with no task-local bound yet, so that a first touch here makes the cell the running context
+/// would have had anyway, with what undoes each kept in a slot of one temporary buffer (on the
+/// stack for small synchronous runs). Then the captured scope chain is bound behind a
+/// `RunBoundary`, and each scope opened for the run is published in front of it, through the
+/// runtime entry points that `TaskLocal.withValue` itself uses; then the operation runs; then
+/// everything is unbound and taken away, in reverse. A run that nested a closure per part needed
+/// a stack frame per Local (a few thousand overflowed a thread's stack).
 ///
 /// Where the runtime lacks those entry points, the bindings nest.
 @usableFromInline
@@ -23,21 +25,33 @@ enum SnapshotRun {
     static let canBind =
         locals_runtime_has_task_local_push() && !TaskRuntime.namesForcedByEnvironment().contains("taskLocalPush")
 
+    /// A synchronous run: `parts` (what the chain cannot carry: `.overlay` children's writes,
+    /// `.thread` values, sessions) are put in place now; each Local of `chain` lazily, at the
+    /// running context's first access inside the run (see `ActiveRun`).
     static func run(chain: ScopeLink?, _ parts: [SnapshotPart], _ body: () -> Void) {
         withUnsafeTemporaryAllocation(byteCount: max(1, parts.count) * slotStride, alignment: 8) { buffer in
             let base = buffer.baseAddress.unsafelyUnwrapped
             let opened = open(parts, base)
-            let boundary = RunBoundary(
-                chain: chain, owner: runningOwner(), outside: ScopeChain.head, placed: Set(parts.map(\.ops.localID))
-            )
+            let context = ThreadContext.current
+            let owner = runningOwner()
+            let boundary = RunBoundary(chain: chain, owner: owner, outside: ScopeChain.head, isLazy: true)
+            // The parts put in place now count as viewed, on whatever cell.
+            let viewed = Dictionary(parts.map { ($0.ops.localID, AnyObject?.none) }) { first, _ in first }
+            let run = ActiveRun(stamp: context.nextStamp(), owner: owner, chain: chain, viewed: viewed, in: context)
             if canBind {
                 let bound = publish(boundary, opened, base)
+                run.begin(in: context)
                 body()
+                run.end(in: context)
                 close(opened, base, unbinding: bound)
             } else {
                 ScopeChain.key.withValue(boundary) {
-                    nested(opened, base, from: 0, body)
+                    nested(opened, base, from: 0) {
+                        run.begin(in: context)
+                        body()
+                        run.end(in: context)
                     }
+                }
                 close(opened, base, unbinding: 0)
             }
         }
@@ -54,9 +68,7 @@ enum SnapshotRun {
         let base = UnsafeMutableRawPointer.allocate(byteCount: max(1, parts.count) * slotStride, alignment: 8)
         defer { base.deallocate() }
         let opened = open(parts, base)
-        let boundary = RunBoundary(
-                chain: chain, owner: runningOwner(), outside: ScopeChain.head, placed: Set(parts.map(\.ops.localID))
-            )
+        let boundary = RunBoundary(chain: chain, owner: runningOwner(), outside: ScopeChain.head, isLazy: false)
         if canBind {
             let bound = publish(boundary, opened, base)
             await body()

@@ -9,6 +9,11 @@ extension Storage {
             sessions.unsafelyUnwrapped.resetCurrent(self)
             return
         }
+        if kind == .task, let run = ThreadContext.current.activeRun,
+            run.owner == currentOwner(ThreadContext.current).owner, ScopeChain.find(localID, from: run.chain) != nil
+        {
+            _ = resolveCell()  // inside a snapshot run that has this Local: its view, put in place first
+        }
         guard let cell = existingCell() else {
             // No cell yet: a scope the running task owns, or shares, still has a value to reset.
             let owner = currentOwner(ThreadContext.current).owner

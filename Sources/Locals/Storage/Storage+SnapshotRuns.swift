@@ -36,6 +36,19 @@ struct PartInPlace<Value: Sendable> {
     }
 }
 
+/// A frame a run's undo takes over when the run ends (so that it goes back uniquely referenced).
+final class KeptFrame<Value: Sendable> {
+    private var frame: ScopeFrame<Value>?
+
+    init(_ frame: consuming ScopeFrame<Value>) {
+        self.frame = frame
+    }
+
+    func take() -> ScopeFrame<Value> {
+        frame.take().unsafelyUnwrapped
+    }
+}
+
 /// What a redirected `.task` part puts back, boxed (it is larger than a slot).
 @usableFromInline
 final class RedirectUndo<Value: Sendable> {
@@ -262,16 +275,26 @@ extension Storage {
     // MARK: The scope a context sees
 
     /// The innermost scope of this Local that `owner` (the running task or thread) sees: opened
-    /// by it, or inherited. Inside a snapshot run of `owner`'s own, a Local the run put in place
-    /// is seen through the captured chain, any other as outside the run (see `RunBoundary`).
+    /// by it, or inherited. Inside a snapshot run of `owner`'s own, a Local the captured chain has
+    /// a scope of is seen through it, any other as outside the run (see `RunBoundary`).
     func visibleScope(for owner: OwnerKey) -> ScopeFrame<Value>? {
+        scope(for: owner, newCell: false)
+    }
+
+    /// What a cell `owner` makes starts from: the same, except that inside a synchronous run of
+    /// its own the cell starts as outside the run (the run then puts its view in place on it).
+    func scopeForNewCell(for owner: OwnerKey) -> ScopeFrame<Value>? {
+        scope(for: owner, newCell: true)
+    }
+
+    private func scope(for owner: OwnerKey, newCell: Bool) -> ScopeFrame<Value>? {
         var link = ScopeChain.head
         while let current = link {
             if current.localID == localID {
                 return unsafeDowncast(current, to: ScopeFrame<Value>.self)
             }
             if current.localID == 0, let run = current as? RunBoundary, run.owner == owner,
-                !run.placed.contains(localID)
+                (newCell && run.isLazy) || ScopeChain.find(localID, from: run.parent) == nil
             {
                 link = run.outside
                 continue
@@ -279,6 +302,19 @@ extension Storage {
             link = current.parent
         }
         return nil
+    }
+
+    /// Puts `run`'s view of this Local in place on `cell` (the running context's, who runs it) at
+    /// the context's first access inside the run: as a child created at the capture point sees
+    /// the captured chain's scope, if it has one; else the cell stays as it was. Taken away when
+    /// the run ends.
+    func enterRunView(_ cell: Cell<Value>, _ run: ActiveRun) {
+        if let viewed = run.viewed[localID], viewed == nil || viewed === cell { return }
+        run.viewed[localID] = cell
+        guard let view = ScopeChain.find(localID, from: run.chain) else { return }
+        let (entered, frame) = enter(PartData.make(.scope(unsafeDowncast(view, to: ScopeFrame<Value>.self))))
+        let kept = KeptFrame(frame)
+        run.undos.append { [self] in leave(entered, kept.take()) }
     }
 
     /// Points the running context's accesses at `frame` by `route`, as a child of that scope.

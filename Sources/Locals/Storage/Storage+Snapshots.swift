@@ -58,7 +58,7 @@ enum LiveLocals {
     /// lists them; with the capturing thread's `.thread` values) and of the custom
     /// discriminators' Locals (whose key is the discriminator's to say). Where the running task
     /// has no record (the runtime gives no pin), of every live Local.
-    static func capture() -> [SnapshotPart] {
+    static func capture() -> (chain: ScopeLink?, parts: [SnapshotPart]) {
         var listed: [SnapshotOps]
         if let task = TaskIdentity.current {
             listed = TaskRegistry.localsListed(by: task) ?? entries.withLock { Array($0.all.values) }
@@ -70,17 +70,21 @@ enum LiveLocals {
         }
         let sessions = entries.withLock { $0.sessions.isEmpty ? [] : Array($0.sessions.values) }
         listed += sessions
-        guard !listed.isEmpty else { return [] }
+        var chain = ScopeChain.head
+        guard !listed.isEmpty else { return (chain, []) }
         listed.sort { $0.localID < $1.localID }
         var parts: [SnapshotPart] = []
         var last: UInt64 = 0
         for ops in listed where ops.localID != last {
             last = ops.localID
-            if let data = ops.capture() {
+            guard let data = ops.capture() else { continue }
+            if let link = ops.linkValue(data, chain) {
+                chain = link  // the context's own value, as a scope in front of the chain
+            } else {
                 parts.append(SnapshotPart(data: data, ops: ops))
             }
         }
-        return parts
+        return (chain, parts)
     }
 }
 
@@ -112,6 +116,8 @@ final class SnapshotOps: Sendable {
     let capture: @Sendable () -> (any Sendable & AnyObject)?
     /// The part for a scope of this Local found in a captured chain.
     let scopePart: @Sendable (ScopeLink) -> any Sendable & AnyObject
+    /// For a part that holds the context's own value: a frame holding it, in front of `chain`.
+    let linkValue: @Sendable (AnyObject, ScopeLink?) -> ScopeLink?
     let listing: @Sendable (AnyObject) -> String
     /// A run's steps (see `SnapshotRun`): put the part in place and keep what undoes it in a slot
     /// (false if the Local is gone); publish it to child tasks (true if that bound a task-local),
@@ -129,6 +135,7 @@ final class SnapshotOps: Sendable {
         holdsThreadValues: Bool,
         capture: @escaping @Sendable () -> (any Sendable & AnyObject)?,
         scopePart: @escaping @Sendable (ScopeLink) -> any Sendable & AnyObject,
+        linkValue: @escaping @Sendable (AnyObject, ScopeLink?) -> ScopeLink?,
         listing: @escaping @Sendable (AnyObject) -> String,
         open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
         publish: @escaping @Sendable (UnsafeMutableRawPointer) -> Bool,
@@ -141,6 +148,7 @@ final class SnapshotOps: Sendable {
         self.holdsThreadValues = holdsThreadValues
         self.capture = capture
         self.scopePart = scopePart
+        self.linkValue = linkValue
         self.listing = listing
         self.open = open
         self.publish = publish
@@ -239,6 +247,17 @@ extension Storage {
             holdsThreadValues: kind == .thread,
             capture: { [weak self] in self?.capturePart() },
             scopePart: { link in PartData.make(.scope(unsafeDowncast(link, to: ScopeFrame<Value>.self))) },
+            linkValue: { [localID] data, chain in
+                let part = unsafeDowncast(data, to: PartData<Value>.self)
+                guard part.tag == .value else { return nil }
+                let frame = ScopeFrame(
+                    value: unsafeDowncast(part, to: ValuePartData<Value>.self).value, localID: localID,
+                    inheritance: .copy, owner: .noKey, savedRoute: .own, savedScope: nil, origin: .unopened
+                )
+                frame.isCopiedValue = true
+                frame.parent = chain
+                return frame
+            },
             listing: { [description] data in
                 Self.listing(description, unsafeDowncast(data, to: PartData<Value>.self).kind)
             },
@@ -290,6 +309,8 @@ extension Storage {
         switch kind {
         case .value(let value):
             return "\(local) = \(value) (its own value, copied)"
+        case .scope(let frame) where frame.isCopiedValue:
+            return "\(local) = \(frame.loadValue()) (its own value, copied)"
         case .scope(let frame):
             return "\(local) = \(frame.loadValue()) (a .\(frame.inheritance) scope opened at \(frame.origin))"
         case .overlay(let frame, let layer):

@@ -179,9 +179,10 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
             id = task.id
         }
         guard let context = ThreadContext.existing(key: pthreadKey) else { return nil }
-        let slot = context._withUnsafeGuaranteedRef { $0.slots } + ThreadContext.slotIndex(local: localID, address: address)
+        let (slots, stamp) = context._withUnsafeGuaranteedRef { ($0.slots, $0.runStamp) }
+        let slot = slots + ThreadContext.slotIndex(local: localID, address: address)
         guard slot.pointee.local == localID, slot.pointee.address == address, slot.pointee.id == id,
-            slot.pointee.epoch == epoch, let cell = slot.pointee.cell
+            slot.pointee.epoch == epoch, slot.pointee.stamp == stamp, let cell = slot.pointee.cell
         else {
             return nil
         }
@@ -228,22 +229,35 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         let index = ThreadContext.slotIndex(local: localID, address: cacheAddress)
         context.store(
             CacheSlot(
-                local: localID, address: cacheAddress, id: cacheID, epoch: epoch,
+                local: localID, address: cacheAddress, id: cacheID, epoch: epoch, stamp: context.runStamp,
                 cell: Unmanaged.passUnretained(cell).toOpaque()
             ),
             at: index
         )
+        if kind == .task, let run = context.activeRun, run.owner == owner {
+            enterRunView(cell, run)
+            if self.epoch.load(ordering: .relaxed) != epoch {
+                // A removal while the view went in place (a discard from elsewhere): this cell may
+                // be the one it took away; the running context's cell now has the view.
+                return resolveCell()
+            }
+        }
         return cell
     }
 
     /// The running context's cell if it has one, without making it.
-    @inlinable
+    @usableFromInline
     func existingCell() -> Cell<Value>? {
         if let cell = cachedCell() {
             return cell.takeUnretainedValue()
         }
-        let (owner, _, _) = currentOwner(ThreadContext.current)
-        return tables.withLock { Self.cell(of: owner, in: $0) }
+        let context = ThreadContext.current
+        let (owner, _, _) = currentOwner(context)
+        guard let cell = tables.withLock({ Self.cell(of: owner, in: $0) }) else { return nil }
+        if kind == .task, let run = context.activeRun, run.owner == owner {
+            return resolveCell()  // in the run's view, as every access inside the run
+        }
+        return cell
     }
 
     @inlinable
@@ -272,7 +286,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     private func makeCell(for owner: OwnerKey, context: ThreadContext) -> Cell<Value> {
         let task = owner.isThread ? nil : TaskIdentity(address: owner.address, id: owner.id)
         let record = task.flatMap(TaskRegistry.adoptRecordForCurrentTask)
-        let frame = kind == .task ? visibleScope(for: owner) : nil
+        let frame = kind == .task ? scopeForNewCell(for: owner) : nil
         let cell: Cell<Value>
         var keptBy: ScopeFrame<Value>?
         if let frame, frame.owner == owner {

@@ -61,6 +61,9 @@ final class ModelTask {
     /// The Locals whose own value a snapshot takes: written outside a scope (or as an `.overlay`
     /// child), or copied from a `.copy` scope; forgotten when the value is dropped.
     var listed: Set<Int> = []
+    /// The synchronous snapshot runs the task is in, innermost last: what each still has to put
+    /// in place at the task's first access of a Local (see ModelSnapshots.swift).
+    var runs: [ModelRunLayer] = []
     var children: [Int] = []
     var blockedOn: Int?
     var ended = false
@@ -280,15 +283,19 @@ final class ModelState {
             switch op {
             case .read(let local, let field):
                 try checkLocal(local)
+                placeRunPart(task, local)
                 observed.append(read(task, local, field))
             case .write(let local, let field, let part, let style):
                 try checkLocal(local)
+                placeRunPart(task, local)
                 observed += write(task, local, field, part, style)
             case .reset(let local):
                 try checkLocal(local)
+                placeRunPart(task, local)
                 reset(task, local)
             case .scope(let inner, let innerOps):
                 try checkLocal(inner.local)
+                placeRunPart(task, inner.local)
                 let left = try runSync(task, inner, innerOps, syncDepth: syncDepth + 1, &observed)
                 if left > 0 { return left }
             case .throwOut(let levels):
@@ -407,7 +414,7 @@ final class ModelState {
         case .run(let slot, let async, let ops):
             try checkSlot(slot)
             guard !async || !task.isThread else { throw invalid("an await on a plain thread") }
-            return try run(task, snapshots[slot] ?? ModelSnapshot(), ops)
+            return try run(task, snapshots[slot] ?? ModelSnapshot(), ops, lazily: !async)
         case .end:
             guard task.scopeDepth == 0 else { throw invalid("t\(task.id) ends inside a scope") }
             guard canUnwind(task, levels: 1) else {

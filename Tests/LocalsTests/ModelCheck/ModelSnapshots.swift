@@ -15,9 +15,10 @@
 // - nothing, where the context wrote no value of its own and is in no scope of the Local.
 //
 // `run` first touches the running context's own value of each Local in the snapshot (made as on
-// any first touch), then puts the snapshot's in place for its body; afterwards the running
-// context's values are what they were, and what the body wrote is gone, except what it wrote to a
-// `.shared` scope's value.
+// any first touch), then puts the snapshot's in place for its body: an asynchronous run all of
+// them when it starts, a synchronous one each at the body's first access of the Local (and an
+// `.overlay` child's writes when it starts). Afterwards the running context's values are what
+// they were, and what the body wrote is gone, except what it wrote to a `.shared` scope's value.
 
 import Locals
 
@@ -70,49 +71,90 @@ extension ModelState {
         }
     }
 
-    /// Runs `ops` in `task` under `snapshot`; returns what they observe.
-    func run(_ task: ModelTask, _ snapshot: ModelSnapshot, _ ops: [ModelSyncOp]) throws(ModelInvalid) -> [ModelPart] {
-        let base = task.blocks.count
-        var savedOwn: [(local: Int, cell: ModelCell?)] = []
+    /// Runs `ops` in `task` under `snapshot`; returns what they observe. An asynchronous run
+    /// puts every part in place when it starts; a synchronous one only `.overlay` children's
+    /// writes, and each other part at the task's first access of its Local inside the run.
+    func run(
+        _ task: ModelTask, _ snapshot: ModelSnapshot, _ ops: [ModelSyncOp], lazily: Bool
+    ) throws(ModelInvalid) -> [ModelPart] {
+        let layer = ModelRunLayer(base: task.blocks.count)
         for (local, part) in snapshot.parts.enumerated() {
             guard let part else { continue }
             try checkLocal(local)
-            _ = touch(task, local)
-            switch part {
-            case .value(let value):
-                task.blocks.append(ownFrame(task, local, policies[local], value))
-            case .scope(let frame):
-                switch frame.policy {
-                case .copy:
-                    task.blocks.append(ownFrame(task, local, .copy, frame.value))
-                case .fresh:
-                    task.blocks.append(ownFrame(task, local, .fresh, initialValue(local)))
-                case .shared:
-                    task.blocks.append(ModelBlock(local: local, frame: frame))
-                case .overlay:
-                    savedOwn.append((local, task.own[local]))
-                    task.own[local] = .overlay([])
-                    task.blocks.append(ModelBlock(local: local, frame: frame, readsThrough: true))
-                }
-            case .overlay(let frame, let layer):
-                savedOwn.append((local, task.own[local]))
-                task.own[local] = .overlay(layer)
-                task.blocks.append(ModelBlock(local: local, frame: frame, readsThrough: true))
+            if lazily, case .overlay = part {} else if lazily {
+                layer.pending[local] = part
+                continue
             }
+            place(part, of: local, in: task, layer)
         }
+        task.runs.append(layer)
         var observed: [ModelPart] = []
-        guard try runBody(task, ops, syncDepth: 0, &observed) == 0 else {
+        let unwound = try runBody(task, ops, syncDepth: 0, &observed)
+        task.runs.removeLast()
+        guard unwound == 0 else {
             throw invalid("a throw escapes a snapshot's run")
         }
-        task.blocks.removeSubrange(base...)
-        for saved in savedOwn {
+        task.blocks.removeSubrange(layer.base...)
+        for saved in layer.savedOwn.reversed() {
             task.own[saved.local] = saved.cell
         }
         return observed
     }
 
+    /// Puts what the runs the task is in still owe for `local` in place, outermost run first.
+    func placeRunPart(_ task: ModelTask, _ local: Int) {
+        for layer in task.runs {
+            if let part = layer.pending.removeValue(forKey: local) {
+                place(part, of: local, in: task, layer)
+            }
+        }
+    }
+
+    /// Touches the running task's own value of `local` (made as on any first touch), then puts
+    /// `part` in place: a block at the run's base, under any scope the run's body opened since.
+    private func place(_ part: ModelSnapshot.Part, of local: Int, in task: ModelTask, _ layer: ModelRunLayer) {
+        _ = touch(task, local)
+        let block: ModelBlock
+        switch part {
+        case .value(let value):
+            block = ownFrame(task, local, policies[local], value)
+        case .scope(let frame):
+            switch frame.policy {
+            case .copy:
+                block = ownFrame(task, local, .copy, frame.value)
+            case .fresh:
+                block = ownFrame(task, local, .fresh, initialValue(local))
+            case .shared:
+                block = ModelBlock(local: local, frame: frame)
+            case .overlay:
+                layer.savedOwn.append((local, task.own[local]))
+                task.own[local] = .overlay([])
+                block = ModelBlock(local: local, frame: frame, readsThrough: true)
+            }
+        case .overlay(let frame, let writes):
+            layer.savedOwn.append((local, task.own[local]))
+            task.own[local] = .overlay(writes)
+            block = ModelBlock(local: local, frame: frame, readsThrough: true)
+        }
+        task.blocks.insert(block, at: layer.base + layer.placed)
+        layer.placed += 1
+    }
+
     /// A scope of the running task's own for the length of a run, as `run` opens one.
     private func ownFrame(_ task: ModelTask, _ local: Int, _ policy: Inheritance, _ value: ModelValue) -> ModelBlock {
         ModelBlock(local: local, frame: ModelFrame(owner: task.id, policy: policy, value: value))
+    }
+}
+
+/// One synchronous run a task is in: where its blocks start, what it still has to put in place,
+/// and what it changed of the task's own values.
+final class ModelRunLayer {
+    let base: Int
+    var placed = 0
+    var pending: [Int: ModelSnapshot.Part] = [:]
+    var savedOwn: [(local: Int, cell: ModelCell?)] = []
+
+    init(base: Int) {
+        self.base = base
     }
 }
