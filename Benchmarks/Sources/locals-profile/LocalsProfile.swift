@@ -58,6 +58,13 @@ struct LocalsProfile {
                 Anchor.$value.withValue(1) {
                     for _ in 0..<operations { sink(Anchor.value) }
                 }
+            case "runread":
+                let locals = (0..<10).map { _ in Local { RequestState() } }
+                var snapshot = LocalsSnapshot()
+                locals[0].withValue(\.x, 1) { snapshot = LocalsSnapshot.capture() }
+                let first = locals[0]
+                for _ in 0..<operations { snapshot.run { sink(first.x) } }
+                withExtendedLifetime(locals) {}
             case "capture", "run":
                 let count = arguments.dropFirst(2).first.flatMap { Int($0) } ?? 10
                 let locals = (0..<count).map { _ in Local { RequestState() } }

@@ -108,16 +108,25 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     /// ```swift
     /// completion = { result in snapshot.run { handle(result) } }
     /// ```
+    ///
+    /// Inlinable, so that the result's type is concrete where `run` is called: unspecialized, the
+    /// result's generic type metadata would be looked up on every call, which cost more than the
+    /// run itself.
+    @inlinable
     public func run<R, E: Error>(_ operation: () throws(E) -> R) throws(E) -> R {
         var result: Result<R, E>?
-        if carried.isEmpty {
-            SnapshotRun.run(chain: chain, parts) { result = Result { () throws(E) -> R in try operation() } }
-        } else {
-            carried.run {
-                SnapshotRun.run(chain: chain, parts) { result = Result { () throws(E) -> R in try operation() } }
-            }
-        }
+        run { result = Result { () throws(E) -> R in try operation() } }
         return try result.unsafelyUnwrapped.get()
+    }
+
+    /// `run`'s work, for a body that returns nothing and cannot throw.
+    @usableFromInline
+    func run(_ body: () -> Void) {
+        if carried.isEmpty {
+            SnapshotRun.run(chain: chain, parts, body)
+        } else {
+            carried.run { SnapshotRun.run(chain: chain, parts, body) }
+        }
     }
 
     /// Runs `operation` with every captured Local's value in place, then puts the running context's

@@ -44,6 +44,8 @@ final class ThreadContext {
     /// an access inside the run finds its way to the run's view of the Local.
     @exclusivity(unchecked) @usableFromInline var runStamp: UInt64 = 0
     @exclusivity(unchecked) var activeRun: ActiveRun?
+    /// An ended run kept for the next one on this thread (see `ActiveRun.recycle`).
+    @exclusivity(unchecked) var spareRun: ActiveRun?
     @exclusivity(unchecked) private var stamps: UInt64 = 0
 
     /// A stamp no earlier run on this thread had.

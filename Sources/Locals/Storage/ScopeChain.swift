@@ -53,54 +53,93 @@ enum ScopeChain {
 /// passes it into the captured chain, and so inherits as a child created at the capture point.
 /// The context that runs the snapshot (its `owner`) sees, of each Local, the captured chain's
 /// scope where it has one (the run puts it in place), and otherwise what it had before the run
-/// (`outside`); its first touch of a Local inside the run makes the cell as it would have been
-/// outside the run, so that nothing of the run stays in the cell afterwards.
-final class RunBoundary: ScopeLink, @unchecked Sendable {
-    // @unchecked: immutable after `init`.
-    let owner: OwnerKey
-    let outside: ScopeLink?
-    /// Whether the run puts the chain's scopes in place lazily (a synchronous run, see
-    /// `ActiveRun`): then every cell the owner makes inside starts as outside the run, and the run
-    /// puts its view in place on it; else the owner has every Local of the chain in place from
-    /// the start, and a cell it makes again (after a discard) starts from the chain's scope.
-    let isLazy: Bool
+/// (`outside`).
+///
+/// An asynchronous run puts every Local of the chain in place when it starts, so that a cell the
+/// owner makes again inside the run (after a discard) starts from the chain's scope. A
+/// synchronous run (an `ActiveRun`) puts them in place lazily, and every cell the owner makes
+/// inside it starts as outside the run, so that nothing of the run stays in the cell afterwards.
+class RunBoundary: ScopeLink, @unchecked Sendable {
+    // @unchecked: set before the boundary is bound, and not changed while any other context can
+    // see it (an `ActiveRun` is its thread's only, and is reused only once no one else holds it).
+    @exclusivity(unchecked) final var owner: OwnerKey
+    @exclusivity(unchecked) final var outside: ScopeLink?
 
-    init(chain: ScopeLink?, owner: OwnerKey, outside: ScopeLink?, isLazy: Bool) {
+    init(chain: ScopeLink?, owner: OwnerKey, outside: ScopeLink?) {
         self.owner = owner
         self.outside = outside
-        self.isLazy = isLazy
         super.init(localID: 0)
         parent = chain
     }
+
+    /// Whether the run puts the chain's scopes in place lazily.
+    final var isLazy: Bool { self is ActiveRun }
 }
 
-/// A synchronous snapshot run on one thread: which context runs it, what it captured, and what it
-/// put in place so far. A run puts a Local's captured scope in place for the running context
-/// lazily, at the context's first access of the Local inside the run (its cache slots, stamped
-/// with another run, send that access to `Storage.enterRunView`), so that entering and leaving a
-/// run costs the same whatever the number of Locals in scope; each view is taken away when the
-/// run ends, in reverse.
-final class ActiveRun {
-    let stamp: UInt64
-    let owner: OwnerKey
-    let chain: ScopeLink?
-    /// The Locals whose view was put in place (or found already there, or found absent), and on
-    /// which cell (held, so that no other cell takes its address meanwhile): a cell made again
-    /// inside the run (after a discard) gets the view again.
-    var viewed: [UInt64: AnyObject?]
-    var undos: [() -> Void] = []
-    let previous: ActiveRun?
-    let previousStamp: UInt64
+/// A synchronous snapshot run on one thread, which is also its boundary in the scope chain: what
+/// it captured, and what it has put in place so far.
+///
+/// The run puts a Local's captured scope in place for the running context lazily, at the
+/// context's first access of the Local inside the run: the run stamps the thread's cache, so that
+/// slots cached before it are not used, and the access goes to `Storage.enterRunView`. So
+/// entering and leaving a run costs the same whatever the number of Locals in scope. Each view is
+/// taken away when the run ends, in reverse.
+final class ActiveRun: RunBoundary, @unchecked Sendable {
+    @exclusivity(unchecked) var stamp: UInt64
+    /// The Locals whose view is in place (or was found absent, or was put in place with the run's
+    /// first parts, with no cell), and on which cell (held, so that no other cell takes its
+    /// address meanwhile): a cell made again inside the run (after a discard) gets the view again.
+    @exclusivity(unchecked) var viewed: [(local: UInt64, cell: AnyObject?)] = []
+    @exclusivity(unchecked) var undos: [RunUndo] = []
+    @exclusivity(unchecked) var previous: ActiveRun?
+    @exclusivity(unchecked) var previousStamp: UInt64
 
-    init(
-        stamp: UInt64, owner: OwnerKey, chain: ScopeLink?, viewed: [UInt64: AnyObject?], in context: ThreadContext
-    ) {
-        self.stamp = stamp
-        self.owner = owner
-        self.chain = chain
-        self.viewed = viewed
+    private init(chain: ScopeLink?, owner: OwnerKey, in context: ThreadContext) {
+        stamp = context.nextStamp()
         previous = context.activeRun
         previousStamp = context.runStamp
+        super.init(chain: chain, owner: owner, outside: ScopeChain.head)
+    }
+
+    /// A run of `chain` by `owner` on the thread of `context`: the thread's spare one if it has
+    /// one (a run allocates nothing then), else a new one.
+    static func make(chain: ScopeLink?, owner: OwnerKey, in context: ThreadContext) -> ActiveRun {
+        guard let run = context.spareRun.take() else {
+            return ActiveRun(chain: chain, owner: owner, in: context)
+        }
+        run.stamp = context.nextStamp()
+        run.previous = context.activeRun
+        run.previousStamp = context.runStamp
+        run.owner = owner
+        run.outside = ScopeChain.head
+        run.parent = chain
+        return run
+    }
+
+    /// Keeps `run` as its thread's spare once it has ended, if nothing else holds it (a child task
+    /// created inside it holds its boundary for as long as it runs).
+    static func recycle(_ run: inout ActiveRun?, in context: ThreadContext) {
+        guard isKnownUniquelyReferenced(&run) else { return }
+        let kept = (run.unsafelyUnwrapped.parent.take(), run.unsafelyUnwrapped.outside.take())
+        run.unsafelyUnwrapped.viewed.removeAll(keepingCapacity: true)
+        context.spareRun = run.take()
+        withExtendedLifetime(kept) {}  // released last: a scope's value may have a deinit
+    }
+
+    /// The cell the view of `local` is in place on; `.some(nil)` where none is needed.
+    func viewedCell(of local: UInt64) -> AnyObject?? {
+        for entry in viewed where entry.local == local {
+            return .some(entry.cell)
+        }
+        return nil
+    }
+
+    func setViewed(_ local: UInt64, on cell: AnyObject?) {
+        if let index = viewed.firstIndex(where: { $0.local == local }) {
+            viewed[index].cell = cell
+        } else {
+            viewed.append((local, cell))
+        }
     }
 
     /// Makes this run the thread's current one.
@@ -113,8 +152,24 @@ final class ActiveRun {
     func end(in context: ThreadContext) {
         context.activeRun = previous
         context.runStamp = previousStamp
+        previous = nil
         while let undo = undos.popLast() {
-            undo()
+            undo.undo()
         }
+    }
+}
+
+/// What takes one view of a run away again (see `Storage.enterRunView`).
+@usableFromInline
+final class RunUndo {
+    private let action: () -> Void
+
+    @usableFromInline
+    init(_ action: @escaping () -> Void) {
+        self.action = action
+    }
+
+    func undo() {
+        action()
     }
 }

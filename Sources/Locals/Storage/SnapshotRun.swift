@@ -33,27 +33,28 @@ enum SnapshotRun {
             let base = buffer.baseAddress.unsafelyUnwrapped
             let opened = open(parts, base)
             let context = ThreadContext.current
-            let owner = runningOwner()
-            let boundary = RunBoundary(chain: chain, owner: owner, outside: ScopeChain.head, isLazy: true)
-            // The parts put in place now count as viewed, on whatever cell.
-            let viewed = Dictionary(parts.map { ($0.ops.localID, AnyObject?.none) }) { first, _ in first }
-            let run = ActiveRun(stamp: context.nextStamp(), owner: owner, chain: chain, viewed: viewed, in: context)
+            // Held only here (and by the binding while it lasts), so that it can be recycled.
+            var run: ActiveRun? = ActiveRun.make(chain: chain, owner: runningOwner(), in: context)
+            for part in parts {
+                run.unsafelyUnwrapped.viewed.append((part.ops.localID, nil))  // in place now, on whatever cell
+            }
             if canBind {
-                let bound = publish(boundary, opened, base)
-                run.begin(in: context)
+                let bound = publish(run.unsafelyUnwrapped, opened, base)
+                run.unsafelyUnwrapped.begin(in: context)
                 body()
-                run.end(in: context)
+                run.unsafelyUnwrapped.end(in: context)
                 close(opened, base, unbinding: bound)
             } else {
-                ScopeChain.key.withValue(boundary) {
+                ScopeChain.key.withValue(run) {
                     nested(opened, base, from: 0) {
-                        run.begin(in: context)
+                        run.unsafelyUnwrapped.begin(in: context)
                         body()
-                        run.end(in: context)
+                        run.unsafelyUnwrapped.end(in: context)
                     }
                 }
                 close(opened, base, unbinding: 0)
             }
+            ActiveRun.recycle(&run, in: context)
         }
     }
 
@@ -68,7 +69,7 @@ enum SnapshotRun {
         let base = UnsafeMutableRawPointer.allocate(byteCount: max(1, parts.count) * slotStride, alignment: 8)
         defer { base.deallocate() }
         let opened = open(parts, base)
-        let boundary = RunBoundary(chain: chain, owner: runningOwner(), outside: ScopeChain.head, isLazy: false)
+        let boundary = RunBoundary(chain: chain, owner: runningOwner(), outside: ScopeChain.head)
         if canBind {
             let bound = publish(boundary, opened, base)
             await body()
@@ -102,7 +103,7 @@ enum SnapshotRun {
     /// Binds the chain, then publishes each part in front of it; returns how many bindings it made
     /// after the chain's.
     private static func publish(_ boundary: RunBoundary, _ opened: Int, _ base: UnsafeMutableRawPointer) -> Int {
-        bind(ScopeChain.key, to: boundary)
+        bindChain(boundary)
         var bound = 0
         for index in 0..<opened {
             let slot = base + index * slotStride
@@ -156,6 +157,17 @@ enum SnapshotRun {
             )
         }
     }
+
+    /// `bind(ScopeChain.key, to: link)`, with the binding's type looked up once, not per run.
+    static func bindChain(_ link: ScopeLink) {
+        var taken: UnsafeMutableRawPointer? = Unmanaged.passRetained(link).toOpaque()
+        withUnsafeMutablePointer(to: &taken) { pointer in
+            locals_runtime_push_task_local(Unmanaged.passUnretained(ScopeChain.key).toOpaque(), pointer, linkType)
+        }
+    }
+
+    /// Type metadata is immutable once made: sharing the pointer is safe.
+    nonisolated(unsafe) private static let linkType = unsafeBitCast(ScopeLink?.self as Any.Type, to: UnsafeRawPointer.self)
 
     @inlinable
     static func unbind() {

@@ -10,7 +10,7 @@ extension Storage {
             return
         }
         if kind == .task, let run = ThreadContext.current.activeRun,
-            run.owner == currentOwner(ThreadContext.current).owner, ScopeChain.find(localID, from: run.chain) != nil
+            run.owner == currentOwner(ThreadContext.current).owner, ScopeChain.find(localID, from: run.parent) != nil
         {
             _ = resolveCell()  // inside a snapshot run that has this Local: its view, put in place first
         }

@@ -36,19 +36,6 @@ struct PartInPlace<Value: Sendable> {
     }
 }
 
-/// A frame a run's undo takes over when the run ends (so that it goes back uniquely referenced).
-final class KeptFrame<Value: Sendable> {
-    private var frame: ScopeFrame<Value>?
-
-    init(_ frame: consuming ScopeFrame<Value>) {
-        self.frame = frame
-    }
-
-    func take() -> ScopeFrame<Value> {
-        frame.take().unsafelyUnwrapped
-    }
-}
-
 /// What a redirected `.task` part puts back, boxed (it is larger than a slot).
 @usableFromInline
 final class RedirectUndo<Value: Sendable> {
@@ -238,7 +225,18 @@ extension Storage {
             let opened = openScope(inheritance, .unopened) { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
             return (.scope(cell: opened.cell, epoch: opened.epoch), opened.frame)
         case .scope:
+            return enter(view: part.frame.unsafelyUnwrapped)
+        case .overlay:
             let frame = part.frame.unsafelyUnwrapped
+            return (.redirect(redirect(.overlay, frame, OverlayState(part.layer.unsafelyUnwrapped.copy()))), frame)
+        case .thread, .session:
+            preconditionFailure("swift-locals: not a .task part")
+        }
+    }
+
+    /// Puts the running context's accesses in `frame`, as a child created inside it sees it.
+    @inlinable
+    func enter(view frame: ScopeFrame<Value>) -> (Entered, ScopeFrame<Value>) {
             switch frame.inheritance {
             case .copy:
                 let value = frame.loadValue()
@@ -253,12 +251,6 @@ extension Storage {
             case .overlay:
                 return (.redirect(redirect(.overlay, frame, OverlayState())), frame)
             }
-        case .overlay:
-            let frame = part.frame.unsafelyUnwrapped
-            return (.redirect(redirect(.overlay, frame, OverlayState(part.layer.unsafelyUnwrapped.copy()))), frame)
-        case .thread, .session:
-            preconditionFailure("swift-locals: not a .task part")
-        }
     }
 
     /// Takes away what `enter` put in place; `frame` is the scope it published.
@@ -309,12 +301,12 @@ extension Storage {
     /// the captured chain's scope, if it has one; else the cell stays as it was. Taken away when
     /// the run ends.
     func enterRunView(_ cell: Cell<Value>, _ run: ActiveRun) {
-        if let viewed = run.viewed[localID], viewed == nil || viewed === cell { return }
-        run.viewed[localID] = cell
-        guard let view = ScopeChain.find(localID, from: run.chain) else { return }
-        let (entered, frame) = enter(PartData.make(.scope(unsafeDowncast(view, to: ScopeFrame<Value>.self))))
-        let kept = KeptFrame(frame)
-        run.undos.append { [self] in leave(entered, kept.take()) }
+        if let viewed = run.viewedCell(of: localID), viewed == nil || viewed === cell { return }
+        run.setViewed(localID, on: cell)
+        guard let view = ScopeChain.find(localID, from: run.parent), let ops else { return }
+        // Through the snapshot operations, which are specialized for `Value`: out here the value
+        // type is not concrete, and every step would look up generic type metadata.
+        run.undos.append(ops.enterView(self, view))
     }
 
     /// Points the running context's accesses at `frame` by `route`, as a child of that scope.

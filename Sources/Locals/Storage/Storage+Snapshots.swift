@@ -1,3 +1,5 @@
+import Synchronization
+
 // What a `LocalsSnapshot` takes from each Local, and how `run` puts it back on the running task
 // or thread. The rules, for a `.task` Local:
 //
@@ -24,6 +26,8 @@
 @usableFromInline
 enum LiveLocals {
     private static let entries = Locked.make(Entries())
+    /// How many custom discriminators' Locals are alive: a capture with none skips the lock.
+    private static let sessionCount = Atomic<Int>(0)
 
     private struct Entries {
         var all: [UInt64: SnapshotOps] = [:]
@@ -37,13 +41,18 @@ enum LiveLocals {
             entries.all[id] = ops
             if isSession {
                 entries.sessions[id] = ops
+                sessionCount.add(1, ordering: .relaxed)
             }
         }
     }
 
     static func remove(_ id: UInt64) {
         let removed = entries.withLock { entries in
-            (entries.all.removeValue(forKey: id), entries.sessions.removeValue(forKey: id))
+            let session = entries.sessions.removeValue(forKey: id)
+            if session != nil {
+                sessionCount.subtract(1, ordering: .relaxed)
+            }
+            return (entries.all.removeValue(forKey: id), session)
         }
         withExtendedLifetime(removed) {}
     }
@@ -62,14 +71,17 @@ enum LiveLocals {
         var listed: [SnapshotOps]
         if let task = TaskIdentity.current {
             listed = TaskRegistry.localsListed(by: task) ?? entries.withLock { Array($0.all.values) }
-            if let thread = ThreadContext.existing(key: ThreadContext.pthreadKey) {
+            if let thread = ThreadContext.existing(key: ThreadContext.pthreadKey),
+                !thread._withUnsafeGuaranteedRef({ $0.listed.isEmpty })
+            {
                 listed += thread._withUnsafeGuaranteedRef { $0.listed.filter(\.holdsThreadValues) }
             }
         } else {
             listed = ThreadContext.current.listed
         }
-        let sessions = entries.withLock { $0.sessions.isEmpty ? [] : Array($0.sessions.values) }
-        listed += sessions
+        if sessionCount.load(ordering: .relaxed) > 0 {
+            listed += entries.withLock { Array($0.sessions.values) }
+        }
         var chain = ScopeChain.head
         guard !listed.isEmpty else { return (chain, []) }
         listed.sort { $0.localID < $1.localID }
@@ -118,6 +130,9 @@ final class SnapshotOps: Sendable {
     let scopePart: @Sendable (ScopeLink) -> any Sendable & AnyObject
     /// For a part that holds the context's own value: a frame holding it, in front of `chain`.
     let linkValue: @Sendable (AnyObject, ScopeLink?) -> ScopeLink?
+    /// Puts a synchronous run's view of the Local (the storage, then the scope of the captured
+    /// chain) in place for the running context; returns what takes it away.
+    let enterView: @Sendable (AnyObject, ScopeLink) -> RunUndo
     let listing: @Sendable (AnyObject) -> String
     /// A run's steps (see `SnapshotRun`): put the part in place and keep what undoes it in a slot
     /// (false if the Local is gone); publish it to child tasks (true if that bound a task-local),
@@ -136,6 +151,7 @@ final class SnapshotOps: Sendable {
         capture: @escaping @Sendable () -> (any Sendable & AnyObject)?,
         scopePart: @escaping @Sendable (ScopeLink) -> any Sendable & AnyObject,
         linkValue: @escaping @Sendable (AnyObject, ScopeLink?) -> ScopeLink?,
+        enterView: @escaping @Sendable (AnyObject, ScopeLink) -> RunUndo,
         listing: @escaping @Sendable (AnyObject) -> String,
         open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
         publish: @escaping @Sendable (UnsafeMutableRawPointer) -> Bool,
@@ -149,6 +165,7 @@ final class SnapshotOps: Sendable {
         self.capture = capture
         self.scopePart = scopePart
         self.linkValue = linkValue
+        self.enterView = enterView
         self.listing = listing
         self.open = open
         self.publish = publish
@@ -257,6 +274,12 @@ extension Storage {
                 frame.isCopiedValue = true
                 frame.parent = chain
                 return frame
+            },
+            enterView: { storage, view in
+                let storage = unsafeDowncast(storage, to: Storage<Value>.self)
+                let (entered, frame) = storage.enter(view: unsafeDowncast(view, to: ScopeFrame<Value>.self))
+                var kept: ScopeFrame<Value>? = consume frame
+                return RunUndo { storage.leave(entered, kept.take().unsafelyUnwrapped) }
             },
             listing: { [description] data in
                 Self.listing(description, unsafeDowncast(data, to: PartData<Value>.self).kind)

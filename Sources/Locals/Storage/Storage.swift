@@ -217,16 +217,26 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         let (owner, cacheAddress, cacheID) = currentOwner(context)
         // Read the epoch before the lookup: a removal after it makes the cached entry stale.
         let epoch = self.epoch.load(ordering: .relaxed)
-        var parked: [Cell<Value>] = []
-        let found = tables.withLock { tables -> Cell<Value>? in
-            if !tables.parked.isEmpty {
-                parked = Self.takeParked(of: owner, from: &tables)
-            }
-            return Self.cell(of: owner, in: tables)
-        }
-        withExtendedLifetime(parked) {}
-        let cell = found ?? makeCell(for: owner, context: context)
         let index = ThreadContext.slotIndex(local: localID, address: cacheAddress)
+        let cell: Cell<Value>
+        let slot = context.slots[index]
+        if slot.local == localID, slot.address == cacheAddress, slot.id == cacheID, slot.epoch == epoch,
+            let cached = slot.cell
+        {
+            // Cached before a snapshot run began on this thread (only the stamp differs): still the
+            // running context's cell, by the cache's rule.
+            cell = Unmanaged<Cell<Value>>.fromOpaque(cached).takeUnretainedValue()
+        } else {
+            var parked: [Cell<Value>] = []
+            let found = tables.withLock { tables -> Cell<Value>? in
+                if !tables.parked.isEmpty {
+                    parked = Self.takeParked(of: owner, from: &tables)
+                }
+                return Self.cell(of: owner, in: tables)
+            }
+            withExtendedLifetime(parked) {}
+            cell = found ?? makeCell(for: owner, context: context)
+        }
         context.store(
             CacheSlot(
                 local: localID, address: cacheAddress, id: cacheID, epoch: epoch, stamp: context.runStamp,
