@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds the baggage-service example and runs its tests: AsyncHTTPClient propagation against a
-# real server, and chains of 2 and 3 services on loopback under 1,000 requests with 64 in flight.
+# real server, chains of 2 and 3 services on loopback under 1,000 requests with 64 in flight, and
+# a chain of 3 traced with swift-otel, whose spans are exported over OTLP/HTTP to a receiver in the
+# test and checked there (tenant and request id on every span, one trace per request).
 # Then runs the README's walkthrough with the real executable: three processes on free ports, one
 # request with `baggage: tenant=acme,request-id=r-1`, and every line of every service checked.
-# A first build fetches and compiles Hummingbird, SwiftNIO and AsyncHTTPClient: minutes, not seconds.
+# A first build fetches and compiles Hummingbird, SwiftNIO, AsyncHTTPClient and swift-otel:
+# minutes, not seconds.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

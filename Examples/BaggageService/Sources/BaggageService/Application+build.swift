@@ -31,9 +31,19 @@ public func makeNextServiceClient(tracer: (any Tracer)?) -> HTTPClient {
     return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
 }
 
-/// The routes: ``BaggageMiddleware`` first (it generates a request id when none arrived), then
-/// Hummingbird's request log, then `GET /hello/{name}`.
-public func buildRouter(service: String, next: String?, client: HTTPClient?) -> Router<BasicRequestContext> {
+/// The routes: ``BaggageMiddleware`` first (it generates a request id when none arrived), then,
+/// when `tracing` is on, Hummingbird's `TracingMiddleware`, then Hummingbird's request log, then
+/// `GET /hello/{name}`.
+///
+/// - Parameter tracing: Whether each request gets a server span, started through
+///   `InstrumentationSystem`'s tracer and continuing the caller's `traceparent`. Off by default:
+///   with no tracer that records spans it adds work and nothing to see.
+public func buildRouter(
+    service: String,
+    next: String?,
+    client: HTTPClient?,
+    tracing: Bool = false
+) -> Router<BasicRequestContext> {
     precondition(next == nil || client != nil, "A service with a next service needs a client to call it")
     let nextService = next.flatMap { url in client.map { NextService(url: url, client: $0) } }
     let router = Router()
@@ -44,6 +54,12 @@ public func buildRouter(service: String, next: String?, client: HTTPClient?) -> 
             }
         }
     )
+    if tracing {
+        // After the baggage middleware, so that the server span starts inside the request's
+        // scope: a LocalsBaggageTracer reads its span attributes from the Locals when the span
+        // starts, and before this middleware they hold nothing yet.
+        router.add(middleware: TracingMiddleware())
+    }
     // After the baggage middleware, so Hummingbird's own "Request" line carries the values too.
     router.add(middleware: LogRequestsMiddleware(.info))
     router.get("hello/:name") { _, context -> String in
@@ -67,6 +83,7 @@ public func buildRouter(service: String, next: String?, client: HTTPClient?) -> 
 ///     owns it and shuts it down after the service stops.
 ///   - logLevel: The lowest level logged.
 ///   - makeLogHandler: Where log lines go: standard output by default; tests keep the lines.
+///   - tracing: Whether each request gets a server span (see ``buildRouter(service:next:client:tracing:)``).
 ///   - onServerRunning: Called once the server listens, with its channel.
 public func buildApplication(
     service: String = "baggage-service",
@@ -75,6 +92,7 @@ public func buildApplication(
     client: HTTPClient? = nil,
     logLevel: Logger.Level = .info,
     makeLogHandler: @escaping LogHandlerMaker = standardOutputLogHandler,
+    tracing: Bool = false,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     var logger = Logger(label: service) { label in
@@ -82,7 +100,7 @@ public func buildApplication(
     }
     logger.logLevel = logLevel
     return Application(
-        router: buildRouter(service: service, next: next, client: client),
+        router: buildRouter(service: service, next: next, client: client, tracing: tracing),
         configuration: configuration,
         onServerRunning: onServerRunning,
         logger: logger

@@ -28,7 +28,11 @@ public import LocalsTracing
 /// ```
 ///
 /// With Hummingbird's `TracingMiddleware` in front of it, the span that middleware started stays
-/// in the context; this one only replaces the baggage with what the request carried.
+/// in the context; this one only replaces the baggage with what the request carried. Put
+/// `TracingMiddleware` after it instead when the tracer sets span attributes from the Locals
+/// (`LocalsBaggageTracer(_:wrapping:spanAttributes:)`): the server span then starts inside the
+/// scope and carries the request's fields, and it still continues the caller's trace, which
+/// `TracingMiddleware` extracts itself.
 public struct BaggageMiddleware<Context: RequestContext>: RouterMiddleware {
     let baggage: LocalsBaggage
     let prepare: @Sendable () -> Void

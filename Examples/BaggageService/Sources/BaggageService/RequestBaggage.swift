@@ -49,3 +49,14 @@ public func isLogSafe(_ text: String) -> Bool {
             }
         }
 }
+
+/// The fields set as attributes of every span the tracer starts: `tenant` and `request.id`, read
+/// from ``currentRequest`` in the task that starts the span.
+///
+/// ```swift
+/// LocalsBaggageTracer(requestBaggage, wrapping: tracer, spanAttributes: requestSpanAttributes)
+/// ```
+public let requestSpanAttributes = [
+    LocalField("tenant", of: currentRequest, at: \.tenant),
+    LocalField("request.id", of: currentRequest, at: \.requestID),
+]
