@@ -144,15 +144,41 @@ struct SnapshotTests {
         #expect(seen == ["own", "changed after"])
     }
 
-    @Test("a Local that holds nothing for the capturing context is not in the snapshot")
+    @Test("a Local that holds nothing for the capturing context is not in the snapshot, and a run reads it as new")
     func nothingHeld() async {
         let local = Local { Sample() }
         let snapshot = await Task { LocalsSnapshot.capture() }.value
         #expect(!snapshot.debugDescription.contains(local.description))
-        await Task {
+        let seen = await Task { () -> [String] in
             local.simple = "mine"
-            snapshot.run { #expect(local.simple == "mine", "an empty snapshot changed a Local") }
+            // A synchronous run shows it as a child created at the capture point would: initial.
+            let inRun = snapshot.run { () -> String in
+                local.simple = "in run"
+                return local.simple
+            }
+            let fresh = snapshot.run { local.simple }
+            // An asynchronous run puts in place only what it took; the rest stays the task's.
+            let inAsyncRun = await snapshot.run { () async -> String in local.simple }
+            return [inRun, fresh, inAsyncRun, local.simple]
         }.value
+        #expect(seen == ["in run", Sample.initial, "mine", "mine"])
+    }
+
+    @Test("LocalsSnapshot() runs synchronous work as outside every scope: no Local of the caller is seen")
+    func emptySnapshotSuppresses() async {
+        let own = Local { Sample() }
+        let scoped = Local(inheritance: .shared) { Sample() }
+        let seen = await Task { () -> [String] in
+            own.simple = "caller's"
+            return await scoped.withValue(\.simple, "request") { () async -> [String] in
+                let inside = LocalsSnapshot().run { [own.simple, scoped.simple] }
+                let child = await LocalsSnapshot().run { () async -> String in
+                    await Task { scoped.simple }.value
+                }
+                return inside + [child, own.simple, scoped.simple]
+            }
+        }.value
+        #expect(seen == [Sample.initial, Sample.initial, Sample.initial, "caller's", "request"])
     }
 
     // MARK: Threads and sessions

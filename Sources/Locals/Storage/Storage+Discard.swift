@@ -9,10 +9,8 @@ extension Storage {
             sessions.unsafelyUnwrapped.resetCurrent(self)
             return
         }
-        if kind == .task, let run = ThreadContext.current.activeRun,
-            run.owner == currentOwner(ThreadContext.current).owner, ScopeChain.find(localID, from: run.parent) != nil
-        {
-            _ = resolveCell()  // inside a snapshot run that has this Local: its view, put in place first
+        if kind == .task, let run = ThreadContext.current.activeRun, run.owner == currentOwner(ThreadContext.current).owner {
+            _ = resolveCell()  // inside a synchronous snapshot run: its view of this Local, put in place first
         }
         guard let cell = existingCell() else {
             // No cell yet: a scope the running task owns, or shares, still has a value to reset.

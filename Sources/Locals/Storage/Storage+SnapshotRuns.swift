@@ -297,16 +297,25 @@ extension Storage {
     }
 
     /// Puts `run`'s view of this Local in place on `cell` (the running context's, who runs it) at
-    /// the context's first access inside the run: as a child created at the capture point sees
-    /// the captured chain's scope, if it has one; else the cell stays as it was. Taken away when
-    /// the run ends.
-    func enterRunView(_ cell: Cell<Value>, _ run: ActiveRun) {
+    /// the context's first access inside the run, as a child created at the capture point sees
+    /// the Local: through the captured chain's scope if it has one, else from the initial value
+    /// (`initial`, if the cell was just made with it), as a scope of the running context's own
+    /// that no child inherits. Taken away when the run ends.
+    func enterRunView(_ cell: Cell<Value>, _ run: ActiveRun, initial: Value?) {
         if let viewed = run.viewedCell(of: localID), viewed == nil || viewed === cell { return }
         run.setViewed(localID, on: cell)
-        guard let view = ScopeChain.find(localID, from: run.parent), let ops else { return }
+        guard let ops else { return }
         // Through the snapshot operations, which are specialized for `Value`: out here the value
         // type is not concrete, and every step would look up generic type metadata.
-        run.undos.append(ops.enterView(self, view))
+        if let view = ScopeChain.find(localID, from: run.parent) {
+            run.undos.append(ops.enterView(self, view))
+        } else {
+            let value = initial ?? makeInitialValue(for: cell.owner)
+            run.undos.append(ops.enterView(self, ScopeFrame(
+                value: value, localID: localID, inheritance: .copy, owner: .noKey, savedRoute: .own, savedScope: nil,
+                origin: .unopened
+            )))
+        }
     }
 
     /// Points the running context's accesses at `frame` by `route`, as a child of that scope.

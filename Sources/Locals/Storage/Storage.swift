@@ -219,6 +219,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         let epoch = self.epoch.load(ordering: .relaxed)
         let index = ThreadContext.slotIndex(local: localID, address: cacheAddress)
         let cell: Cell<Value>
+        var madeInitial = false
         let slot = context.slots[index]
         if slot.local == localID, slot.address == cacheAddress, slot.id == cacheID, slot.epoch == epoch,
             let cached = slot.cell
@@ -235,7 +236,11 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
                 return Self.cell(of: owner, in: tables)
             }
             withExtendedLifetime(parked) {}
-            cell = found ?? makeCell(for: owner, context: context)
+            if let found {
+                cell = found
+            } else {
+                (cell, madeInitial) = makeCell(for: owner, context: context)
+            }
         }
         context.store(
             CacheSlot(
@@ -245,7 +250,9 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
             at: index
         )
         if kind == .task, let run = context.activeRun, run.owner == owner {
-            enterRunView(cell, run)
+            // A cell just made from the initializer: a view that starts from the initial value
+            // takes the same one (the initializer runs once for this first touch).
+            enterRunView(cell, run, initial: madeInitial ? cell.own.value : nil)
             if self.epoch.load(ordering: .relaxed) != epoch {
                 // A removal while the view went in place (a discard from elsewhere): this cell may
                 // be the one it took away; the running context's cell now has the view.
@@ -293,12 +300,14 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
 
     /// Makes the running context's cell on its first touch: its value, and its route, from the
     /// scope the running task sees (if any) and its policy. Runs the initializer, with no lock held.
-    private func makeCell(for owner: OwnerKey, context: ThreadContext) -> Cell<Value> {
+    /// Also returns whether the cell's value is one the initializer just made.
+    private func makeCell(for owner: OwnerKey, context: ThreadContext) -> (Cell<Value>, Bool) {
         let task = owner.isThread ? nil : TaskIdentity(address: owner.address, id: owner.id)
         let record = task.flatMap(TaskRegistry.adoptRecordForCurrentTask)
         let frame = kind == .task ? scopeForNewCell(for: owner) : nil
         let cell: Cell<Value>
         var keptBy: ScopeFrame<Value>?
+        var initial = false
         if let frame, frame.owner == owner {
             // The owner's cell was dropped (by `discard(key:)` from elsewhere) inside its own
             // scope: a cell with no value of its own until the scope closes (see `restore`).
@@ -311,6 +320,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
                 list(cell)
             case .fresh:
                 cell = OwnedCell(makeInitialValue(for: owner), owner: owner, record: record)
+                initial = true
             case .shared:
                 cell = Cell(owner: owner, record: record, route: .sharedScope, scope: frame)
             case .overlay:
@@ -323,6 +333,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
             }
         } else {
             cell = OwnedCell(makeInitialValue(for: owner), owner: owner, record: record)
+            initial = true
         }
         var garbage: [Cell<Value>] = []
         tables.withLock { tables in
@@ -352,7 +363,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
             context.observeExit(by: self)
         }
         withExtendedLifetime(garbage) {}
-        return cell
+        return (cell, initial)
     }
 
     /// Notes a write by `cell`'s owner: the first one outside a scope lists this Local among the

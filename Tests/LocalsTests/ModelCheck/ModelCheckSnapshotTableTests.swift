@@ -114,12 +114,28 @@ struct ModelCheckSnapshotTableTests {
                 expected: [8: ["child own"]]
             ),
             Row(
-                name: "nothing (the Local was never touched, no scope)", policy: .copy,
+                name: "nothing (the Local was never touched, no scope): a synchronous run reads the initial value",
+                policy: .copy,
                 steps: [
                     step(0, .capture(slot: 0)),
                     step(0, .spawn(child: 1, kind: .thread)),
                     write(1, .a, "mine"),
                     step(1, .run(slot: 0, async: false, [read(.a)])),
+                    step(1, .read(local: 0, field: .a)),
+                    step(1, .end),
+                    step(0, .awaitChild(1)),
+                    step(0, .end),
+                ],
+                expected: [3: ["i"], 4: ["mine"]]
+            ),
+            Row(
+                name: "nothing (the Local was never touched, no scope): an asynchronous run keeps the running task's",
+                policy: .copy,
+                steps: [
+                    step(0, .capture(slot: 0)),
+                    step(0, .spawn(child: 1, kind: .detached)),
+                    write(1, .a, "mine"),
+                    step(1, .run(slot: 0, async: true, [read(.a)])),
                     step(1, .end),
                     step(0, .awaitChild(1)),
                     step(0, .end),

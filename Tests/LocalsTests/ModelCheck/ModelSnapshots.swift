@@ -34,6 +34,8 @@ struct ModelSnapshot {
         case scope(ModelFrame)
         /// An `.overlay` child's view: the scope, read through, with a copy of its writes.
         case overlay(ModelFrame, [ModelChange])
+        /// Nothing taken: a synchronous run shows the initial value (never in a snapshot itself).
+        case initial
     }
 
     /// By Local; empty for `LocalsSnapshot()`.
@@ -78,9 +80,14 @@ extension ModelState {
         _ task: ModelTask, _ snapshot: ModelSnapshot, _ ops: [ModelSyncOp], lazily: Bool
     ) throws(ModelInvalid) -> [ModelPart] {
         let layer = ModelRunLayer(base: task.blocks.count)
-        for (local, part) in snapshot.parts.enumerated() {
-            guard let part else { continue }
-            try checkLocal(local)
+        for local in policies.indices {
+            let part = local < snapshot.parts.count ? snapshot.parts[local] : nil
+            guard let part else {
+                // A synchronous run shows a Local it took nothing of as a child created at the
+                // capture point sees it: from the initial value.
+                if lazily { layer.pending[local] = .initial }
+                continue
+            }
             if lazily, case .overlay = part {} else if lazily {
                 layer.pending[local] = part
                 continue
@@ -113,9 +120,17 @@ extension ModelState {
     /// Touches the running task's own value of `local` (made as on any first touch), then puts
     /// `part` in place: a block at the run's base, under any scope the run's body opened since.
     private func place(_ part: ModelSnapshot.Part, of local: Int, in task: ModelTask, _ layer: ModelRunLayer) {
+        // Whether this touch makes the task's own value from the initializer (no scope, or a
+        // `.fresh` one it inherited): a view from the initial value then takes that same value.
+        let frame = visibleFrame(task, local)
+        let makesInitial = task.own[local] == nil
+            && (frame == nil || (frame!.policy == .fresh && frame!.owner != task.id))
         _ = touch(task, local)
         let block: ModelBlock
         switch part {
+        case .initial:
+            let value = initialValueOrNil(makesInitial ? task.own[local] : nil) ?? initialValue(local)
+            block = ownFrame(task, local, policies[local], value)
         case .value(let value):
             block = ownFrame(task, local, policies[local], value)
         case .scope(let frame):
@@ -144,6 +159,12 @@ extension ModelState {
     private func ownFrame(_ task: ModelTask, _ local: Int, _ policy: Inheritance, _ value: ModelValue) -> ModelBlock {
         ModelBlock(local: local, frame: ModelFrame(owner: task.id, policy: policy, value: value))
     }
+}
+
+/// The value in `cell`, if it is a plain one.
+private func initialValueOrNil(_ cell: ModelCell?) -> ModelValue? {
+    guard case .plain(let value) = cell else { return nil }
+    return value
 }
 
 /// One synchronous run a task is in: where its blocks start, what it still has to put in place,
