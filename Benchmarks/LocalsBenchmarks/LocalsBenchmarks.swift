@@ -411,6 +411,60 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // MARK: Snapshots: capture and run with 10 and 100 Locals in scope, beside `TaskLocal.withValue`
+    //
+    // The capture happens in the task that opened the scopes; the runs in another task. Neither
+    // should grow with the Locals in scope (locals-compare prints the ratios and targets).
+
+    for count in [10, 100] {
+        Benchmark("14.SnapshotCapture.Locals\(count)InScope") { benchmark async in
+            let locals = snapshotLocals(count)
+            let measured = Measured(benchmark)
+            await Task.detached {
+                let benchmark = measured.benchmark
+                withScopes(locals[...]) {
+                    benchmark.startMeasurement()
+                    for _ in benchmark.scaledIterations {
+                        blackHole(LocalsSnapshot.capture())
+                    }
+                    benchmark.stopMeasurement()
+                }
+            }.value
+        }
+
+        Benchmark("15.SnapshotRun.Locals\(count)InScope") { benchmark async in
+            let locals = snapshotLocals(count)
+            let snapshot = await Task.detached { withScopes(locals[...]) { LocalsSnapshot.capture() } }.value
+            let first = locals[0]
+            let measured = Measured(benchmark)
+            await Task.detached {
+                let benchmark = measured.benchmark
+                benchmark.startMeasurement()
+                for _ in benchmark.scaledIterations {
+                    snapshot.run {}
+                }
+                benchmark.stopMeasurement()
+                // The same, with one read inside, outside the measurement of this row.
+                snapshot.run { blackHole(first.x) }
+            }.value
+        }
+    }
+
+    Benchmark("16.SnapshotRunAndRead.Locals10InScope") { benchmark async in
+        let locals = snapshotLocals(10)
+        let snapshot = await Task.detached { withScopes(locals[...]) { LocalsSnapshot.capture() } }.value
+        let first = locals[0]
+        let measured = Measured(benchmark)
+        await Task.detached {
+            let benchmark = measured.benchmark
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                snapshot.run { blackHole(first.x) }
+            }
+            benchmark.stopMeasurement()
+        }.value
+    }
+
     // The allocation rows (0 per steady-state access of a trivial value) are the mallocCountTotal
     // columns of the Locals benchmarks of rows 01 to 04, 06 to 09, 11 and 13, held by the
     // thresholds above. Rows 10 and 12 count what starting their children costs per sample too.
@@ -475,4 +529,15 @@ func timeChildren(
     _ body: @escaping @Sendable (_ operations: Int) -> Void
 ) async {
     await timeChildren(benchmark, tasks, inScope: inScope) { operations, _ in body(operations) }
+}
+
+/// `count` Locals for the snapshot rows, made once per count and kept for the process.
+func snapshotLocals(_ count: Int) -> [Local<RequestState>] {
+    (0..<count).map { _ in Local { RequestState() } }
+}
+
+/// Runs `body` inside a scope of every Local of `locals`, nested.
+func withScopes<R>(_ locals: ArraySlice<Local<RequestState>>, _ body: () -> R) -> R {
+    guard let first = locals.first else { return body() }
+    return first.withValue(\.x, locals.startIndex) { withScopes(locals.dropFirst(), body) }
 }
