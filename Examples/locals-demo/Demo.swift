@@ -272,6 +272,9 @@ func snapshots() async {
             queue.asyncWithLocals { continuation.resume(returning: request.requestID) }
         }
         show("queue.asyncWithLocals { ... } reads", helper)
+        // The empty snapshot: background work started from the request keeps none of its values.
+        let background = LocalsSnapshot().run { request.requestID }
+        show("inside LocalsSnapshot().run (no request)", background)
         print("  where each value came from (debugDescription):")
         for line in snapshot.debugDescription.split(separator: "\n").dropFirst() {
             print("   " + line)

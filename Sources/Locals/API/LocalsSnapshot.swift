@@ -19,26 +19,40 @@
 ///   `.copy` (taken when `run` starts), the scope's value itself under `.shared`, reading through
 ///   to its live value under `.overlay`, the initial value under `.fresh`. An `.overlay` child's
 ///   own writes come along.
-/// - The context's own value (outside any scope, or a `.copy` child's): a copy.
-/// - A `.thread` Local: a copy of the capturing thread's value. A custom discriminator's session:
-///   the session itself, which is the current one inside `run` (and in children created inside
-///   `run`, for as long as they run) whatever the discriminator says. If the session was
+/// - The context's own value, where it wrote one outside a scope (or a `.copy` child's copy of its
+///   scope's value): a copy. A value it only read is not taken.
+/// - A `.thread` Local: a copy of the value the capturing thread wrote. A custom discriminator's
+///   session: the session itself, which is the current one inside `run` (and in children created
+///   inside `run`, for as long as they run) whatever the discriminator says. If the session was
 ///   discarded since, `run` starts it over from the initializer under its own key, as any
 ///   context of that session would: it never falls through to the running context's session.
-/// - Locals that hold nothing for the context are not in the snapshot; a Local released before
-///   `run` is skipped, and a snapshot never keeps a Local alive. It does keep the scopes it took
-///   (and their values) alive, as a child task would.
+/// - A Local the context holds nothing of (no scope, no value it wrote): inside a synchronous
+///   `run`, its initial value, as for a child created at the capture point; inside an `async`
+///   `run`, whatever the running task has. A Local released before `run` is skipped, and a
+///   snapshot never keeps a Local alive. It does keep the scopes it took (and their values)
+///   alive, as a child task would.
 ///
 /// Inside `run`, writes are the running code's own (or, under `.shared` and for sessions, go to
 /// the shared value), and are discarded when `run` returns, as a scope's are; children created
-/// inside `run` inherit from it. `run` nests and restores like a scope, on any task or thread,
-/// from any number of threads at once.
+/// inside `run` inherit from the snapshot. `run` nests and restores like a scope, on any task or
+/// thread, from any number of threads at once.
+///
+/// An empty snapshot, `LocalsSnapshot()`, runs work as outside every scope: a synchronous `run`
+/// shows no Local of the caller, and children created inside any `run` inherit nothing. Start
+/// background work from a request that way, so that it neither keeps nor sees the request's
+/// values:
+///
+/// ```swift
+/// LocalsSnapshot().run { Task { await reindex() } }   // the request's values stay behind
+/// ```
 ///
 /// A snapshot also carries the `@TaskLocal`s (and ``CarriedContext``s) registered with
 /// `LocalsSnapshot.carry(_:)`: `capture()` records their values and `run` binds them.
 ///
-/// A snapshot costs about as much as opening a scope for each Local that holds something for the
-/// context; see <doc:Performance>.
+/// A capture costs one reference to the context's scopes (of every Local at once) plus a copy of
+/// each value the context wrote outside a scope; a synchronous `run` costs the same however many
+/// Locals are in scope, and puts each in place when the operation first touches it. An `async`
+/// `run` puts every captured Local in place when it starts. See <doc:CallbacksEventLoopsAndQueues>.
 public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     /// The running context's scopes, of every Local, by one reference (see `ScopeLink`); nil for
     /// none.
@@ -49,7 +63,8 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     /// The values of the registered carried task-locals and contexts.
     let carried: CarriedValues
 
-    /// A snapshot that holds nothing of any Local.
+    /// A snapshot that holds nothing of any Local: `run` runs work as outside every scope (see
+    /// above).
     ///
     /// Carried task-locals (see `LocalsSnapshot.carry(_:)`) are bound to their default
     /// values inside `run`: work run in an empty snapshot, such as a background job started from a
