@@ -1,3 +1,5 @@
+public import _LocalsRuntime  // public: `head` is inlined into every scope
+
 /// One link of a context's scope chain: an open scope of some `.task` Local (a `ScopeFrame`),
 /// holding the next scope out.
 ///
@@ -27,9 +29,16 @@ class ScopeLink: LockedBox, @unchecked Sendable {
 enum ScopeChain {
     @usableFromInline static let key = TaskLocal<ScopeLink?>(wrappedValue: nil)
 
-    /// The running context's innermost scope, of any Local.
+    /// The running context's innermost scope, of any Local: read with the runtime's entry point
+    /// for task-local values, as `TaskLocal.get()` reads it, without the generic copy through the
+    /// value type's metadata that `get()` makes from outside the standard library (a scope reads
+    /// the head on every open). Where the runtime lacks the entry point, `get()`.
     @inlinable
-    static var head: ScopeLink? { key.get() }
+    static var head: ScopeLink? {
+        guard locals_runtime_has_task_local_get() else { return key.get() }
+        guard let value = locals_runtime_task_local_get(Unmanaged.passUnretained(key).toOpaque()) else { return nil }
+        return value.assumingMemoryBound(to: ScopeLink?.self).pointee
+    }
 
     /// The innermost scope of the Local `localID` in the chain that starts at `head`. (Run
     /// boundaries have id 0, which no Local has: a walk passes them, into the captured chain.)
@@ -90,7 +99,10 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
     /// first parts, with no cell), and on which cell (held, so that no other cell takes its
     /// address meanwhile): a cell made again inside the run (after a discard) gets the view again.
     @exclusivity(unchecked) var viewed: [(local: UInt64, cell: AnyObject?)] = []
+    /// What takes each view away, in the order they went in place: records reused from run to
+    /// run (a thread's spare run keeps them), so that a view allocates nothing in a steady state.
     @exclusivity(unchecked) var undos: [RunUndo] = []
+    @exclusivity(unchecked) var undoCount = 0
     @exclusivity(unchecked) var previous: ActiveRun?
     @exclusivity(unchecked) var previousStamp: UInt64
 
@@ -142,6 +154,17 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         }
     }
 
+    /// A record for the next view, reused if an earlier run left one.
+    func nextUndo() -> RunUndo {
+        defer { undoCount += 1 }
+        if undoCount < undos.count {
+            return undos[undoCount]
+        }
+        let undo = RunUndo()
+        undos.append(undo)
+        return undo
+    }
+
     /// Makes this run the thread's current one.
     func begin(in context: ThreadContext) {
         context.activeRun = self
@@ -153,23 +176,28 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         context.activeRun = previous
         context.runStamp = previousStamp
         previous = nil
-        while let undo = undos.popLast() {
-            undo.undo()
+        while undoCount > 0 {
+            undoCount -= 1
+            let undo = undos[undoCount]
+            undo.ops.unsafelyUnwrapped.leaveView(undo)
         }
     }
 }
 
-/// What takes one view of a run away again (see `Storage.enterRunView`).
+/// What takes one view of a run away again (see `Storage.enterRunView`): the Local's snapshot
+/// operations, which fill it and use it, specialized for the value type. A scope opened on the
+/// running context's cell (`cell`, `epoch`), or a redirect of it (`redirect`); `frame` moves out
+/// when the view goes, so that it goes back uniquely referenced and is recycled, as when a scope
+/// closes.
 @usableFromInline
 final class RunUndo {
-    private let action: () -> Void
+    @exclusivity(unchecked) @usableFromInline var ops: SnapshotOps?
+    @exclusivity(unchecked) @usableFromInline var storage: AnyObject?
+    @exclusivity(unchecked) @usableFromInline var frame: AnyObject?
+    @exclusivity(unchecked) @usableFromInline var cell: UnsafeMutableRawPointer?
+    @exclusivity(unchecked) @usableFromInline var epoch: UInt = 0
+    @exclusivity(unchecked) @usableFromInline var redirect: AnyObject?
 
     @usableFromInline
-    init(_ action: @escaping () -> Void) {
-        self.action = action
-    }
-
-    func undo() {
-        action()
-    }
+    init() {}
 }

@@ -299,23 +299,42 @@ extension Storage {
     /// Puts `run`'s view of this Local in place on `cell` (the running context's, who runs it) at
     /// the context's first access inside the run, as a child created at the capture point sees
     /// the Local: through the captured chain's scope if it has one, else from the initial value
-    /// (`initial`, if the cell was just made with it), as a scope of the running context's own
-    /// that no child inherits. Taken away when the run ends.
-    func enterRunView(_ cell: Cell<Value>, _ run: ActiveRun, initial: Value?) {
+    /// (the cell's, if it was just made with it: `madeInitial`), as a scope of the running
+    /// context's own that no child inherits. Taken away when the run ends.
+    func enterRunView(_ cell: Cell<Value>, _ run: ActiveRun, madeInitial: Bool) {
         if let viewed = run.viewedCell(of: localID), viewed == nil || viewed === cell { return }
         run.setViewed(localID, on: cell)
         guard let ops else { return }
+        let undo = run.nextUndo()
+        undo.ops = ops
         // Through the snapshot operations, which are specialized for `Value`: out here the value
         // type is not concrete, and every step would look up generic type metadata.
-        if let view = ScopeChain.find(localID, from: run.parent) {
-            run.undos.append(ops.enterView(self, view))
+        ops.enterView(self, ScopeChain.find(localID, from: run.parent), madeInitial ? cell : nil, undo)
+    }
+
+    /// What `enterRunView` does once the value type is concrete.
+    @inlinable
+    func enterRunView(_ view: ScopeLink?, initialFrom cell: Cell<Value>?, _ undo: RunUndo) {
+        let frame: ScopeFrame<Value>
+        if let view {
+            frame = unsafeDowncast(view, to: ScopeFrame<Value>.self)
         } else {
-            let value = initial ?? makeInitialValue(for: cell.owner)
-            run.undos.append(ops.enterView(self, ScopeFrame(
-                value: value, localID: localID, inheritance: .copy, owner: .noKey, savedRoute: .own, savedScope: nil,
-                origin: .unopened
-            )))
+            let owner = currentOwner(ThreadContext.current).owner
+            frame = ScopeFrame(
+                value: cell.map { $0.own.value } ?? makeInitialValue(for: owner), localID: localID,
+                inheritance: .copy, owner: .noKey, savedRoute: .own, savedScope: nil, origin: .unopened
+            )
         }
+        let (entered, opened) = enter(view: frame)
+        undo.storage = self
+        switch entered {
+        case .scope(let cell, let epoch):
+            undo.cell = cell.toOpaque()
+            undo.epoch = epoch
+        case .redirect(let redirect):
+            undo.redirect = RedirectUndo(redirect)
+        }
+        undo.frame = consume opened
     }
 
     /// Points the running context's accesses at `frame` by `route`, as a child of that scope.

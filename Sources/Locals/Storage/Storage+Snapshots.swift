@@ -131,8 +131,10 @@ final class SnapshotOps: Sendable {
     /// For a part that holds the context's own value: a frame holding it, in front of `chain`.
     let linkValue: @Sendable (AnyObject, ScopeLink?) -> ScopeLink?
     /// Puts a synchronous run's view of the Local (the storage, then the scope of the captured
-    /// chain) in place for the running context; returns what takes it away.
-    let enterView: @Sendable (AnyObject, ScopeLink) -> RunUndo
+    /// chain) in place for the running context, with what takes it away in the record; and takes
+    /// it away.
+    let enterView: @Sendable (AnyObject, ScopeLink?, AnyObject?, RunUndo) -> Void
+    let leaveView: @Sendable (RunUndo) -> Void
     let listing: @Sendable (AnyObject) -> String
     /// A run's steps (see `SnapshotRun`): put the part in place and keep what undoes it in a slot
     /// (false if the Local is gone); publish it to child tasks (true if that bound a task-local),
@@ -151,7 +153,8 @@ final class SnapshotOps: Sendable {
         capture: @escaping @Sendable () -> (any Sendable & AnyObject)?,
         scopePart: @escaping @Sendable (ScopeLink) -> any Sendable & AnyObject,
         linkValue: @escaping @Sendable (AnyObject, ScopeLink?) -> ScopeLink?,
-        enterView: @escaping @Sendable (AnyObject, ScopeLink) -> RunUndo,
+        enterView: @escaping @Sendable (AnyObject, ScopeLink?, AnyObject?, RunUndo) -> Void,
+        leaveView: @escaping @Sendable (RunUndo) -> Void,
         listing: @escaping @Sendable (AnyObject) -> String,
         open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
         publish: @escaping @Sendable (UnsafeMutableRawPointer) -> Bool,
@@ -166,6 +169,7 @@ final class SnapshotOps: Sendable {
         self.scopePart = scopePart
         self.linkValue = linkValue
         self.enterView = enterView
+        self.leaveView = leaveView
         self.listing = listing
         self.open = open
         self.publish = publish
@@ -275,11 +279,23 @@ extension Storage {
                 frame.parent = chain
                 return frame
             },
-            enterView: { storage, view in
-                let storage = unsafeDowncast(storage, to: Storage<Value>.self)
-                let (entered, frame) = storage.enter(view: unsafeDowncast(view, to: ScopeFrame<Value>.self))
-                var kept: ScopeFrame<Value>? = consume frame
-                return RunUndo { storage.leave(entered, kept.take().unsafelyUnwrapped) }
+            enterView: { storage, view, cell, undo in
+                unsafeDowncast(storage, to: Storage<Value>.self).enterRunView(
+                    view, initialFrom: cell.map { unsafeDowncast($0, to: Cell<Value>.self) }, undo
+                )
+            },
+            leaveView: { undo in
+                let storage = unsafeDowncast(undo.storage.take().unsafelyUnwrapped, to: Storage<Value>.self)
+                let frame = unsafeDowncast(undo.frame.take().unsafelyUnwrapped, to: ScopeFrame<Value>.self)
+                undo.ops = nil
+                if let redirect = undo.redirect.take() {
+                    storage.undo(unsafeDowncast(redirect, to: RedirectUndo<Value>.self).redirect)
+                    withExtendedLifetime(frame) {}
+                } else {
+                    let cell = Unmanaged<Cell<Value>>.fromOpaque(undo.cell.unsafelyUnwrapped)
+                    undo.cell = nil
+                    storage.closeScope(cell, frame, undo.epoch)
+                }
             },
             listing: { [description] data in
                 Self.listing(description, unsafeDowncast(data, to: PartData<Value>.self).kind)

@@ -252,7 +252,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         if kind == .task, let run = context.activeRun, run.owner == owner {
             // A cell just made from the initializer: a view that starts from the initial value
             // takes the same one (the initializer runs once for this first touch).
-            enterRunView(cell, run, initial: madeInitial ? cell.own.value : nil)
+            enterRunView(cell, run, madeInitial: madeInitial)
             if self.epoch.load(ordering: .relaxed) != epoch {
                 // A removal while the view went in place (a discard from elsewhere): this cell may
                 // be the one it took away; the running context's cell now has the view.

@@ -52,6 +52,9 @@ extern const void *const _swift_concurrency_debug_asyncTaskMetadata LOCALS_WEAK;
 extern void LOCALS_SWIFTCALL swift_task_localValuePush(const void *key, void *value, const void *valueType) LOCALS_WEAK;
 /// Removes the innermost binding, as `TaskLocal.withValue` does after its operation.
 extern void LOCALS_SWIFTCALL swift_task_localValuePop(void) LOCALS_WEAK;
+/// The value `key` (the `TaskLocal` object) is bound to for the running task (or thread), as a
+/// pointer to a value of the key's type, or NULL where it is unbound: what `TaskLocal.get()` reads.
+extern void *LOCALS_SWIFTCALL swift_task_localValueGet(const void *key) LOCALS_WEAK;
 
 /// Whether the runtime exports the two entry points task identity needs.
 static inline bool locals_runtime_has_task_entry_points(void) {
@@ -61,6 +64,16 @@ static inline bool locals_runtime_has_task_entry_points(void) {
 /// Whether the runtime exports the entry points that bind and unbind a task-local.
 static inline bool locals_runtime_has_task_local_push(void) {
     return &swift_task_localValuePush != NULL && &swift_task_localValuePop != NULL;
+}
+
+/// Whether the runtime exports `swift_task_localValueGet`.
+static inline bool locals_runtime_has_task_local_get(void) {
+    return &swift_task_localValueGet != NULL;
+}
+
+/// `swift_task_localValueGet`; only where `locals_runtime_has_task_local_get()`.
+static inline void *locals_runtime_task_local_get(const void *key) {
+    return swift_task_localValueGet(key);
 }
 
 /// `swift_task_localValuePush`; only where `locals_runtime_has_task_local_push()`.
