@@ -128,6 +128,7 @@ final class TaskRecord: @unchecked Sendable, AddressKeyed {
     /// The Locals `task` touched, as listed here.
     func locals(touchedBy task: UInt64) -> [SnapshotOps] {
         var locals: [SnapshotOps] = []
+        locals.reserveCapacity(moreTouched.count + 1)
         if task == id, let firstTouched {
             locals.append(firstTouched)
         }

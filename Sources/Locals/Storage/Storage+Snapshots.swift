@@ -89,10 +89,10 @@ enum LiveLocals {
         var last: UInt64 = 0
         for ops in listed where ops.localID != last {
             last = ops.localID
-            guard let data = ops.capture() else { continue }
-            if let link = ops.linkValue(data, chain) {
+            let (link, data) = ops.capture(chain)
+            if let link {
                 chain = link  // the context's own value, as a scope in front of the chain
-            } else {
+            } else if let data {
                 parts.append(SnapshotPart(data: data, ops: ops))
             }
         }
@@ -125,11 +125,11 @@ final class SnapshotOps: Sendable {
     /// Whether the Local is a `.thread` Local.
     let holdsThreadValues: Bool
     /// What the running context holds of the Local beyond its scopes, or nil.
-    let capture: @Sendable () -> (any Sendable & AnyObject)?
+    /// What the running context holds of the Local beyond its scopes: its own value as a frame in
+    /// front of the given chain (`link`), or a part (`data`), or neither.
+    let capture: @Sendable (ScopeLink?) -> (link: ScopeLink?, data: (any Sendable & AnyObject)?)
     /// The part for a scope of this Local found in a captured chain.
     let scopePart: @Sendable (ScopeLink) -> any Sendable & AnyObject
-    /// For a part that holds the context's own value: a frame holding it, in front of `chain`.
-    let linkValue: @Sendable (AnyObject, ScopeLink?) -> ScopeLink?
     /// Puts a synchronous run's view of the Local (the storage, then the scope of the captured
     /// chain) in place for the running context, with what takes it away in the record; and takes
     /// it away.
@@ -150,9 +150,8 @@ final class SnapshotOps: Sendable {
         localID: UInt64,
         isAlive: @escaping @Sendable () -> Bool,
         holdsThreadValues: Bool,
-        capture: @escaping @Sendable () -> (any Sendable & AnyObject)?,
+        capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: (any Sendable & AnyObject)?),
         scopePart: @escaping @Sendable (ScopeLink) -> any Sendable & AnyObject,
-        linkValue: @escaping @Sendable (AnyObject, ScopeLink?) -> ScopeLink?,
         enterView: @escaping @Sendable (AnyObject, ScopeLink?, AnyObject?, RunUndo) -> Void,
         leaveView: @escaping @Sendable (RunUndo) -> Void,
         listing: @escaping @Sendable (AnyObject) -> String,
@@ -167,7 +166,6 @@ final class SnapshotOps: Sendable {
         self.holdsThreadValues = holdsThreadValues
         self.capture = capture
         self.scopePart = scopePart
-        self.linkValue = linkValue
         self.enterView = enterView
         self.leaveView = leaveView
         self.listing = listing
@@ -266,19 +264,20 @@ extension Storage {
             localID: localID,
             isAlive: { [weak self] in self != nil },
             holdsThreadValues: kind == .thread,
-            capture: { [weak self] in self?.capturePart() },
-            scopePart: { link in PartData.make(.scope(unsafeDowncast(link, to: ScopeFrame<Value>.self))) },
-            linkValue: { [localID] data, chain in
-                let part = unsafeDowncast(data, to: PartData<Value>.self)
-                guard part.tag == .value else { return nil }
-                let frame = ScopeFrame(
-                    value: unsafeDowncast(part, to: ValuePartData<Value>.self).value, localID: localID,
-                    inheritance: .copy, owner: .noKey, savedRoute: .own, savedScope: nil, origin: .unopened
-                )
-                frame.isCopiedValue = true
-                frame.parent = chain
-                return frame
+            capture: { [weak self] chain in
+                guard let self else { return (nil, nil) }
+                if let value = ownValue() {
+                    let frame = ScopeFrame(
+                        value: value, localID: localID, inheritance: .copy, owner: .noKey, savedRoute: .own,
+                        savedScope: nil, origin: .unopened
+                    )
+                    frame.isCopiedValue = true
+                    frame.parent = chain
+                    return (frame, nil)
+                }
+                return (nil, capturePart())
             },
+            scopePart: { link in PartData.make(.scope(unsafeDowncast(link, to: ScopeFrame<Value>.self))) },
             enterView: { storage, view, cell, undo in
                 unsafeDowncast(storage, to: Storage<Value>.self).enterRunView(
                     view, initialFrom: cell.map { unsafeDowncast($0, to: Cell<Value>.self) }, undo
@@ -312,6 +311,22 @@ extension Storage {
             withPublishedAsync: { slot, isolation, body in await Self.withPublished(at: slot, isolation, body) },
             close: { slot, unbind in Self.close(at: slot, unbind: unbind) }
         )
+    }
+
+    /// The running context's own value of this `.task` Local, if a snapshot takes it: written
+    /// outside a scope, or copied from a `.copy` scope, or a frozen `.overlay` child's.
+    @inlinable
+    func ownValue() -> Value? {
+        guard kind == .task, let cell = existingCell() else { return nil }
+        switch cell.route {
+        case .own:
+            return cell.isListed ? cell.own.value : nil
+        case .scope:
+            let frame = cell.scope.unsafelyUnwrapped
+            return frame.isPrivate ? frame.value : nil
+        case .sharedScope, .overlay:
+            return nil
+        }
     }
 
     /// What the running context holds of this Local beyond the scopes in its chain (which a

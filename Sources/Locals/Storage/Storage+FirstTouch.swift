@@ -1,0 +1,158 @@
+import Synchronization
+
+// A `.task` or `.thread` Local's first touch by a task or thread: its cell, made from the scope the
+// context sees and the scope's policy; the owner's list of Locals with values of its own, which
+// snapshots copy; and the initializer, run with no lock held.
+
+extension Storage {
+    // MARK: First touch
+
+    /// Makes the running context's cell on its first touch: its value, and its route, from the
+    /// scope the running task sees (if any) and its policy. Runs the initializer, with no lock held.
+    /// Also returns whether the cell's value is one the initializer just made.
+    func makeCell(for owner: OwnerKey, context: ThreadContext) -> (Cell<Value>, Bool) {
+        let task = owner.isThread ? nil : TaskIdentity(address: owner.address, id: owner.id)
+        let record = task.flatMap(TaskRegistry.adoptRecordForCurrentTask)
+        let frame = kind == .task ? scopeForNewCell(for: owner) : nil
+        let cell: Cell<Value>
+        var keptBy: ScopeFrame<Value>?
+        var initial = false
+        if let frame, frame.owner == owner {
+            // The owner's cell was dropped (by `discard(key:)` from elsewhere) inside its own
+            // scope: a cell with no value of its own until the scope closes (see `restore`).
+            cell = Cell(owner: owner, record: record, route: frame.ownerRoute, scope: frame)
+            cell.isPlaceholder = true
+        } else if let frame {
+            switch frame.inheritance {
+            case .copy:
+                cell = OwnedCell(frame.loadValue(), owner: owner, record: record)
+                list(cell)
+            case .fresh:
+                cell = OwnedCell(makeInitialValue(for: owner), owner: owner, record: record)
+                initial = true
+            case .shared:
+                cell = Cell(owner: owner, record: record, route: .sharedScope, scope: frame)
+            case .overlay:
+                cell = Cell(owner: owner, record: record, route: .overlay, scope: frame)
+                cell.overlay = OverlayState()
+            }
+            // A task with no pin is bounded by the scope it inherited, which outlives it.
+            if task != nil, record == nil {
+                keptBy = frame
+            }
+        } else {
+            cell = OwnedCell(makeInitialValue(for: owner), owner: owner, record: record)
+            initial = true
+        }
+        var garbage: [Cell<Value>] = []
+        tables.withLock { tables in
+            if owner.isThread {
+                if let stale = tables.threads.updateValue(cell, forKey: owner.id) {
+                    garbage.append(stale)
+                }
+            } else if let stale = tables.tasks.insert(cell) {
+                // A task that ended at this address (tasks with no pin do not hold theirs).
+                garbage.append(stale)
+            }
+            if !tables.parked.isEmpty {
+                garbage += Self.takeParked(of: owner, from: &tables)
+                // A task with no pin that was parked at this address has ended: its address is
+                // another task's now.
+                tables.parked.removeAll { cell in
+                    guard !owner.isThread, cell.owner.address == owner.address else { return false }
+                    garbage.append(cell)
+                    return true
+                }
+                garbage += Self.sweepParked(&tables)
+            }
+            garbage += tables.tasks.sweep(budget: Self.sweepBudget) { $0.ownerHasEnded }
+        }
+        keptBy?.keep(owner, in: self)
+        if owner.isThread {
+            context.observeExit(by: self)
+        }
+        withExtendedLifetime(garbage) {}
+        return (cell, initial)
+    }
+
+    /// Notes a write by `cell`'s owner: the first one outside a scope lists this Local among the
+    /// owner's Locals with values of its own, which a snapshot copies.
+    @inlinable
+    @inline(__always)
+    func noteWrite(_ cell: Cell<Value>) {
+        if _slowPath(!cell.isListed), cell.route == .own || cell.route == .overlay {
+            list(cell)
+        }
+    }
+
+    /// Lists this Local among the Locals with values of `cell`'s owner's own (see `Cell.isListed`):
+    /// in its task's record, or its thread's context. Called by the owner.
+    @usableFromInline
+    @inline(never)
+    func list(_ cell: Cell<Value>) {
+        cell.isListed = true
+        guard let ops else { return }
+        if cell.owner.isThread {
+            ThreadContext.current.list(ops)
+        } else if let record = cell.record {
+            TaskRegistry.list(ops, in: record, for: cell.owner.id)
+        }
+    }
+
+    /// Looks at a few parked cells, from where the last look stopped, and takes out those whose
+    /// owner task has ended.
+    static func sweepParked(_ tables: inout Tables) -> [Cell<Value>] {
+        var ended: [Cell<Value>] = []
+        var looked = 0
+        while looked < sweepBudget, !tables.parked.isEmpty {
+            let index = tables.parkedCursor % tables.parked.count
+            if tables.parked[index].ownerHasEnded {
+                ended.append(tables.parked.remove(at: index))
+            } else {
+                tables.parkedCursor = index + 1
+            }
+            looked += 1
+        }
+        return ended
+    }
+
+    /// Runs the initializer for `owner`, stopping the program if it touches the same key again.
+    @usableFromInline
+    func makeInitialValue(for owner: OwnerKey) -> Value {
+        let context = ThreadContext.current
+        let me = ObjectIdentifier(self)
+        if context.isInitializing(me, owner) {
+            reentrantInitializer(key: owner.description)
+        }
+        context.initializing.append((me, owner))
+        defer {
+            if let index = context.initializing.lastIndex(where: { $0.storage == me && $0.key == owner }) {
+                context.initializing.remove(at: index)
+            }
+        }
+        return initialValue()
+    }
+
+    func reentrantInitializer(key: String) -> Never {
+        fatalError(
+            """
+            swift-locals: the initializer of Local<\(Value.self)> (discriminator \(discriminatorName)) \
+            touched the same Local for the same key (\(key)) while computing that key's first value, \
+            which would never finish. Compute the initial value without reading or writing this \
+            Local; other Locals are fine.
+            """
+        )
+    }
+
+    @usableFromInline
+    func missingKeyForWrite() -> Never {
+        fatalError(
+            """
+            swift-locals: cannot write Local<\(Value.self)>: \(discriminatorName).currentKey is nil \
+            here, so there is no key to store the value under. Write only where the discriminator \
+            has a current key (for example inside the scope that sets your session), or make \
+            currentKey return one. Reads without a key return the initializer's value unstored.
+            """
+        )
+    }
+}
