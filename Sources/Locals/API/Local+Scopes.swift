@@ -148,8 +148,8 @@ extension Local {
         }
         let origin = ScopeOrigin(file: file, line: line)
         let (cell, frame, epoch) = storage.openScope(inheritance ?? self.inheritance, origin, change)
-        frame.parent = ScopeChain.head
-        let result = await ScopeChain.key.withValue(
+        frame.parent = ScopeChain.head(of: storage.chainKey)
+        let result = await storage.chainKey.withValue(
             frame,
             operation: { () async -> Result<R, E> in
                 do throws(E) {

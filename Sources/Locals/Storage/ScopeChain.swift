@@ -34,7 +34,13 @@ enum ScopeChain {
     /// value type's metadata that `get()` makes from outside the standard library (a scope reads
     /// the head on every open). Where the runtime lacks the entry point, `get()`.
     @inlinable
-    static var head: ScopeLink? {
+    static var head: ScopeLink? { head(of: key) }
+
+    /// `head`, with the key passed in: a Local keeps it in a stored property, so that a scope reads
+    /// a field instead of running the global's one-time initialization check.
+    @usableFromInline
+    @inline(never)
+    static func head(of key: TaskLocal<ScopeLink?>) -> ScopeLink? {
         guard locals_runtime_has_task_local_get() else { return key.get() }
         guard let value = locals_runtime_task_local_get(Unmanaged.passUnretained(key).toOpaque()) else { return nil }
         return value.assumingMemoryBound(to: ScopeLink?.self).pointee

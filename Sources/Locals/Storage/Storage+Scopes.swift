@@ -148,8 +148,8 @@ extension Storage {
     @inlinable
     @inline(__always)
     func withScopeKey<R>(_ frame: ScopeFrame<Value>, _ operation: () -> R) -> R {
-        Unmanaged.passUnretained(ScopeChain.key)._withUnsafeGuaranteedRef { key in
-            frame.parent = key.get()
+        Unmanaged.passUnretained(chainKey)._withUnsafeGuaranteedRef { key in
+            frame.parent = ScopeChain.head(of: key)
             return Unmanaged.passUnretained(frame)._withUnsafeGuaranteedRef { frame in
                 key.withValue(frame, operation: operation)
             }

@@ -47,6 +47,8 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// The library's pthread key, copied here so the fast path reads a field instead of running a
     /// global's one-time initialization check on every access.
     @usableFromInline let pthreadKey = ThreadContext.pthreadKey
+    /// The scope chain's task-local (`ScopeChain.key`), copied here for the same reason.
+    @usableFromInline let chainKey = ScopeChain.key
     /// The values of a custom discriminator's keys.
     @usableFromInline let sessions: (any SessionStore<Value>)?
     /// The cached session lookup of `sessions`, specialized for the discriminator (see
