@@ -126,14 +126,24 @@ final class ThreadContext {
     }
 
     /// The Locals with values of this thread's own (see `Cell.isListed`), for snapshots: kept by
-    /// this thread only, forgetting Locals that are gone as it grows.
+    /// this thread only, forgetting Locals that are gone as they grow. `.thread` Locals apart, the
+    /// only ones a capture inside a task takes of its thread.
     @exclusivity(unchecked) private(set) var listed: [SnapshotOps] = []
+    @exclusivity(unchecked) private(set) var listedThreadLocals: [SnapshotOps] = []
 
     func list(_ local: SnapshotOps) {
-        if listed.count >= 8, listed.count.nonzeroBitCount == 1 {
-            listed.removeAll { !$0.isAlive() }
+        if local.holdsThreadValues {
+            Self.append(local, to: &listedThreadLocals)
+        } else {
+            Self.append(local, to: &listed)
         }
-        listed.append(local)
+    }
+
+    private static func append(_ local: SnapshotOps, to list: inout [SnapshotOps]) {
+        if list.count >= 8, list.count.nonzeroBitCount == 1 {
+            list.removeAll { !$0.isAlive() }
+        }
+        list.append(local)
     }
 
     func isInitializing(_ storage: ObjectIdentifier, _ key: OwnerKey) -> Bool {

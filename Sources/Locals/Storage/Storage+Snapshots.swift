@@ -71,13 +71,12 @@ enum LiveLocals {
         var listed: [SnapshotOps]
         if let task = TaskIdentity.current {
             listed = TaskRegistry.localsListed(by: task) ?? entries.withLock { Array($0.all.values) }
-            if let thread = ThreadContext.existing(key: ThreadContext.pthreadKey),
-                !thread._withUnsafeGuaranteedRef({ $0.listed.isEmpty })
-            {
-                listed += thread._withUnsafeGuaranteedRef { $0.listed.filter(\.holdsThreadValues) }
+            if let thread = ThreadContext.existing(key: ThreadContext.pthreadKey) {
+                listed += thread._withUnsafeGuaranteedRef { $0.listedThreadLocals }
             }
         } else {
-            listed = ThreadContext.current.listed
+            let thread = ThreadContext.current
+            listed = thread.listed + thread.listedThreadLocals
         }
         if sessionCount.load(ordering: .relaxed) > 0 {
             listed += entries.withLock { Array($0.sessions.values) }
