@@ -322,12 +322,15 @@ struct ValueStorageTests {
             await Task { local.simple }.value
         }
         #expect(seen == "scoped")
-        // The values of ended tasks are released without any discard.
-        let counter = DeinitCounter()
-        for _ in 0..<200 {
-            await Task { local.tracked = counter.make() }.value
+        // The values of ended tasks are released without any discard (where the runtime gives
+        // pins; the fallback releases on address reuse, which its own tests check).
+        if pinsTasks {
+            let counter = DeinitCounter()
+            for _ in 0..<200 {
+                await Task { local.tracked = counter.make() }.value
+            }
+            #expect(await counter.wait(untilAtLeast: 150), "released \(counter.count) of 200")
         }
-        #expect(await counter.wait(untilAtLeast: 150), "released \(counter.count) of 200")
         // The task storage asks the runtime, not currentKey.
         #expect(ForwardingTaskDiscriminator.calls.count == before)
     }

@@ -103,3 +103,38 @@ enum ManyLocals {
         return result.withLock { $0 }
     }
 }
+
+@Suite("Snapshots taken inside a run")
+struct SnapshotInsideRunTests {
+    @Test("a snapshot taken inside a synchronous run carries what the run wrote, hop after hop")
+    func captureInsideRun() async {
+        let local = Local { Sample() }
+        var snapshot = await Task { () -> LocalsSnapshot in
+            local.simple = "hop 0"
+            return LocalsSnapshot.capture()
+        }.value
+        // Each hop runs the last snapshot on a queue thread, writes, and captures the next one.
+        for hop in 1...50 {
+            let previous = snapshot
+            snapshot = await onQueue { () -> LocalsSnapshot in
+                previous.run { () -> LocalsSnapshot in
+                    #expect(local.simple == "hop \(hop - 1)")
+                    local.simple = "hop \(hop)"
+                    return LocalsSnapshot.capture()
+                }
+            }
+        }
+        let last = snapshot
+        #expect(await onQueue { last.run { local.simple } } == "hop 50")
+        #expect(last.count == 1)
+    }
+
+    @Test("a .thread scope's value is in a snapshot taken inside it")
+    func threadScopeIsCaptured() async {
+        let perThread = Local(.thread) { Sample() }
+        let snapshot = await onQueue { () -> LocalsSnapshot in
+            perThread.withValue(\.simple, "scoped") { LocalsSnapshot.capture() }
+        }
+        #expect(await onQueue { snapshot.run { perThread.simple } } == "scoped")
+    }
+}

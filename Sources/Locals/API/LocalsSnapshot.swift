@@ -26,19 +26,21 @@
 ///   inside `run`, for as long as they run) whatever the discriminator says. If the session was
 ///   discarded since, `run` starts it over from the initializer under its own key, as any
 ///   context of that session would: it never falls through to the running context's session.
-/// - A Local the context holds nothing of (no scope, no value it wrote): inside a synchronous
-///   `run`, its initial value, as for a child created at the capture point; inside an `async`
-///   `run`, whatever the running task has. A Local released before `run` is skipped, and a
+/// - A `.task` Local the context holds nothing of (no scope, no value it wrote): inside a
+///   synchronous `run`, its initial value, as for a child created at the capture point; inside an
+///   `async` `run`, whatever the running task has. (`.thread` Locals and sessions it holds nothing
+///   of are the running thread's and the current key's.) A Local released before `run` is skipped, and a
 ///   snapshot never keeps a Local alive. It does keep the scopes it took (and their values)
 ///   alive, as a child task would.
 ///
 /// Inside `run`, writes are the running code's own (or, under `.shared` and for sessions, go to
-/// the shared value), and are discarded when `run` returns, as a scope's are; children created
-/// inside `run` inherit from the snapshot. `run` nests and restores like a scope, on any task or
+/// the shared value), and are discarded when `run` returns, as a scope's are; a snapshot taken
+/// inside `run` carries them. Children created inside `run` inherit from the snapshot (and,
+/// inside an `async` `run`, the run's own writes to `.copy` and `.fresh` values). `run` nests and restores like a scope, on any task or
 /// thread, from any number of threads at once.
 ///
 /// An empty snapshot, `LocalsSnapshot()`, runs work as outside every scope: a synchronous `run`
-/// shows no Local of the caller, and children created inside any `run` inherit nothing. Start
+/// shows no `.task` Local of the caller, and children created inside any `run` inherit nothing. Start
 /// background work from a request that way, so that it neither keeps nor sees the request's
 /// values:
 ///
@@ -115,7 +117,7 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     public var count: Int { allParts().count }
 
     /// Whether the snapshot holds nothing of any Local (carried task-locals aside).
-    public var isEmpty: Bool { chain == nil && parts.isEmpty }
+    public var isEmpty: Bool { allParts().isEmpty }
 
     /// Runs `operation` with every captured Local's value in place, then puts the running context's
     /// own back: on return, on a thrown error (rethrown unchanged) and on cancellation.

@@ -108,17 +108,34 @@ final class TaskRecord: @unchecked Sendable, AddressKeyed {
     /// Lists `local` as touched by `task`; returns the entries it forgot (Locals that are gone),
     /// to be released after the lock.
     func touch(_ local: SnapshotOps, by task: UInt64) -> [Touch] {
-        if task == id, firstTouched == nil {
+        if task == id, firstTouched == nil || firstTouched === local {
             firstTouched = local
+            return []
+        }
+        // Listed once per task and Local, however often a reset makes the cell anew.
+        if moreTouched.contains(where: { $0.task == task && $0.local === local }) {
             return []
         }
         var forgotten: [Touch] = []
         if moreTouched.count >= 8, moreTouched.count.nonzeroBitCount == 1 {
-            // At each power of two: what is forgotten keeps the list within twice what is alive.
+            // At each power of two: forget the Locals that are gone, and the oldest entries of
+            // `async let` children (which share this record) past the last 256 of them, so that a
+            // task that runs children in a loop keeps a bounded list. A child whose entry went
+            // still runs correctly; only a snapshot it captures misses that value of its own.
             moreTouched.removeAll { touch in
                 guard !touch.local.isAlive() else { return false }
                 forgotten.append(touch)
                 return true
+            }
+            let children = moreTouched.lazy.filter { $0.task != self.id }.count
+            if children > 256 {
+                var excess = children - 256
+                moreTouched.removeAll { touch in
+                    guard excess > 0, touch.task != self.id else { return false }
+                    excess -= 1
+                    forgotten.append(touch)
+                    return true
+                }
             }
         }
         moreTouched.append(Touch(task: task, local: local))

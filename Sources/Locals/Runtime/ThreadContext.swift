@@ -140,6 +140,8 @@ final class ThreadContext {
     }
 
     private static func append(_ local: SnapshotOps, to list: inout [SnapshotOps]) {
+        // Listed once per Local, however often a reset makes the cell anew.
+        guard !list.contains(where: { $0 === local }) else { return }
         if list.count >= 8, list.count.nonzeroBitCount == 1 {
             list.removeAll { !$0.isAlive() }
         }

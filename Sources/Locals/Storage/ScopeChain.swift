@@ -1,4 +1,5 @@
-public import _LocalsRuntime  // public: `head` is inlined into every scope
+public import _LocalsRuntime
+import Synchronization  // public: `head` is inlined into every scope
 
 /// One link of a context's scope chain: an open scope of some `.task` Local (a `ScopeFrame`),
 /// holding the next scope out.
@@ -79,12 +80,31 @@ class RunBoundary: ScopeLink, @unchecked Sendable {
     // see it (an `ActiveRun` is its thread's only, and is reused only once no one else holds it).
     @exclusivity(unchecked) final var owner: OwnerKey
     @exclusivity(unchecked) final var outside: ScopeLink?
+    /// Set by the owner when the run ends (and `outside` dropped): a chain captured inside the run
+    /// may keep the boundary, which every walk from then on passes into the captured chain, the
+    /// owner's too. Read by the owner only.
+    @exclusivity(unchecked) final var hasEnded = false
 
     init(chain: ScopeLink?, owner: OwnerKey, outside: ScopeLink?) {
         self.owner = owner
         self.outside = outside
         super.init(localID: 0)
         parent = chain
+    }
+
+    /// Whether `owner`, walking the chain through this boundary, is inside its own run: only
+    /// while the run lasts.
+    @inlinable
+    final func isRun(of owner: OwnerKey) -> Bool {
+        !hasEnded && self.owner == owner
+    }
+
+    /// The run is over: nothing but the captured chain stays reachable through this boundary (a
+    /// child created inside the run may hold it for as long as it runs).
+    final func endRun() {
+        hasEnded = true
+        let dropped = outside.take()
+        withExtendedLifetime(dropped) {}
     }
 
     /// Whether the run puts the chain's scopes in place lazily.
@@ -126,6 +146,7 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
             return ActiveRun(chain: chain, owner: owner, in: context)
         }
         run.stamp = context.nextStamp()
+        run.hasEnded = false
         run.previous = context.activeRun
         run.previousStamp = context.runStamp
         run.owner = owner
@@ -137,6 +158,9 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
     /// Keeps `run` as its thread's spare once it has ended, if nothing else holds it (a child task
     /// created inside it holds its boundary for as long as it runs).
     static func recycle(_ run: inout ActiveRun?, in context: ThreadContext) {
+        // Ordered after whatever another thread did with the run before it let go of it (a child
+        // that held the boundary), as `ScopeFrame.recycle` is.
+        atomicMemoryFence(ordering: .acquiring)
         guard isKnownUniquelyReferenced(&run) else { return }
         let kept = (run.unsafelyUnwrapped.parent.take(), run.unsafelyUnwrapped.outside.take())
         run.unsafelyUnwrapped.viewed.removeAll(keepingCapacity: true)
@@ -187,6 +211,8 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
             let undo = undos[undoCount]
             undo.ops.unsafelyUnwrapped.leaveView(undo)
         }
+        viewed.removeAll(keepingCapacity: true)  // the cells, and through them their tasks' pins
+        endRun()
     }
 }
 

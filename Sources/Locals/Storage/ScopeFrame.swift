@@ -35,6 +35,9 @@ final class ScopeFrame<Value: Sendable>: ScopeLink, @unchecked Sendable {
     @exclusivity(unchecked) @usableFromInline var isPrivate = false
     /// A frame a snapshot made of a context's own value, in front of the chain it captured.
     @exclusivity(unchecked) @usableFromInline var isCopiedValue = false
+    /// A synchronous run's view of a Local, opened on the runner's cell and never published: what
+    /// the runner writes there is a value of its own, which a snapshot taken inside the run copies.
+    @exclusivity(unchecked) @usableFromInline var isRunView = false
     /// Children with no pin (see `TaskRuntime`) whose cells this frame bounds, made on the first:
     /// nil for almost every frame, so that opening and closing a scope has nothing more to do.
     @exclusivity(unchecked) @usableFromInline var kept: KeptCells<Value>?
@@ -91,6 +94,7 @@ final class ScopeFrame<Value: Sendable>: ScopeLink, @unchecked Sendable {
             return false
         }
         isOpen = false
+        isRunView = false
         let dropped = (storage.move(), savedScope.take(), parent.take())
         if held {
             unlock()

@@ -70,6 +70,7 @@ enum SnapshotRun {
         defer { base.deallocate() }
         let opened = open(parts, base)
         let boundary = RunBoundary(chain: chain, owner: runningOwner(), outside: ScopeChain.head)
+        defer { boundary.endRun() }
         if canBind {
             let bound = publish(boundary, opened, base)
             await body()

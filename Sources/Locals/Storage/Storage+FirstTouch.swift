@@ -80,8 +80,23 @@ extension Storage {
     @inlinable
     @inline(__always)
     func noteWrite(_ cell: Cell<Value>) {
-        if _slowPath(!cell.isListed), cell.route == .own || cell.route == .overlay {
+        if _slowPath(!cell.isListed) {
+            noteFirstWrite(cell)
+        }
+    }
+
+    /// A write to a cell not listed yet: lists it if the value written is the owner's own (its
+    /// own value, an `.overlay` child's layer, or a synchronous snapshot run's view).
+    @usableFromInline
+    @inline(never)
+    func noteFirstWrite(_ cell: Cell<Value>) {
+        switch cell.route {
+        case .own, .overlay:
             list(cell)
+        case .scope where cell.scope.unsafelyUnwrapped.isRunView:
+            list(cell)
+        case .scope, .sharedScope:
+            break
         }
     }
 

@@ -285,7 +285,7 @@ extension Storage {
             if current.localID == localID {
                 return unsafeDowncast(current, to: ScopeFrame<Value>.self)
             }
-            if current.localID == 0, let run = current as? RunBoundary, run.owner == owner,
+            if current.localID == 0, let run = current as? RunBoundary, run.isRun(of: owner),
                 (newCell && run.isLazy) || ScopeChain.find(localID, from: run.parent) == nil
             {
                 link = run.outside
@@ -329,6 +329,7 @@ extension Storage {
         undo.storage = self
         switch entered {
         case .scope(let cell, let epoch):
+            opened.isRunView = true
             undo.cell = cell.toOpaque()
             undo.epoch = epoch
         case .redirect(let redirect):

@@ -82,6 +82,12 @@ enum LiveLocals {
             listed += entries.withLock { Array($0.sessions.values) }
         }
         var chain = ScopeChain.head
+        // Inside a run, with no scope opened since: the captured chain the run stands for, not
+        // the run's boundary (so that work that captures in every run, hop after hop, does not
+        // build a chain of them).
+        while let boundary = chain, boundary.localID == 0, let run = boundary as? RunBoundary {
+            chain = run.parent
+        }
         guard !listed.isEmpty else { return (chain, []) }
         listed.sort { $0.localID < $1.localID }
         var parts: [SnapshotPart] = []
@@ -321,8 +327,10 @@ extension Storage {
         case .own:
             return cell.isListed ? cell.own.value : nil
         case .scope:
+            // A frozen `.overlay` child's private frame, or a synchronous run's view (never in the
+            // chain), holds a value of the context's own; any other scope is in the chain.
             let frame = cell.scope.unsafelyUnwrapped
-            return frame.isPrivate ? frame.value : nil
+            return frame.isPrivate || frame.isRunView ? frame.value : nil
         case .sharedScope, .overlay:
             return nil
         }

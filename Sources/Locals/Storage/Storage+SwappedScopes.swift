@@ -20,6 +20,9 @@ extension Storage {
         change(&changed)
         let cell = (isStillHeld(found) ? found.cell : holdCell().cell).takeUnretainedValue().own
         swap(&changed, &cell.value)
+        if !cell.isListed {
+            list(cell)  // a value of the thread's own now: snapshots take it
+        }
         return .thread(cell.owner, changed)
     }
 

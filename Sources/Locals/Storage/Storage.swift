@@ -252,8 +252,8 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
             at: index
         )
         if kind == .task, let run = context.activeRun, run.owner == owner {
-            // A cell just made from the initializer: a view that starts from the initial value
-            // takes the same one (the initializer runs once for this first touch).
+            // A cell just made from the initializer: a view from the initial value (a Local the
+            // snapshot holds nothing of) takes the same one, with no second initializer call.
             enterRunView(cell, run, madeInitial: madeInitial)
             if self.epoch.load(ordering: .relaxed) != epoch {
                 // A removal while the view went in place (a discard from elsewhere): this cell may

@@ -48,6 +48,9 @@ struct ModelBlock {
     var readsThrough = false
     /// Structured children created in this block: they finish before it ends.
     var structured: [Int] = []
+    /// A synchronous run's view of a Local, put in place at the first access: what the task writes
+    /// there lists the Local as one with a value of its own (see ModelSnapshots.swift).
+    var isRunView = false
 }
 
 final class ModelTask {
@@ -202,7 +205,11 @@ final class ModelState {
                 return [.missingElement(listCount: visible.list.count)]
             }
         }
-        if case .frame = place {} else {
+        if case .frame = place {
+            if task.blocks.last(where: { $0.local == local })?.isRunView == true {
+                task.listed.insert(local)
+            }
+        } else {
             task.listed.insert(local)
         }
         switch place {

@@ -79,7 +79,7 @@ extension ModelState {
     func run(
         _ task: ModelTask, _ snapshot: ModelSnapshot, _ ops: [ModelSyncOp], lazily: Bool
     ) throws(ModelInvalid) -> [ModelPart] {
-        let layer = ModelRunLayer(base: task.blocks.count)
+        let layer = ModelRunLayer(base: task.blocks.count, lazily: lazily)
         for local in policies.indices {
             let part = local < snapshot.parts.count ? snapshot.parts[local] : nil
             guard let part else {
@@ -151,7 +151,10 @@ extension ModelState {
             task.own[local] = .overlay(writes)
             block = ModelBlock(local: local, frame: frame, readsThrough: true)
         }
-        task.blocks.insert(block, at: layer.base + layer.placed)
+        var placed = block
+        // A view a synchronous run opened for the task (not a `.shared` scope it redirects to).
+        placed.isRunView = layer.lazily && placed.frame?.owner == task.id
+        task.blocks.insert(placed, at: layer.base + layer.placed)
         layer.placed += 1
     }
 
@@ -171,11 +174,13 @@ private func initialValueOrNil(_ cell: ModelCell?) -> ModelValue? {
 /// and what it changed of the task's own values.
 final class ModelRunLayer {
     let base: Int
+    let lazily: Bool
     var placed = 0
     var pending: [Int: ModelSnapshot.Part] = [:]
     var savedOwn: [(local: Int, cell: ModelCell?)] = []
 
-    init(base: Int) {
+    init(base: Int, lazily: Bool) {
         self.base = base
+        self.lazily = lazily
     }
 }
