@@ -1,5 +1,5 @@
-public import _LocalsRuntime
-import Synchronization  // public: `head` is inlined into every scope
+import _LocalsRuntime
+import Synchronization
 
 /// One link of a context's scope chain: an open scope of some `.task` Local (a `ScopeFrame`),
 /// holding the next scope out.
