@@ -12,7 +12,9 @@
 // identity call), `tasklocal` (a bound `@TaskLocal` read), `tasklocalscopes` (`@TaskLocal`'s
 // `withValue(i) {}`, the anchor of `scopes`); or, with LOCALS Locals (a third argument, 10 if
 // none) that each hold a value of the task's own, `capture` (`LocalsSnapshot.capture()`) or `run`
-// (`snapshot.run {}` with an empty body).
+// (`snapshot.run {}` with an empty body); `scopedcapture` and `scopedrun` do the same with each of
+// the LOCALS Locals in a scope of its own instead, as the snapshot rows of `locals-compare` have
+// them; `runread` runs a snapshot of one scope of 10 Locals with one read inside.
 //
 // Divide a function's inclusive count by the number of operations for its share of one; run
 // with 0 operations to see what starting the process costs.
@@ -65,6 +67,22 @@ struct LocalsProfile {
                 let first = locals[0]
                 for _ in 0..<operations { snapshot.run { sink(first.x) } }
                 withExtendedLifetime(locals) {}
+            case "scopedcapture", "scopedrun":
+                // LOCALS Locals each in a scope of its own, as the benchmark's snapshot rows have
+                // them: capture inside, or run (in the same task, after the scopes close).
+                let count = arguments.dropFirst(2).first.flatMap { Int($0) } ?? 10
+                let locals = (0..<count).map { _ in Local { RequestState() } }
+                var snapshot = LocalsSnapshot()
+                withScopes(locals[...]) {
+                    if mode == "scopedcapture" {
+                        for _ in 0..<operations { sink(LocalsSnapshot.capture()) }
+                    }
+                    snapshot = LocalsSnapshot.capture()
+                }
+                if mode == "scopedrun" {
+                    for _ in 0..<operations { snapshot.run {} }
+                }
+                withExtendedLifetime(locals) {}
             case "capture", "run":
                 let count = arguments.dropFirst(2).first.flatMap { Int($0) } ?? 10
                 let locals = (0..<count).map { _ in Local { RequestState() } }
@@ -83,5 +101,11 @@ struct LocalsProfile {
         }
         done.wait()
         print("\(mode): \(operations) operations")
+    }
+
+    /// Runs `body` inside a scope of every Local of `locals`, nested, each with its own value.
+    static func withScopes(_ locals: ArraySlice<Local<RequestState>>, _ body: () -> Void) {
+        guard let first = locals.first else { return body() }
+        first.withValue(\.x, locals.startIndex) { withScopes(locals.dropFirst(), body) }
     }
 }

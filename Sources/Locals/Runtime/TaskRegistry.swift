@@ -145,6 +145,14 @@ final class TaskRecord: @unchecked Sendable, AddressKeyed {
     /// The Locals `task` touched, as listed here.
     func locals(touchedBy task: UInt64) -> [SnapshotOps] {
         var locals: [SnapshotOps] = []
+        if moreTouched.isEmpty {
+            // The common case (a task that touched one Local, or none), with no capacity reserved:
+            // an array of nothing allocates nothing.
+            if task == id, let firstTouched {
+                locals.append(firstTouched)
+            }
+            return locals
+        }
         locals.reserveCapacity(moreTouched.count + 1)
         if task == id, let firstTouched {
             locals.append(firstTouched)

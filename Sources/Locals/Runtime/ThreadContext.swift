@@ -43,7 +43,8 @@ final class ThreadContext {
     /// stamp (0 for none): a task or thread slot cached under another stamp is not used, so that
     /// an access inside the run finds its way to the run's view of the Local.
     @exclusivity(unchecked) @usableFromInline var runStamp: UInt64 = 0
-    @exclusivity(unchecked) var activeRun: ActiveRun?
+    /// Not retained: the run's caller holds it for as long as it is the thread's current one.
+    @exclusivity(unchecked) unowned(unsafe) var activeRun: ActiveRun?
     /// An ended run kept for the next one on this thread (see `ActiveRun.recycle`).
     @exclusivity(unchecked) var spareRun: ActiveRun?
     @exclusivity(unchecked) private var stamps: UInt64 = 0

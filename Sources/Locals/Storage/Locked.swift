@@ -39,7 +39,9 @@ struct Locked<State>: @unchecked Sendable {
 @usableFromInline
 final class LockedStorage<State> {
     @usableFromInline let mutex = PlatformMutex()
-    @usableFromInline var state: State
+    /// Unchecked: only reached inside `withLock`, under the mutex, which is what excludes; the
+    /// runtime's dynamic check on every access cost more than the lock.
+    @exclusivity(unchecked) @usableFromInline var state: State
 
     init(_ state: State) {
         self.state = state

@@ -37,6 +37,13 @@ enum ScopeChain {
     @inlinable
     static var head: ScopeLink? { head(of: key) }
 
+    /// `head`, not retained: for a reference held no longer than the binding that holds it.
+    static var unretainedHead: Unmanaged<ScopeLink>? {
+        guard locals_runtime_has_task_local_get() else { return head.map { Unmanaged.passUnretained($0) } }
+        guard let value = locals_runtime_task_local_get(Unmanaged.passUnretained(key).toOpaque()) else { return nil }
+        return value.load(as: Unmanaged<ScopeLink>?.self)
+    }
+
     /// `head`, with the key passed in: a Local keeps it in a stored property, so that a scope reads
     /// a field instead of running the global's one-time initialization check.
     @usableFromInline
@@ -79,18 +86,23 @@ class RunBoundary: ScopeLink, @unchecked Sendable {
     // @unchecked: set before the boundary is bound, and not changed while any other context can
     // see it (an `ActiveRun` is its thread's only, and is reused only once no one else holds it).
     @exclusivity(unchecked) final var owner: OwnerKey
-    @exclusivity(unchecked) final var outside: ScopeLink?
+    /// Not retained: it is the head the owner's binding held when the run started, which outlasts
+    /// the run (bindings nest), and only the owner reads it, only while the run lasts.
+    @exclusivity(unchecked) final var outsideLink: Unmanaged<ScopeLink>?
     /// Set by the owner when the run ends (and `outside` dropped): a chain captured inside the run
     /// may keep the boundary, which every walk from then on passes into the captured chain, the
     /// owner's too. Read by the owner only.
     @exclusivity(unchecked) final var hasEnded = false
 
-    init(chain: ScopeLink?, owner: OwnerKey, outside: ScopeLink?) {
+    init(chain: ScopeLink?, owner: OwnerKey, outside: Unmanaged<ScopeLink>?) {
         self.owner = owner
-        self.outside = outside
+        self.outsideLink = outside
         super.init(localID: 0)
         parent = chain
     }
+
+    /// What the owner had before the run (see above).
+    final var outside: ScopeLink? { outsideLink?.takeUnretainedValue() }
 
     /// Whether `owner`, walking the chain through this boundary, is inside its own run: only
     /// while the run lasts.
@@ -103,8 +115,7 @@ class RunBoundary: ScopeLink, @unchecked Sendable {
     /// child created inside the run may hold it for as long as it runs).
     final func endRun() {
         hasEnded = true
-        let dropped = outside.take()
-        withExtendedLifetime(dropped) {}
+        outsideLink = nil
     }
 
     /// Whether the run puts the chain's scopes in place lazily.
@@ -124,19 +135,25 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
     /// The Locals whose view is in place (or was found absent, or was put in place with the run's
     /// first parts, with no cell), and on which cell (held, so that no other cell takes its
     /// address meanwhile): a cell made again inside the run (after a discard) gets the view again.
-    @exclusivity(unchecked) var viewed: [(local: UInt64, cell: AnyObject?)] = []
+    ///
+    /// The first `viewedCount` entries count; the rest are left from earlier runs (with no cell),
+    /// so that a run neither allocates nor destroys entries in a steady state.
+    @exclusivity(unchecked) private var viewed: [Viewed] = []
+    @exclusivity(unchecked) private var viewedCount = 0
     /// What takes each view away, in the order they went in place: records reused from run to
     /// run (a thread's spare run keeps them), so that a view allocates nothing in a steady state.
     @exclusivity(unchecked) var undos: [RunUndo] = []
     @exclusivity(unchecked) var undoCount = 0
-    @exclusivity(unchecked) var previous: ActiveRun?
+    /// The run this one is nested in, on this thread: not retained, as the enclosing run's caller
+    /// holds it until after this one ends.
+    @exclusivity(unchecked) unowned(unsafe) var previous: ActiveRun?
     @exclusivity(unchecked) var previousStamp: UInt64
 
     private init(chain: ScopeLink?, owner: OwnerKey, in context: ThreadContext) {
         stamp = context.nextStamp()
         previous = context.activeRun
         previousStamp = context.runStamp
-        super.init(chain: chain, owner: owner, outside: ScopeChain.head)
+        super.init(chain: chain, owner: owner, outside: ScopeChain.unretainedHead)
     }
 
     /// A run of `chain` by `owner` on the thread of `context`: the thread's spare one if it has
@@ -150,7 +167,7 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         run.previous = context.activeRun
         run.previousStamp = context.runStamp
         run.owner = owner
-        run.outside = ScopeChain.head
+        run.outsideLink = ScopeChain.unretainedHead
         run.parent = chain
         return run
     }
@@ -162,26 +179,35 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         // that held the boundary), as `ScopeFrame.recycle` is.
         atomicMemoryFence(ordering: .acquiring)
         guard isKnownUniquelyReferenced(&run) else { return }
-        let kept = (run.unsafelyUnwrapped.parent.take(), run.unsafelyUnwrapped.outside.take())
-        run.unsafelyUnwrapped.viewed.removeAll(keepingCapacity: true)
+        let kept = run.unsafelyUnwrapped.parent.take()
         context.spareRun = run.take()
         withExtendedLifetime(kept) {}  // released last: a scope's value may have a deinit
     }
 
     /// The cell the view of `local` is in place on; `.some(nil)` where none is needed.
     func viewedCell(of local: UInt64) -> AnyObject?? {
-        for entry in viewed where entry.local == local {
-            return .some(entry.cell)
+        for index in 0..<viewedCount where viewed[index].local == local {
+            return .some(viewed[index].cell)
         }
         return nil
     }
 
     func setViewed(_ local: UInt64, on cell: AnyObject?) {
-        if let index = viewed.firstIndex(where: { $0.local == local }) {
+        for index in 0..<viewedCount where viewed[index].local == local {
             viewed[index].cell = cell
-        } else {
-            viewed.append((local, cell))
+            return
         }
+        if viewedCount < viewed.count {
+            viewed[viewedCount] = Viewed(local: local, cell: cell)
+        } else {
+            viewed.append(Viewed(local: local, cell: cell))
+        }
+        viewedCount += 1
+    }
+
+    struct Viewed {
+        var local: UInt64
+        var cell: AnyObject?
     }
 
     /// A record for the next view, reused if an earlier run left one.
@@ -211,7 +237,10 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
             let undo = undos[undoCount]
             undo.ops.unsafelyUnwrapped.leaveView(undo)
         }
-        viewed.removeAll(keepingCapacity: true)  // the cells, and through them their tasks' pins
+        for index in 0..<viewedCount {
+            viewed[index].cell = nil  // the cells, and through them their tasks' pins
+        }
+        viewedCount = 0
         endRun()
     }
 }

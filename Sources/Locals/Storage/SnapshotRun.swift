@@ -36,7 +36,7 @@ enum SnapshotRun {
             // Held only here (and by the binding while it lasts), so that it can be recycled.
             var run: ActiveRun? = ActiveRun.make(chain: chain, owner: runningOwner(), in: context)
             for part in parts {
-                run.unsafelyUnwrapped.viewed.append((part.ops.localID, nil))  // in place now, on whatever cell
+                run.unsafelyUnwrapped.setViewed(part.ops.localID, on: nil)  // in place now, on whatever cell
             }
             if canBind {
                 let bound = publish(run.unsafelyUnwrapped, opened, base)
@@ -69,7 +69,7 @@ enum SnapshotRun {
         let base = UnsafeMutableRawPointer.allocate(byteCount: max(1, parts.count) * slotStride, alignment: 8)
         defer { base.deallocate() }
         let opened = open(parts, base)
-        let boundary = RunBoundary(chain: chain, owner: runningOwner(), outside: ScopeChain.head)
+        let boundary = RunBoundary(chain: chain, owner: runningOwner(), outside: ScopeChain.unretainedHead)
         defer { boundary.endRun() }
         if canBind {
             let bound = publish(boundary, opened, base)

@@ -71,7 +71,9 @@ enum LiveLocals {
         var listed: [SnapshotOps]
         if let task = TaskIdentity.current {
             listed = TaskRegistry.localsListed(by: task) ?? entries.withLock { Array($0.all.values) }
-            if let thread = ThreadContext.existing(key: ThreadContext.pthreadKey) {
+            if let thread = ThreadContext.existing(key: ThreadContext.pthreadKey),
+                !thread._withUnsafeGuaranteedRef({ $0.listedThreadLocals.isEmpty })
+            {
                 listed += thread._withUnsafeGuaranteedRef { $0.listedThreadLocals }
             }
         } else {
