@@ -222,13 +222,8 @@ final class SendOnlyFieldAccess: AnyBaggageFieldAccess, AnyBaggageFieldGroup {
     func makeGroup(_ fields: [any AnyBaggageFieldAccess]) -> any AnyBaggageFieldGroup { self }
 
     func appendFields(to writer: inout BaggageHeaderWriter) {
-        guard var text = field.currentValue else { return }
-        var key = field.key
-        key.withUTF8 { key in
-            text.withUTF8 { text in
-                _ = writer.appendMember(key: key, text: text)
-            }
-        }
+        guard let text = field.currentValue else { return }
+        _ = writer.appendMember(key: field.key, text: text)
     }
 
     func withValues<R, E: Error>(

@@ -346,13 +346,8 @@ struct BaggageFieldGroup<Value: Sendable>: AnyBaggageFieldGroup {
         // One read: fields of one Local always come from the same value.
         let value = fields[0].read()
         for field in fields {
-            guard var text = field.encode(value) else { continue }
-            var key = field.key
-            key.withUTF8 { key in
-                text.withUTF8 { text in
-                    _ = writer.appendMember(key: key, text: text)
-                }
-            }
+            guard let text = field.encode(value) else { continue }
+            _ = writer.appendMember(key: field.key, text: text)
         }
     }
 

@@ -294,6 +294,16 @@ struct BaggageHeaderWriter: ~Copyable {
         return true
     }
 
+    /// Appends `key=value` from a field's key and its value's text, percent-encoding the text.
+    /// Returns false, leaving the header as it was, when the member does not fit.
+    mutating func appendMember(key: String, text: String) -> Bool {
+        var key = key
+        var text = text
+        return key.withUTF8 { key in
+            text.withUTF8 { text in appendMember(key: key, text: text) }
+        }
+    }
+
     /// Appends a member that is already in wire form. Returns false when it does not fit.
     mutating func appendRawMember(_ member: UnsafeBufferPointer<UInt8>) -> Bool {
         guard W3CBaggageFormat.fits(size: member.count, afterMembers: members, bytes: count) else { return false }
