@@ -165,8 +165,15 @@ let package = Package(
         ),
 
         // What the HTTP and gRPC integrations share: the request id's validation and
-        // generation, and opening one request scope over several Locals (not API).
-        .target(name: "_LocalsHTTPSupport", dependencies: ["Locals"]),
+        // generation, opening one request scope over several Locals, and the notice line for a
+        // dropped id (not API). Every trait that builds one of those integrations turns Logging on.
+        .target(
+            name: "_LocalsHTTPSupport",
+            dependencies: [
+                "Locals",
+                product("Logging", of: "swift-log", when: "Logging"),
+            ]
+        ),
         .testTarget(name: "LocalsHTTPSupportTests", dependencies: ["_LocalsHTTPSupport"]),
 
         .target(

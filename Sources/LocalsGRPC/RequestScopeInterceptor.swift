@@ -133,9 +133,12 @@ public struct RequestScopeInterceptor: ServerInterceptor {
         // A local function, not a closure: it captures `next`, which may not escape.
         func inScopes() async throws -> StreamingServerResponse<Output> {
             try await scopes.run(id: id.value, inheritance: nil) {
-                if let problem = id.problem {
-                    logReplacement(problem, method: context.descriptor)
-                }
+                scopes.logDroppedID(
+                    id,
+                    header: Self.requestIDKey,
+                    metadata: ["method": "\(context.descriptor)"],
+                    on: logger
+                )
                 var response: StreamingServerResponse<Output>
                 do {
                     response = try await next(request, context)
@@ -169,17 +172,6 @@ public struct RequestScopeInterceptor: ServerInterceptor {
         }
         response.metadata.replaceOrAddString(id.value, forKey: Self.requestIDKey)
         return response
-    }
-
-    private func logReplacement(_ problem: _LocalsHTTPSupport.RequestID.Problem, method: MethodDescriptor) {
-        var metadata: Logger.Metadata = ["reason": "\(problem)", "method": "\(method)"]
-        for (key, value) in scopes.currentFieldValues {
-            metadata[key] = .string(value)
-        }
-        logger.notice(
-            "x-request-id dropped, a new id generated (1 to 128 visible ASCII characters expected)",
-            metadata: metadata
-        )
     }
 }
 #endif

@@ -120,9 +120,7 @@ public struct RequestScopeMiddleware<Context: RequestContext>: RouterMiddleware 
     ) async throws -> Response {
         let id = _LocalsHTTPSupport.RequestID(incoming: request.headers[.xRequestID])
         var response = try await scopes.run(id: id.value, inheritance: nil) {
-            if let problem = id.problem {
-                logReplacement(problem, logger: context.logger)
-            }
+            scopes.logDroppedID(id, header: "X-Request-ID", on: context.logger)
             var response: Response
             do {
                 response = try await next(request, context)
@@ -140,17 +138,6 @@ public struct RequestScopeMiddleware<Context: RequestContext>: RouterMiddleware 
         }
         response.headers[.xRequestID] = id.value
         return response
-    }
-
-    private func logReplacement(_ problem: _LocalsHTTPSupport.RequestID.Problem, logger: Logger) {
-        var metadata: Logger.Metadata = ["reason": "\(problem)"]
-        for (key, value) in scopes.currentFieldValues {
-            metadata[key] = .string(value)
-        }
-        logger.notice(
-            "X-Request-ID dropped, a new id generated (1 to 128 visible ASCII characters expected)",
-            metadata: metadata
-        )
     }
 }
 #endif

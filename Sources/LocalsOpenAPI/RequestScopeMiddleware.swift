@@ -146,9 +146,12 @@ public struct RequestScopeMiddleware: ServerMiddleware {
     ) async throws -> (HTTPResponse, HTTPBody?) {
         let id = RequestID(incoming: request.headerFields[.xRequestID])
         var (response, responseBody) = try await scopes.run(id: id.value, inheritance: nil) {
-            if let problem = id.problem {
-                logReplacement(problem, operationID: operationID)
-            }
+            scopes.logDroppedID(
+                id,
+                header: "X-Request-ID",
+                metadata: ["operation": .string(operationID)],
+                on: logger ?? Logger.current
+            )
             do {
                 let (response, responseBody) = try await next(request, body, metadata)
                 // Taken after the handler returned: the request's values with the handler's writes.
@@ -161,17 +164,6 @@ public struct RequestScopeMiddleware: ServerMiddleware {
         }
         response.headerFields[.xRequestID] = id.value
         return (response, responseBody)
-    }
-
-    private func logReplacement(_ problem: RequestID.Problem, operationID: String) {
-        var metadata: Logger.Metadata = ["reason": "\(problem)", "operation": .string(operationID)]
-        for (key, value) in scopes.currentFieldValues {
-            metadata[key] = .string(value)
-        }
-        (logger ?? Logger.current).notice(
-            "X-Request-ID dropped, a new id generated (1 to 128 visible ASCII characters expected)",
-            metadata: metadata
-        )
     }
 }
 #endif

@@ -121,16 +121,7 @@ public struct RequestScopeMiddleware: AsyncMiddleware {
         let id = RequestID(incoming: request.headers.first(name: .xRequestId))
         request.logger[metadataKey: "request-id"] = .string(id.value)
         let response = try await scopes.run(id: id.value, inheritance: inheritance) {
-            if let problem = id.problem {
-                var metadata: Logger.Metadata = ["reason": "\(problem)"]
-                for (key, value) in scopes.currentFieldValues {
-                    metadata[key] = .string(value)
-                }
-                request.logger.notice(
-                    "X-Request-ID dropped, a new id generated (1 to 128 visible ASCII characters expected)",
-                    metadata: metadata
-                )
-            }
+            scopes.logDroppedID(id, header: "X-Request-ID", on: request.logger)
             let response = try await next.respond(to: request)
             // Taken after the handler returned: the request's values with the handler's writes.
             if let body = response.body.writingStream(under: LocalsSnapshot.capture()) {
