@@ -73,6 +73,9 @@ struct LocalsProfile {
                 let count = arguments.dropFirst(2).first.flatMap { Int($0) } ?? 10
                 let locals = (0..<count).map { _ in Local { RequestState() } }
                 var snapshot = LocalsSnapshot()
+                if arguments.dropFirst(3).first == "thread" {
+                    perThread.x = 1  // a value of the thread's own, which every capture on it copies
+                }
                 withScopes(locals[...]) {
                     if mode == "scopedcapture" {
                         for _ in 0..<operations { sink(LocalsSnapshot.capture()) }

@@ -148,7 +148,7 @@ extension Local {
         }
         let origin = ScopeOrigin(file: file, line: line)
         let (cell, frame, epoch) = storage.openScope(inheritance ?? self.inheritance, origin, change)
-        frame.parent = ScopeChain.head(of: storage.chainKey)
+        frame.link(to: ScopeChain.unretainedHead(of: storage.chainKey))
         let result = await storage.chainKey.withValue(
             frame,
             operation: { () async -> Result<R, E> in

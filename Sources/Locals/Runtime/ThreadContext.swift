@@ -167,6 +167,14 @@ final class ThreadContext {
         return context
     }
 
+    /// `current`, not retained: the thread's key holds it for as long as the thread runs.
+    static var currentUnmanaged: Unmanaged<ThreadContext> {
+        if let raw = Platform.value(for: pthreadKey) {
+            return Unmanaged<ThreadContext>.fromOpaque(raw)
+        }
+        return Unmanaged.passUnretained(current)
+    }
+
     /// The library's one thread-specific key: each thread's context, released when it exits.
     @usableFromInline static let pthreadKey = Platform.makeObjectKey()
 }

@@ -10,17 +10,71 @@ import Synchronization
 /// inherited), finds a Local's scope by walking from it on its first touch, and a snapshot
 /// captures it without visiting any Local. A frame is linked when it is published, before any
 /// other task can see it, and unlinked when it is recycled, when no other task can see it.
+///
+/// A link holds its parent without a retain while its scope is open: the parent is what the
+/// binding outside the scope's own holds, and bindings nest, so the parent outlives the scope.
+/// Whoever may hold the link after that (a child task, a snapshot, a cell reading through it)
+/// holds a reference to it, so the scope's close finds it shared and makes the link retain its
+/// parent (`keepParent`) while the outer binding still holds that: every link reachable from a
+/// held one stays alive, and a scope that nobody kept (the common case) costs no reference
+/// counting on its parent. Links made to be held from the start (a snapshot's copied values, an
+/// `async` run's boundary) retain their parent when linked.
 @usableFromInline
 class ScopeLink: LockedBox, @unchecked Sendable {
     /// The Local this scope belongs to (see `LocalIDs`).
     @exclusivity(unchecked) @usableFromInline final var localID: UInt64
-    /// The next scope out, of any Local: retained, so that the chain a task or a snapshot holds
-    /// stays whole.
-    @exclusivity(unchecked) @usableFromInline final var parent: ScopeLink?
+    /// The next scope out, of any Local; retained only if `ownsParent` (see above).
+    @exclusivity(unchecked) @usableFromInline final var parentLink: Unmanaged<ScopeLink>?
+    @exclusivity(unchecked) @usableFromInline final var ownsParent = false
 
     @inlinable
     init(localID: UInt64) {
         self.localID = localID
+    }
+
+    /// The next scope out, of any Local.
+    @inlinable
+    final var parent: ScopeLink? { parentLink?.takeUnretainedValue() }
+
+    /// Links `parent` without retaining it, for a scope being opened in front of it (see above).
+    /// The link holds no parent yet.
+    @inlinable
+    final func link(to parent: Unmanaged<ScopeLink>?) {
+        parentLink = parent
+    }
+
+    /// Links `parent`, retained, for a link held from the start. The link holds no parent yet.
+    @usableFromInline
+    final func link(owning parent: ScopeLink?) {
+        parentLink = parent.map { Unmanaged.passRetained($0) }
+        ownsParent = parentLink != nil
+    }
+
+    /// Makes the link retain its parent: its scope closes while some other holder keeps it (see
+    /// above). Called by the scope's owner, while the binding outside the scope still holds the
+    /// parent.
+    @usableFromInline
+    final func keepParent() {
+        guard !ownsParent, let parentLink else { return }
+        _ = parentLink.retain()
+        ownsParent = true
+    }
+
+    /// Unlinks the parent; returns it if the link retained it, for the caller to release last (a
+    /// scope's value may have a deinit).
+    @inlinable
+    final func unlink() -> ScopeLink? {
+        let dropped = parentLink
+        parentLink = nil
+        guard ownsParent else { return nil }
+        ownsParent = false
+        return dropped.unsafelyUnwrapped.takeRetainedValue()
+    }
+
+    deinit {
+        if ownsParent {
+            parentLink?.release()
+        }
     }
 }
 
@@ -38,8 +92,17 @@ enum ScopeChain {
     static var head: ScopeLink? { head(of: key) }
 
     /// `head`, not retained: for a reference held no longer than the binding that holds it.
-    static var unretainedHead: Unmanaged<ScopeLink>? {
-        guard locals_runtime_has_task_local_get() else { return head.map { Unmanaged.passUnretained($0) } }
+    @usableFromInline
+    static var unretainedHead: Unmanaged<ScopeLink>? { unretainedHead(of: key) }
+
+    /// `unretainedHead`, with the key passed in (see `head(of:)`).
+    @usableFromInline
+    @inline(never)
+    static func unretainedHead(of key: TaskLocal<ScopeLink?>) -> Unmanaged<ScopeLink>? {
+        guard locals_runtime_has_task_local_get() else {
+            // The binding holds the head: the reference `get()` made can go at once.
+            return key.get().map { Unmanaged.passUnretained($0) }
+        }
         guard let value = locals_runtime_task_local_get(Unmanaged.passUnretained(key).toOpaque()) else { return nil }
         return value.load(as: Unmanaged<ScopeLink>?.self)
     }
@@ -53,6 +116,40 @@ enum ScopeChain {
         guard let value = locals_runtime_task_local_get(Unmanaged.passUnretained(key).toOpaque()) else { return nil }
         return value.assumingMemoryBound(to: ScopeLink?.self).pointee
     }
+
+    /// Whether the runtime exports the task-local push and pop, which bind without a closure to
+    /// nest in (tests can force the nesting fallback with `LOCALS_FORCE_FALLBACK=taskLocalPush` in a
+    /// debug build).
+    @usableFromInline
+    static let canBind =
+        locals_runtime_has_task_local_push() && !TaskRuntime.namesForcedByEnvironment().contains("taskLocalPush")
+
+    /// Binds `key` (the chain's key) to `link` for the running task or thread, as `key.withValue`
+    /// does before its operation, through the same runtime entry point; `SnapshotRun.unbind()`
+    /// removes it. Only where `canBind`.
+    ///
+    /// The binding is declared with the type `ScopeLink` rather than the key's `ScopeLink?`: the
+    /// same bits (a link is never bound as nil here), and the runtime destroys it when the
+    /// binding goes through the class's own witness, a release, instead of the generic optional's,
+    /// which looked up the payload's type on every scope.
+    @usableFromInline
+    static func bind(_ link: ScopeLink, key: TaskLocal<ScopeLink?>) {
+        bind(link, keyAddress: Unmanaged.passUnretained(key).toOpaque())
+    }
+
+    /// `bind(link, key: key)`, with no reference to the key taken around the call.
+    static func bind(_ link: ScopeLink, keyAddress: UnsafeMutableRawPointer = keyAddress) {
+        var taken = Unmanaged.passRetained(link).toOpaque()  // the binding's reference
+        withUnsafeMutablePointer(to: &taken) { pointer in
+            locals_runtime_push_task_local(keyAddress, pointer, linkType)
+        }
+    }
+
+    /// `key`'s address, which never changes (the key lives as long as the process).
+    nonisolated(unsafe) static let keyAddress = Unmanaged.passUnretained(key).toOpaque()
+
+    /// Type metadata is immutable once made: sharing the pointer is safe.
+    nonisolated(unsafe) private static let linkType = unsafeBitCast(ScopeLink.self as Any.Type, to: UnsafeRawPointer.self)
 
     /// The innermost scope of the Local `localID` in the chain that starts at `head`. (Run
     /// boundaries have id 0, which no Local has: a walk passes them, into the captured chain.)
@@ -98,7 +195,7 @@ class RunBoundary: ScopeLink, @unchecked Sendable {
         self.owner = owner
         self.outsideLink = outside
         super.init(localID: 0)
-        parent = chain
+        link(owning: chain)
     }
 
     /// What the owner had before the run (see above).
@@ -149,27 +246,32 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
     @exclusivity(unchecked) unowned(unsafe) var previous: ActiveRun?
     @exclusivity(unchecked) var previousStamp: UInt64
 
-    private init(chain: ScopeLink?, owner: OwnerKey, in context: ThreadContext) {
-        stamp = context.nextStamp()
-        previous = context.activeRun
-        previousStamp = context.runStamp
-        super.init(chain: chain, owner: owner, outside: ScopeChain.unretainedHead)
+    private init() {
+        stamp = 0
+        previousStamp = 0
+        super.init(chain: nil, owner: .noKey, outside: nil)
     }
 
     /// A run of `chain` by `owner` on the thread of `context`: the thread's spare one if it has
     /// one (a run allocates nothing then), else a new one.
+    ///
+    /// The run links the chain without a retain: the snapshot that runs holds it while the run
+    /// lasts, and `recycle` makes the link retain it if something still holds the run then.
     static func make(chain: ScopeLink?, owner: OwnerKey, in context: ThreadContext) -> ActiveRun {
-        guard let run = context.spareRun.take() else {
-            return ActiveRun(chain: chain, owner: owner, in: context)
-        }
-        run.stamp = context.nextStamp()
-        run.hasEnded = false
-        run.previous = context.activeRun
-        run.previousStamp = context.runStamp
-        run.owner = owner
-        run.outsideLink = ScopeChain.unretainedHead
-        run.parent = chain
+        let run = context.spareRun.take() ?? ActiveRun()
+        run.start(chain: chain, owner: owner, in: context)
         return run
+    }
+
+    /// Sets the run up (a method, so that the stores need no reference to the run of their own).
+    private func start(chain: ScopeLink?, owner: OwnerKey, in context: ThreadContext) {
+        stamp = context.nextStamp()
+        hasEnded = false
+        previous = context.activeRun
+        previousStamp = context.runStamp
+        self.owner = owner
+        outsideLink = ScopeChain.unretainedHead
+        link(to: chain.map { Unmanaged.passUnretained($0) })
     }
 
     /// Keeps `run` as its thread's spare once it has ended, if nothing else holds it (a child task
@@ -178,10 +280,12 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         // Ordered after whatever another thread did with the run before it let go of it (a child
         // that held the boundary), as `ScopeFrame.recycle` is.
         atomicMemoryFence(ordering: .acquiring)
-        guard isKnownUniquelyReferenced(&run) else { return }
-        let kept = run.unsafelyUnwrapped.parent.take()
+        guard isKnownUniquelyReferenced(&run) else {
+            run.unsafelyUnwrapped.keepParent()  // its holder walks into the chain, after the snapshot goes
+            return
+        }
+        _ = run.unsafelyUnwrapped.unlink()  // never retained (see `make`)
         context.spareRun = run.take()
-        withExtendedLifetime(kept) {}  // released last: a scope's value may have a deinit
     }
 
     /// The cell the view of `local` is in place on; `.some(nil)` where none is needed.

@@ -95,7 +95,7 @@ final class ScopeFrame<Value: Sendable>: ScopeLink, @unchecked Sendable {
         }
         isOpen = false
         isRunView = false
-        let dropped = (storage.move(), savedScope.take(), parent.take())
+        let dropped = (storage.move(), savedScope.take(), unlink())
         if held {
             unlock()
         }

@@ -20,15 +20,16 @@ enum SnapshotRun {
     /// A slot: the part's operations, unretained (the caller holds them), then its undo.
     static let slotStride = 8 + slotSize
 
-    /// Whether the runtime exports the task-local push and pop (tests can force the nesting
-    /// fallback with `LOCALS_FORCE_FALLBACK=taskLocalPush` in a debug build).
-    static let canBind =
-        locals_runtime_has_task_local_push() && !TaskRuntime.namesForcedByEnvironment().contains("taskLocalPush")
+    /// Whether the runtime exports the task-local push and pop (see `ScopeChain.canBind`).
+    static var canBind: Bool { ScopeChain.canBind }
 
     /// A synchronous run: `parts` (what the chain cannot carry: `.overlay` children's writes,
     /// `.thread` values, sessions) are put in place now; each Local of `chain` lazily, at the
     /// running context's first access inside the run (see `ActiveRun`).
     static func run(chain: ScopeLink?, _ parts: [SnapshotPart], _ body: () -> Void) {
+        if parts.isEmpty, canBind {
+            return run(chain: chain, body)
+        }
         withUnsafeTemporaryAllocation(byteCount: max(1, parts.count) * slotStride, alignment: 8) { buffer in
             let base = buffer.baseAddress.unsafelyUnwrapped
             let opened = open(parts, base)
@@ -55,6 +56,27 @@ enum SnapshotRun {
                 close(opened, base, unbinding: 0)
             }
             ActiveRun.recycle(&run, in: context)
+        }
+    }
+
+    /// A synchronous run with nothing to put in place at the start (a snapshot of scopes and of
+    /// values of the context's own, the common case), where the runtime binds without a closure:
+    /// the steps above with nothing retained that a caller holds already.
+    private static func run(chain: ScopeLink?, _ body: () -> Void) {
+        let owner = runningOwner()
+        ThreadContext.currentUnmanaged._withUnsafeGuaranteedRef { context in
+            // Held only here (and by the binding while it lasts), so that it can be recycled.
+            // Unmanaged: the one reference is this function's, moved out again for `recycle`.
+            let run = Unmanaged.passRetained(ActiveRun.make(chain: chain, owner: owner, in: context))
+            run._withUnsafeGuaranteedRef { run in
+                ScopeChain.bind(run)
+                run.begin(in: context)
+            }
+            body()
+            run._withUnsafeGuaranteedRef { $0.end(in: context) }
+            unbind()
+            var held: ActiveRun? = run.takeRetainedValue()
+            ActiveRun.recycle(&held, in: context)
         }
     }
 
@@ -159,16 +181,9 @@ enum SnapshotRun {
         }
     }
 
-    /// `bind(ScopeChain.key, to: link)`, with the binding's type looked up once, not per run.
     static func bindChain(_ link: ScopeLink) {
-        var taken: UnsafeMutableRawPointer? = Unmanaged.passRetained(link).toOpaque()
-        withUnsafeMutablePointer(to: &taken) { pointer in
-            locals_runtime_push_task_local(Unmanaged.passUnretained(ScopeChain.key).toOpaque(), pointer, linkType)
-        }
+        ScopeChain.bind(link, key: ScopeChain.key)
     }
-
-    /// Type metadata is immutable once made: sharing the pointer is safe.
-    nonisolated(unsafe) private static let linkType = unsafeBitCast(ScopeLink?.self as Any.Type, to: UnsafeRawPointer.self)
 
     @inlinable
     static func unbind() {

@@ -74,10 +74,23 @@ extension Storage {
     func openScope(
         _ inheritance: Inheritance, _ origin: ScopeOrigin, _ change: (inout Value) -> Void
     ) -> (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt) {
-        let held = holdCell()
-        return held.cell._withUnsafeGuaranteedRef { cell in
+        openScope(on: holdCell(), inheritance, origin) { cell in
             var value = Access.load(cell)
             change(&value)
+            return value
+        }
+    }
+
+    /// Opens a `.task` scope on the running context's cell `held` (found by the caller), with the
+    /// value `makeValue` gives: as `openScope`, where `makeValue` may be user code.
+    @inlinable
+    @inline(__always)
+    func openScope(
+        on held: HeldCell<Value>, _ inheritance: Inheritance, _ origin: ScopeOrigin,
+        _ makeValue: (Cell<Value>) -> Value
+    ) -> (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt) {
+        held.cell._withUnsafeGuaranteedRef { cell in
+            let value = makeValue(cell)
             guard isStillHeld(held) else {
                 return openScopeAgain(consume value, inheritance, origin)
             }
@@ -149,7 +162,7 @@ extension Storage {
     @inline(__always)
     func withScopeKey<R>(_ frame: ScopeFrame<Value>, _ operation: () -> R) -> R {
         Unmanaged.passUnretained(chainKey)._withUnsafeGuaranteedRef { key in
-            frame.parent = ScopeChain.head(of: key)
+            frame.link(to: ScopeChain.unretainedHead(of: key))
             return Unmanaged.passUnretained(frame)._withUnsafeGuaranteedRef { frame in
                 key.withValue(frame, operation: operation)
             }
@@ -170,7 +183,10 @@ extension Storage {
         cell._withUnsafeGuaranteedRef { cell in
             cell.route = frame.unsafelyUnwrapped.savedRoute
             cell.scope = frame.unsafelyUnwrapped.savedScope
-            guard isKnownUniquelyReferenced(&frame) else { return }
+            guard isKnownUniquelyReferenced(&frame) else {
+                frame.unsafelyUnwrapped.keepParent()  // its holders may walk on after the outer scope closes
+                return
+            }
             // Into the cell first, and emptied there: `recycle` releases the value last, and its
             // deinit may reset the key, which frees the cell (and the frame with it). Nothing
             // touches either afterwards.
@@ -189,6 +205,7 @@ extension Storage {
     /// after any `discard(key:)`.
     @usableFromInline
     func closeScopeSlowly(_ frame: ScopeFrame<Value>) {
+        frame.keepParent()  // not recycled: whoever else holds it may walk on (see `ScopeLink`)
         guard let cell = tables.withLock({ Self.cell(of: frame.owner, in: $0) }), cell.scope === frame else { return }
         if cell.isPlaceholder {
             let removed = removeCell(of: frame.owner, byOwner: true)

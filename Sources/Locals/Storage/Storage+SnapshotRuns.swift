@@ -108,8 +108,8 @@ extension Storage {
         switch inPlace.pointee.kind {
         case .scope:
             let frame = inPlace.pointee.frame.unsafelyUnwrapped
-            frame.parent = ScopeChain.head
-            SnapshotRun.bind(ScopeChain.key, to: frame)
+            frame.link(to: ScopeChain.unretainedHead)
+            ScopeChain.bind(frame, key: ScopeChain.key)
             return true
         case .session:
             let override = unsafeDowncast(inPlace.pointee.other.unsafelyUnwrapped, to: SessionOverride<Value>.self)
@@ -129,7 +129,7 @@ extension Storage {
         switch inPlace.pointee.kind {
         case .scope:
             let frame = inPlace.pointee.frame.unsafelyUnwrapped
-            frame.parent = ScopeChain.head
+            frame.link(to: ScopeChain.unretainedHead)
             ScopeChain.key.withValue(frame, operation: body)
         case .session:
             let override = unsafeDowncast(inPlace.pointee.other.unsafelyUnwrapped, to: SessionOverride<Value>.self)
@@ -147,7 +147,7 @@ extension Storage {
         switch inPlace.pointee.kind {
         case .scope:
             let frame = inPlace.pointee.frame.unsafelyUnwrapped
-            frame.parent = ScopeChain.head
+            frame.link(to: ScopeChain.unretainedHead)
             await ScopeChain.key.withValue(frame, operation: body, isolation: isolation)
         case .session:
             let override = unsafeDowncast(inPlace.pointee.other.unsafelyUnwrapped, to: SessionOverride<Value>.self)
@@ -301,7 +301,10 @@ extension Storage {
     /// the Local: through the captured chain's scope if it has one, else from the initial value
     /// (the cell's, if it was just made with it: `madeInitial`), as a scope of the running
     /// context's own that no child inherits. Taken away when the run ends.
-    func enterRunView(_ cell: Cell<Value>, _ run: ActiveRun, madeInitial: Bool) {
+    ///
+    /// `cell` was found with the removal epoch `epoch` read before (see `HeldCell`), so the view
+    /// goes on it with no second lookup.
+    func enterRunView(_ cell: Cell<Value>, _ run: ActiveRun, madeInitial: Bool, epoch: UInt) {
         if let viewed = run.viewedCell(of: localID), viewed == nil || viewed === cell { return }
         run.setViewed(localID, on: cell)
         guard let ops else { return }
@@ -309,40 +312,51 @@ extension Storage {
         undo.ops = ops
         // Through the snapshot operations, which are specialized for `Value`: out here the value
         // type is not concrete, and every step would look up generic type metadata.
-        ops.enterView(self, ScopeChain.find(localID, from: run.parent), madeInitial ? cell : nil, undo)
+        ops.enterView(self, ScopeChain.find(localID, from: run.parent), cell, madeInitial, epoch, undo)
     }
 
-    /// What `enterRunView` does once the value type is concrete.
+    /// What `enterRunView` does once the value type is concrete: a scope of the running
+    /// context's own on `cell`, from a copy of the captured `.copy` scope's value, or the initial
+    /// value (of a `.fresh` scope, or where the chain has none); or a redirect into a captured
+    /// `.shared` or `.overlay` scope.
     @inlinable
-    func enterRunView(_ view: ScopeLink?, initialFrom cell: Cell<Value>?, _ undo: RunUndo) {
-        let frame: ScopeFrame<Value>
-        if let view {
-            frame = unsafeDowncast(view, to: ScopeFrame<Value>.self)
-        } else {
-            let owner = currentOwner(ThreadContext.current).owner
-            frame = ScopeFrame(
-                value: cell.map { $0.own.value } ?? makeInitialValue(for: owner), localID: localID,
-                inheritance: .copy, owner: .noKey, savedRoute: .own, savedScope: nil, origin: .unopened
-            )
-        }
-        let (entered, opened) = enter(view: frame)
+    func enterRunView(_ view: ScopeLink?, on cell: Cell<Value>, madeInitial: Bool, epoch: UInt, _ undo: RunUndo) {
+        let held = HeldCell(cell: Unmanaged.passUnretained(cell), epoch: epoch)
+        let frame = view.map { unsafeDowncast($0, to: ScopeFrame<Value>.self) }
         undo.storage = self
-        switch entered {
-        case .scope(let cell, let epoch):
-            opened.isRunView = true
-            undo.cell = cell.toOpaque()
-            undo.epoch = epoch
-        case .redirect(let redirect):
+        if let frame, frame.inheritance == .shared || frame.inheritance == .overlay {
+            let route: Route = frame.inheritance == .shared ? .sharedScope : .overlay
+            let overlay = frame.inheritance == .shared ? nil : OverlayState<Value>()
+            let redirect = isStillHeld(held) ? redirect(on: held, route, frame, overlay) : redirect(route, frame, overlay)
             undo.redirect = RedirectUndo(redirect)
+            undo.frame = frame
+            return
         }
-        undo.frame = consume opened
+        let opened = openScope(on: held, frame?.inheritance ?? .copy, frame?.origin ?? .unopened) { cell in
+            switch frame?.inheritance {
+            case .copy?: frame.unsafelyUnwrapped.loadValue()
+            case .fresh?: makeInitialValue(for: cell.owner)
+            default: madeInitial ? cell.own.value : makeInitialValue(for: cell.owner)
+            }
+        }
+        opened.frame.isRunView = true
+        undo.cell = opened.cell.toOpaque()
+        undo.epoch = opened.epoch
+        undo.frame = opened.frame
     }
 
     /// Points the running context's accesses at `frame` by `route`, as a child of that scope.
     @inlinable
     func redirect(_ route: Route, _ frame: ScopeFrame<Value>, _ overlay: OverlayState<Value>?) -> Redirect {
-        let held = holdCell()
-        return held.cell._withUnsafeGuaranteedRef { cell in
+        redirect(on: holdCell(), route, frame, overlay)
+    }
+
+    /// `redirect` of the running context's cell `held`.
+    @inlinable
+    func redirect(
+        on held: HeldCell<Value>, _ route: Route, _ frame: ScopeFrame<Value>, _ overlay: OverlayState<Value>?
+    ) -> Redirect {
+        held.cell._withUnsafeGuaranteedRef { cell in
             let redirect = Redirect(
                 cell: held.cell, epoch: held.epoch, owner: cell.owner, route: route, frame: frame,
                 savedRoute: cell.route, savedScope: cell.scope, savedOverlay: cell.overlay

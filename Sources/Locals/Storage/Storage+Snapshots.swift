@@ -140,7 +140,7 @@ final class SnapshotOps: Sendable {
     /// Puts a synchronous run's view of the Local (the storage, then the scope of the captured
     /// chain) in place for the running context, with what takes it away in the record; and takes
     /// it away.
-    let enterView: @Sendable (AnyObject, ScopeLink?, AnyObject?, RunUndo) -> Void
+    let enterView: @Sendable (AnyObject, ScopeLink?, AnyObject, Bool, UInt, RunUndo) -> Void
     let leaveView: @Sendable (RunUndo) -> Void
     let listing: @Sendable (AnyObject) -> String
     /// A run's steps (see `SnapshotRun`): put the part in place and keep what undoes it in a slot
@@ -159,7 +159,7 @@ final class SnapshotOps: Sendable {
         holdsThreadValues: Bool,
         capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: (any Sendable & AnyObject)?),
         scopePart: @escaping @Sendable (ScopeLink) -> any Sendable & AnyObject,
-        enterView: @escaping @Sendable (AnyObject, ScopeLink?, AnyObject?, RunUndo) -> Void,
+        enterView: @escaping @Sendable (AnyObject, ScopeLink?, AnyObject, Bool, UInt, RunUndo) -> Void,
         leaveView: @escaping @Sendable (RunUndo) -> Void,
         listing: @escaping @Sendable (AnyObject) -> String,
         open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
@@ -279,15 +279,15 @@ extension Storage {
                         savedScope: nil, origin: .unopened
                     )
                     frame.isCopiedValue = true
-                    frame.parent = chain
+                    frame.link(owning: chain)
                     return (frame, nil)
                 }
                 return (nil, capturePart())
             },
             scopePart: { link in PartData.make(.scope(unsafeDowncast(link, to: ScopeFrame<Value>.self))) },
-            enterView: { storage, view, cell, undo in
+            enterView: { storage, view, cell, madeInitial, epoch, undo in
                 unsafeDowncast(storage, to: Storage<Value>.self).enterRunView(
-                    view, initialFrom: cell.map { unsafeDowncast($0, to: Cell<Value>.self) }, undo
+                    view, on: unsafeDowncast(cell, to: Cell<Value>.self), madeInitial: madeInitial, epoch: epoch, undo
                 )
             },
             leaveView: { undo in

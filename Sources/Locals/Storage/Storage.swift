@@ -254,7 +254,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         if kind == .task, let run = context.activeRun, run.owner == owner {
             // A cell just made from the initializer: a view from the initial value (a Local the
             // snapshot holds nothing of) takes the same one, with no second initializer call.
-            enterRunView(cell, run, madeInitial: madeInitial)
+            enterRunView(cell, run, madeInitial: madeInitial, epoch: epoch)
             if self.epoch.load(ordering: .relaxed) != epoch {
                 // A removal while the view went in place (a discard from elsewhere): this cell may
                 // be the one it took away; the running context's cell now has the view.
@@ -273,15 +273,25 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         return existingCellSlowly()
     }
 
-    /// `existingCell()` where the cache has no cell: looked up under the lock.
+    /// `existingCell()` where the cache has no cell: looked up under the lock, and cached (a
+    /// snapshot captured on a thread whose slot another Local took asks on every capture).
     @usableFromInline
     func existingCellSlowly() -> Cell<Value>? {
         let context = ThreadContext.current
-        let (owner, _, _) = currentOwner(context)
+        let (owner, cacheAddress, cacheID) = currentOwner(context)
+        // Read the epoch before the lookup: a removal after it makes the cached entry stale.
+        let epoch = self.epoch.load(ordering: .relaxed)
         guard let cell = tables.withLock({ Self.cell(of: owner, in: $0) }) else { return nil }
         if kind == .task, let run = context.activeRun, run.owner == owner {
             return resolveCell()  // in the run's view, as every access inside the run
         }
+        context.store(
+            CacheSlot(
+                local: localID, address: cacheAddress, id: cacheID, epoch: epoch, stamp: context.runStamp,
+                cell: Unmanaged.passUnretained(cell).toOpaque()
+            ),
+            at: ThreadContext.slotIndex(local: localID, address: cacheAddress)
+        )
         return cell
     }
 
