@@ -282,8 +282,9 @@ final class ModelState {
         return max(pending - 1, 0)
     }
 
-    /// Runs the body of a synchronous scope (or of a snapshot's run, at depth 0) inside
-    /// `syncDepth` synchronous scopes; returns how many of them an error thrown inside unwinds.
+    /// Runs the body of a synchronous scope (or, at depth 0, of a snapshot's run, or a read,
+    /// write or reset step as a body of one op) inside `syncDepth` synchronous scopes; returns
+    /// how many of them an error thrown inside unwinds.
     func runBody(_ task: ModelTask, _ ops: [ModelSyncOp], syncDepth: Int,
                  _ observed: inout [ModelPart]) throws(ModelInvalid) -> Int {
         for op in ops {
@@ -355,15 +356,11 @@ final class ModelState {
             throw invalid("t\(task.id) is waiting for t\(child)")
         }
         switch step.action {
-        case .read(let local, let field):
-            try checkLocal(local)
-            return [read(task, local, field)]
-        case .write(let local, let field, let part, let style):
-            try checkLocal(local)
-            return write(task, local, field, part, style)
-        case .reset(let local):
-            try checkLocal(local)
-            reset(task, local)
+        case .read, .write, .reset:
+            // A body of one op, at no synchronous scope's depth.
+            var observed: [ModelPart] = []
+            _ = try runBody(task, [step.action.op!], syncDepth: 0, &observed)
+            return observed
         case .discardSelf(let local, _):
             try checkLocal(local)
             task.own[local] = nil

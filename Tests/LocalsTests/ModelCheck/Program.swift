@@ -227,6 +227,20 @@ enum ModelAction: Sendable, Equatable {
     case end
 }
 
+extension ModelAction {
+    /// A read, write or reset step as the op a body would make of it, so that the model and the
+    /// runner take steps and bodies through one interpreter; nil for every other step.
+    var op: ModelSyncOp? {
+        switch self {
+        case .read(let local, let field): .read(local: local, field: field)
+        case .write(let local, let field, let part, let style):
+            .write(local: local, field: field, part: part, style: style)
+        case .reset(let local): .reset(local: local)
+        default: nil
+        }
+    }
+}
+
 struct ModelStep: Sendable, Equatable {
     var task: Int
     var action: ModelAction
