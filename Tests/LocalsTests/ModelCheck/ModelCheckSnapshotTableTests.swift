@@ -1,6 +1,7 @@
-// The model of snapshots against the table in the Callbacks, Event Loops and Queues article: one
-// small program per row, whose run's reads the model must give as the article says, and which the
-// library must run as the model says.
+// What a snapshot's run sees, by what the capturing context held: the table in the Callbacks,
+// Event Loops and Queues article. One small program per row, whose reads the model must give as
+// the article says, and which the library must run as the model says: the one place these
+// promises are asserted (SnapshotTests has what the table does not cover).
 
 import Locals
 import Testing
@@ -28,26 +29,37 @@ struct ModelCheckSnapshotTableTests {
     static let openScope = ModelAction.open(ModelScope(
         local: 0, style: .withValue(ModelChange(field: .a, part: .string("scope"))), inheritance: nil))
 
-    /// The scope's owner captures, writes after the capture, and a thread runs the snapshot: run
-    /// reads `a`, writes it and reads it again (step 4); then the thread reads its own `a` (step 5)
-    /// and the owner its scope's (step 8).
-    static func ownerCaptures(_ policy: Inheritance, run: [String], ownerAfter: String) -> Row {
+    /// The scope's owner captures, then writes `a` and `b`, and a thread runs the snapshot. The
+    /// thread reads its own `a` before the run (step 5); the run reads `a`, writes it (in `style`),
+    /// reads it again and reads `b` (step 6); then the thread reads its own `a` (step 7), the owner
+    /// its scope's (step 10) and, once the scope has closed, its own again (step 12).
+    static func ownerCaptures(
+        _ policy: Inheritance, run: [String], ownerAfter: String, style: ModelWriteStyle = .property
+    ) -> Row {
         Row(
             name: "a scope it is in, .\(policy)", policy: policy,
             steps: [
                 step(0, openScope),
                 step(0, .capture(slot: 0)),
                 write(0, .a, "owner later"),
+                write(0, .b, "owner later"),
                 step(0, .spawn(child: 1, kind: .thread)),
-                step(1, .run(slot: 0, async: false, [read(.a), write(.a, "run wrote"), read(.a)])),
+                step(1, .read(local: 0, field: .a)),
+                step(1, .run(slot: 0, async: false, [
+                    read(.a),
+                    .write(local: 0, field: .a, part: .string("run wrote"), style: style),
+                    read(.a),
+                    read(.b),
+                ])),
                 step(1, .read(local: 0, field: .a)),
                 step(1, .end),
                 step(0, .awaitChild(1)),
                 step(0, .read(local: 0, field: .a)),
                 step(0, .close),
+                step(0, .read(local: 0, field: .a)),
                 step(0, .end),
             ],
-            expected: [4: run, 5: ["i"], 8: [ownerAfter]]
+            expected: [5: ["i"], 6: run, 7: ["i"], 10: [ownerAfter], 12: ["i"]]
         )
     }
 
@@ -56,10 +68,16 @@ struct ModelCheckSnapshotTableTests {
     /// still held at exit would be reported as leaked.
     static var rows: [Row] {
         [
-            ownerCaptures(.copy, run: ["owner later", "run wrote"], ownerAfter: "owner later"),
-            ownerCaptures(.shared, run: ["owner later", "run wrote"], ownerAfter: "run wrote"),
-            ownerCaptures(.overlay, run: ["owner later", "run wrote"], ownerAfter: "owner later"),
-            ownerCaptures(.fresh, run: ["i", "run wrote"], ownerAfter: "owner later"),
+            // `.copy`: a copy of the scope's value, taken when run starts; its writes stay its own.
+            ownerCaptures(.copy, run: ["owner later", "run wrote", "owner later"], ownerAfter: "owner later"),
+            // `.shared`: the scope's value itself, written in place (here through `update`).
+            ownerCaptures(.shared, run: ["owner later", "run wrote", "owner later"], ownerAfter: "run wrote",
+                          style: .update),
+            // `.overlay`: reads through to the live value, also after a write of its own to
+            // another part; its writes stay in its own layer.
+            ownerCaptures(.overlay, run: ["owner later", "run wrote", "owner later"], ownerAfter: "owner later"),
+            // `.fresh`: the initial value.
+            ownerCaptures(.fresh, run: ["i", "run wrote", "i"], ownerAfter: "owner later"),
             Row(
                 name: "an .overlay child's view", policy: .overlay,
                 steps: [
@@ -120,13 +138,15 @@ struct ModelCheckSnapshotTableTests {
                     step(0, .capture(slot: 0)),
                     step(0, .spawn(child: 1, kind: .thread)),
                     write(1, .a, "mine"),
+                    step(1, .run(slot: 0, async: false, [read(.a), write(.a, "in run"), read(.a)])),
                     step(1, .run(slot: 0, async: false, [read(.a)])),
                     step(1, .read(local: 0, field: .a)),
                     step(1, .end),
                     step(0, .awaitChild(1)),
                     step(0, .end),
                 ],
-                expected: [3: ["i"], 4: ["mine"]]
+                // What a run wrote is gone: the next run starts from the initial value again.
+                expected: [3: ["i", "in run"], 4: ["i"], 5: ["mine"]]
             ),
             Row(
                 name: "nothing (the Local was never touched, no scope): an asynchronous run keeps the running task's",
@@ -136,11 +156,12 @@ struct ModelCheckSnapshotTableTests {
                     step(0, .spawn(child: 1, kind: .detached)),
                     write(1, .a, "mine"),
                     step(1, .run(slot: 0, async: true, [read(.a)])),
+                    step(1, .read(local: 0, field: .a)),
                     step(1, .end),
                     step(0, .awaitChild(1)),
                     step(0, .end),
                 ],
-                expected: [3: ["mine"]]
+                expected: [3: ["mine"], 4: ["mine"]]
             ),
         ]
     }
