@@ -227,54 +227,63 @@ struct InheritanceTests {
         }
     }
 
-    @Test("overlay: an element write freezes the child's view, so no later change of the owner's makes a read trap",
-          arguments: ChildKind.allCases)
-    func overlayElementWriteFreezes(kind: ChildKind) async {
+    /// How an `.overlay` child writes before its owner empties the list.
+    enum OverlayWrite: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case elementKeyPath = "local[dynamicMember: \\.list[1]] = x"
+        case elementProperty = "local.list[1] = x"
+        case storedPart = "local.simple = x"
+
+        var testDescription: String { rawValue }
+    }
+
+    @Test("overlay: after its owner empties the list a child wrote into, the child reads its own view and never traps",
+          arguments: OverlayWrite.allCases, ChildKind.allCases)
+    func overlayChildAfterOwnerShrinks(write: OverlayWrite, kind: ChildKind) async {
+        // The model check found that an element write replayed on the owner's emptied list trapped.
         let local = Local(inheritance: .overlay) { Nested() }
         await local.withValues({ $0.list = ["a", "b", "c"]; $0.simple = "parent" }) {
             let childWrote = Signal()
             let ownerWrote = Signal()
-            let seen = await inChild(kind, { () -> ([String], [String], String, String) in
-                local[dynamicMember: \.list[1]] = "X"
+            typealias Seen = (afterWrite: [String], list: [String], simple: String, third: String?)
+            let seen = await inChild(kind, { () -> Seen in
+                switch write {
+                case .elementKeyPath: local[dynamicMember: \.list[1]] = "X"
+                case .elementProperty: local.list[1] = "X"
+                case .storedPart: local.simple = "X"
+                }
                 let afterWrite = local.list
                 childWrote.fire()
                 await ownerWrote.wait()
-                // The owner emptied the list: the child's element write must not be replayed on it.
-                return (afterWrite, local.list, local.simple, local[dynamicMember: \.list[2]])
+                let list = local.list
+                // An element's own key path, where the child's view still has the element.
+                let third = list.count > 2 ? local[dynamicMember: \.list[2]] : nil
+                return (afterWrite, list, local.simple, third)
             }, meanwhile: {
                 await childWrote.wait()
                 local.list = []
                 local.simple = "parent later"
                 ownerWrote.fire()
             })
-            #expect(seen.0 == ["a", "X", "c"])
-            #expect(seen.1 == ["a", "X", "c"], "the child keeps the view its element write froze")
-            #expect(seen.2 == "parent", "a frozen child no longer reads through")
-            #expect(seen.3 == "c")
-            #expect(local.list == [], "the child's write stayed its own")
-        }
-    }
-
-    @Test("overlay: a child's element write, then the owner shrinks the array: every later read works")
-    func overlayShrinkAfterElementWriteDoesNotTrap() async {
-        // The smallest program of the defect: an element write through the nested key path, the
-        // owner clears the list, the child reads any attribute.
-        let local = Local(inheritance: .overlay) { Nested() }
-        await local.withValues({ $0.list = ["x", "y"] }) {
-            let childWrote = Signal()
-            let ownerCleared = Signal()
-            async let child: (String, [String]) = {
-                local[dynamicMember: \.list[1]] = "child"
-                childWrote.fire()
-                await ownerCleared.wait()
-                return (local.simple, local.list)
-            }()
-            await childWrote.wait()
-            local.list = []
-            ownerCleared.fire()
-            let (simple, list) = await child
-            #expect(simple == "i")
-            #expect(list == ["x", "child"])
+            switch write {
+            case .elementKeyPath:
+                // A write through a key path that is not a stored part froze the child's view.
+                #expect(seen.afterWrite == ["a", "X", "c"])
+                #expect(seen.list == ["a", "X", "c"], "the child keeps the view its element write froze")
+                #expect(seen.simple == "parent", "a frozen child no longer reads through")
+                #expect(seen.third == "c")
+            case .elementProperty:
+                // Property syntax wrote all of `list` into the child's layer; the rest reads through.
+                #expect(seen.afterWrite == ["a", "X", "c"])
+                #expect(seen.list == ["a", "X", "c"])
+                #expect(seen.simple == "parent later")
+                #expect(seen.third == "c")
+            case .storedPart:
+                #expect(seen.afterWrite == ["a", "b", "c"])
+                #expect(seen.list.isEmpty)
+                #expect(seen.simple == "X")
+                #expect(seen.third == nil)
+            }
+            #expect(local.list.isEmpty, "the child's write stayed its own")
         }
     }
 
