@@ -13,13 +13,11 @@ struct UserCodeInScopeTests {
     func changeResetsOwnKey() async {
         await #expect(processExitsWith: .success) {
             let local = Local { Sample() }
-            let seen = await Task { () -> [Int] in
-                local.count = 5
-                let inside = local.withValues({ value in
+            let seen = await Task {
+                scopeWithOwnKeyDropped(local) { value in
                     local.reset()
                     value.id = 1
-                }) { [local.id, local.count] }
-                return inside + [local.id, local.count]
+                }
             }.value
             exit(seen == [1, 5, -1, 0] ? 0 : 1)
         }
@@ -29,14 +27,11 @@ struct UserCodeInScopeTests {
     func changeDiscardsOwnKey() async {
         await #expect(processExitsWith: .success) {
             let local = Local { Sample() }
-            let seen = await Task { () -> [Int] in
-                local.count = 5
-                let me = TaskID.current!
-                let inside = local.withValues({ value in
-                    local.discard(key: me)
+            let seen = await Task {
+                scopeWithOwnKeyDropped(local) { value in
+                    local.discard(key: TaskID.current!)
                     value.id = 2
-                }) { [local.id, local.count] }
-                return inside + [local.id, local.count]
+                }
             }.value
             exit(seen == [2, 5, -1, 0] ? 0 : 1)
         }
@@ -46,15 +41,13 @@ struct UserCodeInScopeTests {
     func keyDiscardedElsewhereDuringChange() async {
         await #expect(processExitsWith: .success) {
             let local = Local { Sample() }
-            let seen = await Task { () -> [Int] in
-                local.count = 5
-                let me = TaskID.current!
-                let inside = local.withValues({ value in
+            let seen = await Task {
+                scopeWithOwnKeyDropped(local) { value in
+                    let me = TaskID.current!
                     _ = onNewThreadBlocking { local.discard(key: me) }
                     // The owner's next touch releases the cell the other thread parked.
                     value.id = local.count + 1
-                }) { [local.id, local.count] }
-                return inside + [local.id, local.count]
+                }
             }.value
             exit(seen == [1, 5, -1, 0] ? 0 : 1)
         }
@@ -220,15 +213,23 @@ struct UserCodeInScopeTests {
     func threadChangeResetsOwnKey() async {
         let seen = await onNewThread { () -> [Int] in
             let local = Local(.thread) { Sample() }
-            local.count = 5
-            let inside = local.withValues({ value in
+            return scopeWithOwnKeyDropped(local) { value in
                 local.reset()
                 value.id = 9
-            }) { [local.id, local.count] }
-            return inside + [local.id, local.count]
+            }
         }
         #expect(seen == [9, 5, -1, 0])
     }
+}
+
+/// The owner writes `count = 5` and opens a scope whose `change` closure drops the owner's own
+/// value first (a reset, a discard of its key) and then sets `id`: returns the scope's `id` and
+/// `count`, then the owner's after it. The scope must open on the storage the drop made, from the
+/// value it saw, and close back to the dropped (initial) value: the same for every way to drop.
+func scopeWithOwnKeyDropped(_ local: Local<Sample>, change: (inout Sample) -> Void) -> [Int] {
+    local.count = 5
+    let inside = local.withValues(change) { [local.id, local.count] }
+    return inside + [local.id, local.count]
 }
 
 /// A session value whose description reads its own session from another thread, and waits for it.
