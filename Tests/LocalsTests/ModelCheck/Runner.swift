@@ -212,6 +212,17 @@ final class ModelRunner: ModelStepper {
         }
     }
 
+    /// Adds `child` to a task group with `addTask`, and runs the rest of the block beside it;
+    /// the group then waits for the child.
+    private func restBeside(
+        _ child: Int, _ addTask: (@escaping @Sendable () async -> Void) -> Void
+    ) async -> Result<Void, ModelUnwind> {
+        let context = context
+        addTask { await ModelRunner(id: child, context: context).run() }
+        advance()
+        return await restOfBlock()
+    }
+
     /// Runs steps until the current block ends (`close`, `end`), or throws out of it.
     func runBlock() async throws(ModelUnwind) {
         while pc < plan.count {
@@ -256,31 +267,20 @@ final class ModelRunner: ModelStepper {
                     await task
                     return try rest.get()
                 case .child(.taskGroup):
-                    let rest = await withTaskGroup(of: Void.self) { group -> Result<Void, ModelUnwind> in
-                        group.addTask { await ModelRunner(id: child, context: context).run() }
-                        self.advance()
-                        return await self.restOfBlock()
-                    }
-                    return try rest.get()
+                    return try await withTaskGroup(of: Void.self) { group in
+                        await self.restBeside(child) { group.addTask(operation: $0) }
+                    }.get()
                 case .child(.throwingTaskGroup):
-                    let rest = await withThrowingTaskGroup(of: Void.self) { group -> Result<Void, ModelUnwind> in
-                        group.addTask { await ModelRunner(id: child, context: context).run() }
-                        self.advance()
-                        return await self.restOfBlock()
-                    }
-                    return try rest.get()
+                    return try await withThrowingTaskGroup(of: Void.self) { group in
+                        await self.restBeside(child) { group.addTask(operation: $0) }
+                    }.get()
                 case .child(.discardingTaskGroup):
-                    let rest = await withDiscardingTaskGroup { group -> Result<Void, ModelUnwind> in
-                        group.addTask { await ModelRunner(id: child, context: context).run() }
-                        self.advance()
-                        return await self.restOfBlock()
-                    }
-                    return try rest.get()
+                    return try await withDiscardingTaskGroup { group in
+                        await self.restBeside(child) { group.addTask(operation: $0) }
+                    }.get()
                 case .child(.throwingDiscardingTaskGroup):
-                    let rest = try? await withThrowingDiscardingTaskGroup { group -> Result<Void, ModelUnwind> in
-                        group.addTask { await ModelRunner(id: child, context: context).run() }
-                        self.advance()
-                        return await self.restOfBlock()
+                    let rest = try? await withThrowingDiscardingTaskGroup { group in
+                        await self.restBeside(child) { group.addTask(operation: $0) }
                     }
                     return try (rest ?? .failure(.abort)).get()
                 default:
