@@ -73,8 +73,13 @@ struct LocalsProfile {
                 let count = arguments.dropFirst(2).first.flatMap { Int($0) } ?? 10
                 let locals = (0..<count).map { _ in Local { RequestState() } }
                 var snapshot = LocalsSnapshot()
-                if arguments.dropFirst(3).first == "thread" {
+                if arguments.dropFirst(3).first == "thread" || arguments.dropFirst(3).first == "both" {
                     perThread.x = 1  // a value of the thread's own, which every capture on it copies
+                }
+                if arguments.dropFirst(3).first == "session" || arguments.dropFirst(3).first == "both" {
+                    // A session Local alive (as in the full benchmark), whose discriminator each
+                    // capture asks for its current key: none here.
+                    SessionDiscriminator.$sessionID.withValue(sessionIDs[0]) { sessionLocal.x = 1 }
                 }
                 withScopes(locals[...]) {
                     if mode == "scopedcapture" {

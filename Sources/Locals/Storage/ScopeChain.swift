@@ -71,9 +71,18 @@ class ScopeLink: LockedBox, @unchecked Sendable {
         return dropped.unsafelyUnwrapped.takeRetainedValue()
     }
 
+    /// Releases the parent, and the chain beyond it as far as nothing else holds it, in a loop: a
+    /// snapshot of thousands of values of its own is a chain of as many links, and releasing it
+    /// link by link from each one's deinit would nest a call per link (and overflow a small
+    /// stack).
     deinit {
-        if ownsParent {
-            parentLink?.release()
+        guard ownsParent, var next = parentLink?.takeRetainedValue() else { return }
+        // Only this deinit holds `next` when it is uniquely referenced: nobody else can reach it
+        // to read its link while it is taken apart.
+        while isKnownUniquelyReferenced(&next), next.ownsParent, let parent = next.parentLink {
+            next.parentLink = nil
+            next.ownsParent = false
+            next = parent.takeRetainedValue()  // the link just emptied goes, with nothing to release
         }
     }
 }
@@ -82,7 +91,15 @@ class ScopeLink: LockedBox, @unchecked Sendable {
 /// any Local. (Also bound by a snapshot's `run`, to a `RunBoundary`.)
 @usableFromInline
 enum ScopeChain {
-    @usableFromInline static let key = TaskLocal<ScopeLink?>(wrappedValue: nil)
+    ///
+    /// Declared with the class itself rather than an optional, its default a link that is never
+    /// bound (`unbound`, read as no scope): a binding's value is destroyed when it goes by the
+    /// declared type's witness, and the class's is a release where the generic optional's looked up
+    /// the payload's type on every scope.
+    @usableFromInline static let key = TaskLocal<ScopeLink>(wrappedValue: unbound)
+
+    /// The key's value where nothing is bound: never bound, never linked; `head` reads it as nil.
+    @usableFromInline static let unbound = ScopeLink(localID: 0)
 
     /// The running context's innermost scope, of any Local: read with the runtime's entry point
     /// for task-local values, as `TaskLocal.get()` reads it, without the generic copy through the
@@ -98,10 +115,11 @@ enum ScopeChain {
     /// `unretainedHead`, with the key passed in (see `head(of:)`).
     @usableFromInline
     @inline(never)
-    static func unretainedHead(of key: TaskLocal<ScopeLink?>) -> Unmanaged<ScopeLink>? {
+    static func unretainedHead(of key: TaskLocal<ScopeLink>) -> Unmanaged<ScopeLink>? {
         guard locals_runtime_has_task_local_get() else {
             // The binding holds the head: the reference `get()` made can go at once.
-            return key.get().map { Unmanaged.passUnretained($0) }
+            let link = key.get()
+            return link === unbound ? nil : Unmanaged.passUnretained(link)
         }
         guard let value = locals_runtime_task_local_get(Unmanaged.passUnretained(key).toOpaque()) else { return nil }
         return value.load(as: Unmanaged<ScopeLink>?.self)
@@ -111,10 +129,13 @@ enum ScopeChain {
     /// a field instead of running the global's one-time initialization check.
     @usableFromInline
     @inline(never)
-    static func head(of key: TaskLocal<ScopeLink?>) -> ScopeLink? {
-        guard locals_runtime_has_task_local_get() else { return key.get() }
+    static func head(of key: TaskLocal<ScopeLink>) -> ScopeLink? {
+        guard locals_runtime_has_task_local_get() else {
+            let link = key.get()
+            return link === unbound ? nil : link
+        }
         guard let value = locals_runtime_task_local_get(Unmanaged.passUnretained(key).toOpaque()) else { return nil }
-        return value.assumingMemoryBound(to: ScopeLink?.self).pointee
+        return value.load(as: ScopeLink.self)  // bound links are never nil (see `key`)
     }
 
     /// Whether the runtime exports the task-local push and pop, which bind without a closure to
@@ -133,7 +154,7 @@ enum ScopeChain {
     /// binding goes through the class's own witness, a release, instead of the generic optional's,
     /// which looked up the payload's type on every scope.
     @usableFromInline
-    static func bind(_ link: ScopeLink, key: TaskLocal<ScopeLink?>) {
+    static func bind(_ link: ScopeLink, key: TaskLocal<ScopeLink>) {
         bind(link, keyAddress: Unmanaged.passUnretained(key).toOpaque())
     }
 

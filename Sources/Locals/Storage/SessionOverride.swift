@@ -52,12 +52,16 @@ extension Storage {
     /// The running context's session cell if it has one, made on no first touch. Inside a run
     /// whose session was discarded and not touched since, the captured (empty) cell: it still
     /// names the session, which a snapshot captured here then carries on.
-    @usableFromInline
+    ///
+    /// Inlinable, so that a capture (which asks every session Local) runs it specialized.
+    @inlinable
     func existingSessionCell() -> SessionCell<Value>? {
         if let override = currentSessionOverride() {
             return sessions.unsafelyUnwrapped.existingCell(sameKeyAs: override.cell) ?? override.cell
         }
-        return sessions.unsafelyUnwrapped.existingCell(self)
+        let me = UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque())
+        guard let cell = currentSessionCell.unsafelyUnwrapped.existingCell(me) else { return nil }
+        return Unmanaged<SessionCell<Value>>.fromOpaque(cell).takeRetainedValue()
     }
 
     /// `cell` (locked) if it is still live, else the running context's session cell now, locked:

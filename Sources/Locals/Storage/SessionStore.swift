@@ -70,9 +70,6 @@ protocol SessionStore<Value>: AnyObject, Sendable {
     /// Whether the discriminator has a current key.
     func hasCurrentKey() -> Bool
 
-    /// The running context's session cell if it has one (no first touch), retained.
-    func existingCell(_ storage: Storage<Value>) -> SessionCell<Value>?
-
     /// The live cell of the session `cell` belongs to, if that session has storage now, retained.
     func existingCell(sameKeyAs cell: SessionCell<Value>) -> SessionCell<Value>?
 

@@ -16,21 +16,23 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     // @unchecked: `shards` is only touched through their locks; `discriminator` is Sendable.
     @usableFromInline typealias Cell = KeyedSessionCell<D.Key, Value>
 
+    @usableFromInline
     struct Shard {
-        var cells: [D.Key: Cell] = [:]
+        @usableFromInline var cells: [D.Key: Cell] = [:]
         /// Keys whose initializer is running now, on some thread.
         var initializing: Set<D.Key> = []
     }
 
     @usableFromInline let discriminator: D
-    private let shards = (0..<16).map { _ in Locked.make(Shard()) }
+    @usableFromInline let shards = (0..<16).map { _ in Locked.make(Shard()) }
 
     @usableFromInline
     init(_ discriminator: D) {
         self.discriminator = discriminator
     }
 
-    private func shard(_ key: D.Key) -> Locked<Shard> {
+    @inlinable
+    func shard(_ key: D.Key) -> Locked<Shard> {
         shards[key.hashValue & 15]
     }
 
@@ -118,7 +120,10 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         return cell
     }
 
-    @usableFromInline
+    /// The running context's session cell if the session exists, without making it. Inlinable:
+    /// a snapshot asks every session Local on every capture, through a closure made where `D`
+    /// is concrete (see `SessionLookup`).
+    @inlinable
     func existingCell(_ storage: Storage<Value>) -> SessionCell<Value>? {
         let context = ThreadContext.current
         guard let key = currentKey(context) else { return nil }

@@ -46,7 +46,7 @@ enum SnapshotRun {
                 run.unsafelyUnwrapped.end(in: context)
                 close(opened, base, unbinding: bound)
             } else {
-                ScopeChain.key.withValue(run) {
+                ScopeChain.key.withValue(run.unsafelyUnwrapped) {
                     nested(opened, base, from: 0) {
                         run.unsafelyUnwrapped.begin(in: context)
                         body()

@@ -102,12 +102,19 @@ extension Storage {
 /// nil where the discriminator has no key. In a class of its own, with raw pointers in its type,
 /// because a closure stored in a generic class is kept at the most general abstraction, and
 /// specialized code then calls it through a reabstraction thunk allocated afresh on every call.
+///
+/// `existingCell` is the same without making the session: what a snapshot's capture asks.
 @usableFromInline
 final class SessionLookup: Sendable {
     @usableFromInline let currentCell: @Sendable (UnsafeRawPointer) -> UnsafeMutableRawPointer?
+    @usableFromInline let existingCell: @Sendable (UnsafeRawPointer) -> UnsafeMutableRawPointer?
 
     @usableFromInline
-    init(_ currentCell: @escaping @Sendable (UnsafeRawPointer) -> UnsafeMutableRawPointer?) {
+    init(
+        currentCell: @escaping @Sendable (UnsafeRawPointer) -> UnsafeMutableRawPointer?,
+        existingCell: @escaping @Sendable (UnsafeRawPointer) -> UnsafeMutableRawPointer?
+    ) {
         self.currentCell = currentCell
+        self.existingCell = existingCell
     }
 }

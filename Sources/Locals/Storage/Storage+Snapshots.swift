@@ -31,8 +31,15 @@ enum LiveLocals {
 
     private struct Entries {
         var all: [UInt64: SnapshotOps] = [:]
-        /// The custom discriminators' Locals: a snapshot asks each for its current session.
-        var sessions: [UInt64: SnapshotOps] = [:]
+        /// The custom discriminators' Locals, in the order they were made: a snapshot asks each
+        /// for its current session (an array, handed out as it is: a capture copies nothing).
+        var sessions: [SnapshotOps] = []
+
+        /// Every live Local that is neither a `.thread` nor a custom discriminator's: what a
+        /// capture takes in a task with no record (whose list is unknown).
+        var taskLocals: [SnapshotOps] {
+            all.values.filter { ops in !ops.holdsThreadValues && !sessions.contains { $0 === ops } }
+        }
     }
 
     @usableFromInline
@@ -40,7 +47,7 @@ enum LiveLocals {
         entries.withLock { entries in
             entries.all[id] = ops
             if isSession {
-                entries.sessions[id] = ops
+                entries.sessions.append(ops)
                 sessionCount.add(1, ordering: .relaxed)
             }
         }
@@ -48,8 +55,9 @@ enum LiveLocals {
 
     static func remove(_ id: UInt64) {
         let removed = entries.withLock { entries in
-            let session = entries.sessions.removeValue(forKey: id)
-            if session != nil {
+            var session: SnapshotOps?
+            if let index = entries.sessions.firstIndex(where: { $0.localID == id }) {
+                session = entries.sessions.remove(at: index)
                 sessionCount.subtract(1, ordering: .relaxed)
             }
             return (entries.all.removeValue(forKey: id), session)
@@ -67,22 +75,10 @@ enum LiveLocals {
     /// lists them; with the capturing thread's `.thread` values) and of the custom
     /// discriminators' Locals (whose key is the discriminator's to say). Where the running task
     /// has no record (the runtime gives no pin), of every live Local.
+    ///
+    /// The lists are of Locals of different kinds (`.task`, `.thread`, custom), each listed once:
+    /// taken in turn, not joined, and the parts put in the Locals' order at the end.
     static func capture() -> (chain: ScopeLink?, parts: [SnapshotPart]) {
-        var listed: [SnapshotOps]
-        if let task = TaskIdentity.current {
-            listed = TaskRegistry.localsListed(by: task) ?? entries.withLock { Array($0.all.values) }
-            if let thread = ThreadContext.existing(key: ThreadContext.pthreadKey),
-                !thread._withUnsafeGuaranteedRef({ $0.listedThreadLocals.isEmpty })
-            {
-                listed += thread._withUnsafeGuaranteedRef { $0.listedThreadLocals }
-            }
-        } else {
-            let thread = ThreadContext.current
-            listed = thread.listed + thread.listedThreadLocals
-        }
-        if sessionCount.load(ordering: .relaxed) > 0 {
-            listed += entries.withLock { Array($0.sessions.values) }
-        }
         var chain = ScopeChain.head
         // Inside a run, with no scope opened since: the captured chain the run stands for, not
         // the run's boundary (so that work that captures in every run, hop after hop, does not
@@ -90,18 +86,32 @@ enum LiveLocals {
         while let boundary = chain, boundary.localID == 0, let run = boundary as? RunBoundary {
             chain = run.parent
         }
-        guard !listed.isEmpty else { return (chain, []) }
-        listed.sort { $0.localID < $1.localID }
         var parts: [SnapshotPart] = []
-        var last: UInt64 = 0
-        for ops in listed where ops.localID != last {
-            last = ops.localID
-            let (link, data) = ops.capture(chain)
-            if let link {
-                chain = link  // the context's own value, as a scope in front of the chain
-            } else if let data {
-                parts.append(SnapshotPart(data: data, ops: ops))
+        func take(_ listed: [SnapshotOps]) {
+            for ops in listed {
+                let (link, data) = ops.capture(chain)
+                if let link {
+                    chain = link  // the context's own value, as a scope in front of the chain
+                } else if let data {
+                    parts.append(SnapshotPart(data: data, ops: ops))
+                }
             }
+        }
+        if let task = TaskIdentity.current {
+            take(TaskRegistry.localsListed(by: task) ?? entries.withLock(\.taskLocals))
+            if let thread = ThreadContext.existing(key: ThreadContext.pthreadKey) {
+                take(thread._withUnsafeGuaranteedRef { $0.listedThreadLocals })
+            }
+        } else {
+            let thread = ThreadContext.current
+            take(thread.listed)
+            take(thread.listedThreadLocals)
+        }
+        if sessionCount.load(ordering: .relaxed) > 0 {
+            take(entries.withLock { $0.sessions })
+        }
+        if parts.count > 1 {
+            parts.sort { $0.ops.localID < $1.ops.localID }
         }
         return (chain, parts)
     }

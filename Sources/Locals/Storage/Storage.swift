@@ -101,11 +101,18 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
             break
         }
         let table = SessionTable<D, Value>(discriminator)
-        let lookup = SessionLookup { storage in
-            Unmanaged<Storage<Value>>.fromOpaque(storage)._withUnsafeGuaranteedRef { storage in
-                table.currentCell(storage).map { Unmanaged.passRetained($0).toOpaque() }
+        let lookup = SessionLookup(
+            currentCell: { storage in
+                Unmanaged<Storage<Value>>.fromOpaque(storage)._withUnsafeGuaranteedRef { storage in
+                    table.currentCell(storage).map { Unmanaged.passRetained($0).toOpaque() }
+                }
+            },
+            existingCell: { storage in
+                Unmanaged<Storage<Value>>.fromOpaque(storage)._withUnsafeGuaranteedRef { storage in
+                    table.existingCell(storage).map { Unmanaged.passRetained($0).toOpaque() }
+                }
             }
-        }
+        )
         return Storage(.custom, about, initialValue, sessions: table, currentSessionCell: lookup).registered()
     }
 
