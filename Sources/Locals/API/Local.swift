@@ -121,7 +121,12 @@ public final class Local<Value: Sendable>: Sendable {
             defer { cell.unlock() }
             return cell.value.pointee[keyPath: keyPath]
         }
-        return storage.withCell { Access.read($0, keyPath) }
+        return storage.withCell { cell in
+            #if DEBUG
+            storage.noteRead(cell)
+            #endif
+            return Access.read(cell, keyPath)
+        }
     }
 
     /// The current key's whole value.
@@ -137,7 +142,12 @@ public final class Local<Value: Sendable>: Sendable {
                 defer { cell.unlock() }
                 return cell.value.pointee
             }
-            return storage.withCell { Access.load($0) }
+            return storage.withCell { cell in
+                #if DEBUG
+                storage.noteRead(cell)
+                #endif
+                return Access.load(cell)
+            }
         }
         set {
             if storage.kind == .custom {

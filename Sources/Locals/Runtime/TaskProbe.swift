@@ -120,7 +120,12 @@ enum TaskProbe {
 
         // 3. The parent pointer.
         if parentOffset != nil {
-            if direct.parentWord != root.address || groupChild.parentWord != root.address {
+            let children = asyncLets + [groupChild]
+            if !children.allSatisfy({ $0.flags & TaskRuntime.childTaskFlag != 0 })
+                || [root, unstructured].contains(where: { $0.flags & TaskRuntime.childTaskFlag != 0 })
+            {
+                outcome.failures[.asyncLetParent] = "the child task flag does not mark child tasks only"
+            } else if direct.parentWord != root.address || groupChild.parentWord != root.address {
                 outcome.failures[.asyncLetParent] = "the word after a child task object is not its parent"
             } else if inner.parentWord != outer.address {
                 outcome.failures[.asyncLetParent] = "the word after a nested async let child is not its parent"

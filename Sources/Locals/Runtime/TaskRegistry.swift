@@ -68,6 +68,14 @@ enum TaskRegistry {
         }
     }
 
+    /// Whether `task`'s own record lists `local` as a Local it wrote a value of its own to.
+    static func lists(_ local: SnapshotOps, for task: TaskIdentity) -> Bool {
+        shard(of: task.id).withLock { records in
+            guard let record = records.entry(at: task.address), record.id == task.id else { return false }
+            return record.locals(touchedBy: task.id).contains { $0 === local }
+        }
+    }
+
     /// One user of `record` (a cell) is gone: the last one takes the record out of the registry.
     static func release(_ record: TaskRecord) {
         let removed = shard(of: record.id).withLock { records -> TaskRecord? in

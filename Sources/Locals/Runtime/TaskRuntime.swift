@@ -199,6 +199,21 @@ enum TaskRuntime {
         return isAsyncLet(header) && facts.parentOffset == nil
     }
 
+    /// The running task's parent, where it is a child task (of an `async let` or a task group)
+    /// and the runtime confirmed the parent pointer; nil for any other task, or unconfirmed.
+    static func parentOfCurrentTask(_ task: TaskIdentity) -> TaskIdentity? {
+        guard facts.confirms(.taskEnd), let offset = facts.parentOffset,
+            let header = UnsafeRawPointer(bitPattern: task.address),
+            locals_runtime_job_flags(header) & childTaskFlag != 0,
+            let parent = UnsafeRawPointer(bitPattern: header.load(fromByteOffset: offset, as: UInt.self))
+        else { return nil }
+        // The parent outlives its running child: its id can be read.
+        return TaskIdentity(address: UInt(bitPattern: parent), id: locals_runtime_task_id(parent))
+    }
+
+    /// Bit 24 of the job flags (`Task_IsChildTask`): a task with a parent pointer.
+    static let childTaskFlag: UInt32 = 1 << 24
+
     /// Bit 28 of the job flags (`Task_IsAsyncLetTask`).
     static let asyncLetFlag: UInt32 = 1 << 28
     /// The job kind, in the low byte: 0 for a task.

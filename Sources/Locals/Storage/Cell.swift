@@ -71,6 +71,12 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
     /// this cell's Local: set on the cell's first write outside a scope, or when it is made as a
     /// copy of a scope's value. In the same word as `route`.
     @exclusivity(unchecked) @usableFromInline final var isListed = false
+    #if DEBUG
+    /// Debug builds: made from the initial value in a child task whose parent wrote a value of
+    /// its own outside any scope. The owner's first read warns (see `Diagnostics`); a write
+    /// first clears it, as a child that sets its own value meant to.
+    @exclusivity(unchecked) @usableFromInline final var missedParentValue = false
+    #endif
     /// The scope `route` points into (nil for `.own`), not retained: while the owner runs, the
     /// scope is kept alive by the task-local binding that published it (or, for the owner's own
     /// scope, by the call that opened it), and nobody but the owner follows this pointer. So an

@@ -43,6 +43,11 @@ extension Storage {
         } else {
             cell = OwnedCell(makeInitialValue(for: owner), owner: owner, record: record)
             initial = true
+            #if DEBUG
+            if kind == .task {
+                diagnoseFirstTouchWithoutScope(cell, task, context)
+            }
+            #endif
         }
         var garbage: [Cell<Value>] = []
         tables.withLock { tables in
@@ -75,6 +80,36 @@ extension Storage {
         return (cell, initial)
     }
 
+    #if DEBUG
+    /// Where the running context's first touch of this `.task` Local found no scope (see
+    /// `Diagnostics`): outside any task (and outside a snapshot's run), warns now; in a child task
+    /// whose parent wrote a value of its own, marks `cell` for the warning at its first read.
+    func diagnoseFirstTouchWithoutScope(_ cell: Cell<Value>, _ task: TaskIdentity?, _ context: ThreadContext) {
+        guard let task else {
+            if context.activeRun == nil {
+                Diagnostics.warn(.touchedOutsideTask, local: localID) {
+                    Diagnostics.touchedOutsideTask(description, thread: context.id)
+                }
+            }
+            return
+        }
+        if let ops, let parent = TaskRuntime.parentOfCurrentTask(task), TaskRegistry.lists(ops, for: parent) {
+            cell.missedParentValue = true
+        }
+    }
+
+    /// A read of `cell` by its owner: the first after a first touch that missed a parent's value
+    /// warns (see `diagnoseFirstTouchWithoutScope`).
+    @inlinable
+    @inline(__always)
+    func noteRead(_ cell: Cell<Value>) {
+        if _slowPath(cell.missedParentValue) {
+            cell.missedParentValue = false
+            Diagnostics.warnChildMissedParentValue(localID, description)
+        }
+    }
+    #endif
+
     /// Notes a write by `cell`'s owner: the first one outside a scope lists this Local among the
     /// owner's Locals with values of its own, which a snapshot copies.
     @inlinable
@@ -90,6 +125,9 @@ extension Storage {
     @usableFromInline
     @inline(never)
     func noteFirstWrite(_ cell: Cell<Value>) {
+        #if DEBUG
+        cell.missedParentValue = false  // the child sets a value of its own: nothing missed
+        #endif
         switch cell.route {
         case .own, .overlay:
             list(cell)
