@@ -14,7 +14,9 @@
 // none) that each hold a value of the task's own, `capture` (`LocalsSnapshot.capture()`) or `run`
 // (`snapshot.run {}` with an empty body); `scopedcapture` and `scopedrun` do the same with each of
 // the LOCALS Locals in a scope of its own instead, as the snapshot rows of `locals-compare` have
-// them; `runread` runs a snapshot of one scope of 10 Locals with one read inside.
+// them (a fourth argument, `thread`, `session` or `both`, first gives the thread a `.thread` value
+// or makes a session, as a full `locals-compare` run has them when it reaches the snapshot rows);
+// `runread` runs a snapshot of one scope of 10 Locals with one read inside.
 //
 // Divide a function's inclusive count by the number of operations for its share of one; run
 // with 0 operations to see what starting the process costs.

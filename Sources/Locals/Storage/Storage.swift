@@ -70,7 +70,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     @usableFromInline let tables = Locked.make(Tables())
     /// This Local's snapshot operations (set once, by `registered()`, before the Local is used):
     /// what a context that touched it lists, for snapshots.
-    @usableFromInline var ops: SnapshotOps?
+    @exclusivity(unchecked) @usableFromInline var ops: SnapshotOps?
 
     @usableFromInline
     struct Tables {
