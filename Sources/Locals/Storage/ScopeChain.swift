@@ -172,6 +172,20 @@ enum ScopeChain {
     /// Type metadata is immutable once made: sharing the pointer is safe.
     nonisolated(unsafe) private static let linkType = unsafeBitCast(ScopeLink.self as Any.Type, to: UnsafeRawPointer.self)
 
+    /// `find`, not retained: for a chain some caller holds (a run's, held by its snapshot).
+    @inlinable
+    static func find(_ localID: UInt64, from head: Unmanaged<ScopeLink>?) -> Unmanaged<ScopeLink>? {
+        var link = head
+        while let current = link {
+            let (id, parent) = current._withUnsafeGuaranteedRef { ($0.localID, $0.parentLink) }
+            if id == localID {
+                return current
+            }
+            link = parent
+        }
+        return nil
+    }
+
     /// The innermost scope of the Local `localID` in the chain that starts at `head`. (Run
     /// boundaries have id 0, which no Local has: a walk passes them, into the captured chain.)
     @inlinable
@@ -260,7 +274,8 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
     @exclusivity(unchecked) private var viewedCount = 0
     /// What takes each view away, in the order they went in place: records reused from run to
     /// run (a thread's spare run keeps them), so that a view allocates nothing in a steady state.
-    @exclusivity(unchecked) var undos: [RunUndo] = []
+    /// Held by this run (retained once, released in `deinit`), and handed out unretained.
+    @exclusivity(unchecked) var undos: [Unmanaged<RunUndo>] = []
     @exclusivity(unchecked) var undoCount = 0
     /// The run this one is nested in, on this thread: not retained, as the enclosing run's caller
     /// holds it until after this one ends.
@@ -336,14 +351,25 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
     }
 
     /// A record for the next view, reused if an earlier run left one.
-    func nextUndo() -> RunUndo {
+    func nextUndo() -> Unmanaged<RunUndo> {
         defer { undoCount += 1 }
         if undoCount < undos.count {
             return undos[undoCount]
         }
-        let undo = RunUndo()
+        let undo = Unmanaged.passRetained(RunUndo())
         undos.append(undo)
         return undo
+    }
+
+    /// Gives back the record `nextUndo` handed out last, unused.
+    func returnUndo() {
+        undoCount -= 1
+    }
+
+    deinit {
+        for undo in undos {
+            undo.release()
+        }
     }
 
     /// Makes this run the thread's current one.
@@ -359,8 +385,9 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         previous = nil
         while undoCount > 0 {
             undoCount -= 1
-            let undo = undos[undoCount]
-            undo.ops.unsafelyUnwrapped.leaveView(undo)
+            undos[undoCount]._withUnsafeGuaranteedRef { undo in
+                undo.ops.unsafelyUnwrapped.leaveView(undo)
+            }
         }
         for index in 0..<viewedCount {
             viewed[index].cell = nil  // the cells, and through them their tasks' pins
@@ -377,7 +404,8 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
 /// closes.
 @usableFromInline
 final class RunUndo {
-    @exclusivity(unchecked) @usableFromInline var ops: SnapshotOps?
+    /// Not retained: the Local's storage (`storage`, retained) holds its operations.
+    @exclusivity(unchecked) @usableFromInline unowned(unsafe) var ops: SnapshotOps?
     @exclusivity(unchecked) @usableFromInline var storage: AnyObject?
     @exclusivity(unchecked) @usableFromInline var frame: AnyObject?
     @exclusivity(unchecked) @usableFromInline var cell: UnsafeMutableRawPointer?

@@ -304,15 +304,22 @@ extension Storage {
     ///
     /// `cell` was found with the removal epoch `epoch` read before (see `HeldCell`), so the view
     /// goes on it with no second lookup.
+    ///
+    /// Nothing here is retained that someone holds already (the run, its chain, this storage's
+    /// operations): a view is what a callback's first read of each Local pays.
     func enterRunView(_ cell: Cell<Value>, _ run: ActiveRun, madeInitial: Bool, epoch: UInt) {
         if let viewed = run.viewedCell(of: localID), viewed == nil || viewed === cell { return }
         run.setViewed(localID, on: cell)
-        guard let ops else { return }
-        let undo = run.nextUndo()
-        undo.ops = ops
-        // Through the snapshot operations, which are specialized for `Value`: out here the value
-        // type is not concrete, and every step would look up generic type metadata.
-        ops.enterView(self, ScopeChain.find(localID, from: run.parent), cell, madeInitial, epoch, undo)
+        guard let ops = ops.map(Unmanaged.passUnretained) else { return }
+        let view = ScopeChain.find(localID, from: run.parentLink)
+        run.nextUndo()._withUnsafeGuaranteedRef { undo in
+            ops._withUnsafeGuaranteedRef { ops in
+                undo.ops = ops
+                // Through the snapshot operations, which are specialized for `Value`: out here the
+                // value type is not concrete, and every step would look up generic type metadata.
+                ops.enterView(self, view, cell, madeInitial, epoch, undo)
+            }
+        }
     }
 
     /// What `enterRunView` does once the value type is concrete: a scope of the running
@@ -320,25 +327,40 @@ extension Storage {
     /// value (of a `.fresh` scope, or where the chain has none); or a redirect into a captured
     /// `.shared` or `.overlay` scope.
     @inlinable
-    func enterRunView(_ view: ScopeLink?, on cell: Cell<Value>, madeInitial: Bool, epoch: UInt, _ undo: RunUndo) {
+    func enterRunView(
+        _ view: Unmanaged<ScopeLink>?, on cell: Cell<Value>, madeInitial: Bool, epoch: UInt, _ undo: RunUndo
+    ) {
         let held = HeldCell(cell: Unmanaged.passUnretained(cell), epoch: epoch)
-        let frame = view.map { unsafeDowncast($0, to: ScopeFrame<Value>.self) }
         undo.storage = self
-        if let frame, frame.inheritance == .shared || frame.inheritance == .overlay {
-            let route: Route = frame.inheritance == .shared ? .sharedScope : .overlay
-            let overlay = frame.inheritance == .shared ? nil : OverlayState<Value>()
-            let redirect = isStillHeld(held) ? redirect(on: held, route, frame, overlay) : redirect(route, frame, overlay)
-            undo.redirect = RedirectUndo(redirect)
-            undo.frame = frame
-            return
+        guard let view else {
+            let opened = openScope(on: held, .copy, .unopened) { cell in
+                madeInitial ? cell.own.value : makeInitialValue(for: cell.owner)
+            }
+            return keep(opened, in: undo)
         }
-        let opened = openScope(on: held, frame?.inheritance ?? .copy, frame?.origin ?? .unopened) { cell in
-            switch frame?.inheritance {
-            case .copy?: frame.unsafelyUnwrapped.loadValue()
-            case .fresh?: makeInitialValue(for: cell.owner)
-            default: madeInitial ? cell.own.value : makeInitialValue(for: cell.owner)
+        // The captured scope, unretained: the run's snapshot holds its chain.
+        view._withUnsafeGuaranteedRef { link in
+            let frame = unsafeDowncast(link, to: ScopeFrame<Value>.self)
+            switch frame.inheritance {
+            case .copy:
+                keep(openScope(on: held, .copy, frame.origin) { _ in frame.loadValue() }, in: undo)
+            case .fresh:
+                keep(openScope(on: held, .fresh, frame.origin) { makeInitialValue(for: $0.owner) }, in: undo)
+            case .shared, .overlay:
+                let route: Route = frame.inheritance == .shared ? .sharedScope : .overlay
+                let overlay = frame.inheritance == .shared ? nil : OverlayState<Value>()
+                let redirect = isStillHeld(held) ? redirect(on: held, route, frame, overlay) : redirect(route, frame, overlay)
+                undo.redirect = RedirectUndo(redirect)
+                undo.frame = frame
             }
         }
+    }
+
+    /// Keeps a view's scope, just opened on the running context's cell, in `undo`: the one
+    /// reference to its frame moves there, so that it goes back uniquely referenced and is
+    /// recycled when the view is taken away.
+    @inlinable
+    func keep(_ opened: (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt), in undo: RunUndo) {
         opened.frame.isRunView = true
         undo.cell = opened.cell.toOpaque()
         undo.epoch = opened.epoch

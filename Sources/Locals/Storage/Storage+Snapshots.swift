@@ -150,7 +150,7 @@ final class SnapshotOps: Sendable {
     /// Puts a synchronous run's view of the Local (the storage, then the scope of the captured
     /// chain) in place for the running context, with what takes it away in the record; and takes
     /// it away.
-    let enterView: @Sendable (AnyObject, ScopeLink?, AnyObject, Bool, UInt, RunUndo) -> Void
+    let enterView: @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Void
     let leaveView: @Sendable (RunUndo) -> Void
     let listing: @Sendable (AnyObject) -> String
     /// A run's steps (see `SnapshotRun`): put the part in place and keep what undoes it in a slot
@@ -169,7 +169,7 @@ final class SnapshotOps: Sendable {
         holdsThreadValues: Bool,
         capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: (any Sendable & AnyObject)?),
         scopePart: @escaping @Sendable (ScopeLink) -> any Sendable & AnyObject,
-        enterView: @escaping @Sendable (AnyObject, ScopeLink?, AnyObject, Bool, UInt, RunUndo) -> Void,
+        enterView: @escaping @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Void,
         leaveView: @escaping @Sendable (RunUndo) -> Void,
         listing: @escaping @Sendable (AnyObject) -> String,
         open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
