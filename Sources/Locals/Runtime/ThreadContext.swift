@@ -44,7 +44,18 @@ final class ThreadContext {
     /// an access inside the run finds its way to the run's view of the Local.
     @exclusivity(unchecked) @usableFromInline var runStamp: UInt64 = 0
     /// Not retained: the run's caller holds it for as long as it is the thread's current one.
-    @exclusivity(unchecked) unowned(unsafe) var activeRun: ActiveRun?
+    @exclusivity(unchecked) var activeRunLink: Unmanaged<ActiveRun>?
+
+    var activeRun: ActiveRun? {
+        get { activeRunLink?.takeUnretainedValue() }
+        set { activeRunLink = newValue.map(Unmanaged.passUnretained) }
+    }
+
+    /// The thread's current run if `owner` runs it, unretained (its caller holds it).
+    func run(of owner: OwnerKey) -> Unmanaged<ActiveRun>? {
+        guard let run = activeRunLink, run._withUnsafeGuaranteedRef({ $0.owner == owner }) else { return nil }
+        return run
+    }
     /// An ended run kept for the next one on this thread (see `ActiveRun.recycle`).
     @exclusivity(unchecked) var spareRun: ActiveRun?
     @exclusivity(unchecked) private var stamps: UInt64 = 0

@@ -279,7 +279,7 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
     @exclusivity(unchecked) var undoCount = 0
     /// The run this one is nested in, on this thread: not retained, as the enclosing run's caller
     /// holds it until after this one ends.
-    @exclusivity(unchecked) unowned(unsafe) var previous: ActiveRun?
+    @exclusivity(unchecked) var previous: Unmanaged<ActiveRun>?
     @exclusivity(unchecked) var previousStamp: UInt64
 
     private init() {
@@ -303,7 +303,7 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
     private func start(chain: ScopeLink?, owner: OwnerKey, in context: ThreadContext) {
         stamp = context.nextStamp()
         hasEnded = false
-        previous = context.activeRun
+        previous = context.activeRunLink
         previousStamp = context.runStamp
         self.owner = owner
         outsideLink = ScopeChain.unretainedHead
@@ -374,19 +374,19 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
 
     /// Makes this run the thread's current one.
     func begin(in context: ThreadContext) {
-        context.activeRun = self
+        context.activeRunLink = Unmanaged.passUnretained(self)
         context.runStamp = stamp
     }
 
     /// Gives the thread back to the run it was in before, and takes away every view, in reverse.
     func end(in context: ThreadContext) {
-        context.activeRun = previous
+        context.activeRunLink = previous
         context.runStamp = previousStamp
         previous = nil
         while undoCount > 0 {
             undoCount -= 1
             undos[undoCount]._withUnsafeGuaranteedRef { undo in
-                undo.ops.unsafelyUnwrapped.leaveView(undo)
+                undo.operations.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.leaveView(undo) }
             }
         }
         for index in 0..<viewedCount {
@@ -405,7 +405,7 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
 @usableFromInline
 final class RunUndo {
     /// Not retained: the Local's storage (`storage`, retained) holds its operations.
-    @exclusivity(unchecked) @usableFromInline unowned(unsafe) var ops: SnapshotOps?
+    @exclusivity(unchecked) @usableFromInline var operations: Unmanaged<SnapshotOps>?
     @exclusivity(unchecked) @usableFromInline var storage: AnyObject?
     @exclusivity(unchecked) @usableFromInline var frame: AnyObject?
     @exclusivity(unchecked) @usableFromInline var cell: UnsafeMutableRawPointer?

@@ -313,8 +313,8 @@ extension Storage {
         guard let ops = ops.map(Unmanaged.passUnretained) else { return }
         let view = ScopeChain.find(localID, from: run.parentLink)
         run.nextUndo()._withUnsafeGuaranteedRef { undo in
+            undo.operations = ops
             ops._withUnsafeGuaranteedRef { ops in
-                undo.ops = ops
                 // Through the snapshot operations, which are specialized for `Value`: out here the
                 // value type is not concrete, and every step would look up generic type metadata.
                 ops.enterView(self, view, cell, madeInitial, epoch, undo)
@@ -343,7 +343,9 @@ extension Storage {
             let frame = unsafeDowncast(link, to: ScopeFrame<Value>.self)
             switch frame.inheritance {
             case .copy:
-                keep(openScope(on: held, .copy, frame.origin) { _ in frame.loadValue() }, in: undo)
+                keep(openScope(on: held, .copy, frame.origin) { _ in view._withUnsafeGuaranteedRef {
+                    unsafeDowncast($0, to: ScopeFrame<Value>.self).loadValue()
+                } }, in: undo)
             case .fresh:
                 keep(openScope(on: held, .fresh, frame.origin) { makeInitialValue(for: $0.owner) }, in: undo)
             case .shared, .overlay:

@@ -303,7 +303,7 @@ extension Storage {
             leaveView: { undo in
                 let storage = unsafeDowncast(undo.storage.take().unsafelyUnwrapped, to: Storage<Value>.self)
                 let frame = unsafeDowncast(undo.frame.take().unsafelyUnwrapped, to: ScopeFrame<Value>.self)
-                undo.ops = nil
+                undo.operations = nil
                 if let redirect = undo.redirect.take() {
                     storage.undo(unsafeDowncast(redirect, to: RedirectUndo<Value>.self).redirect)
                     withExtendedLifetime(frame) {}

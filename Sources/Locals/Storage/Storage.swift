@@ -222,53 +222,55 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
     /// releases whatever was parked for the running context.
     @usableFromInline
     func resolveCell() -> Cell<Value> {
-        let context = ThreadContext.current
-        let (owner, cacheAddress, cacheID) = currentOwner(context)
-        // Read the epoch before the lookup: a removal after it makes the cached entry stale.
-        let epoch = self.epoch.load(ordering: .relaxed)
-        let index = ThreadContext.slotIndex(local: localID, address: cacheAddress)
-        let cell: Cell<Value>
-        var madeInitial = false
-        let slot = context.slots[index]
-        if slot.local == localID, slot.address == cacheAddress, slot.id == cacheID, slot.epoch == epoch,
-            let cached = slot.cell
-        {
-            // Cached before a snapshot run began on this thread (only the stamp differs): still the
-            // running context's cell, by the cache's rule.
-            cell = Unmanaged<Cell<Value>>.fromOpaque(cached).takeUnretainedValue()
-        } else {
-            var parked: [Cell<Value>] = []
-            let found = tables.withLock { tables -> Cell<Value>? in
-                if !tables.parked.isEmpty {
-                    parked = Self.takeParked(of: owner, from: &tables)
-                }
-                return Self.cell(of: owner, in: tables)
-            }
-            withExtendedLifetime(parked) {}
-            if let found {
-                cell = found
+        // The thread's context, unretained: the thread's key holds it while the thread runs.
+        ThreadContext.currentUnmanaged._withUnsafeGuaranteedRef { context in
+            let (owner, cacheAddress, cacheID) = currentOwner(context)
+            // Read the epoch before the lookup: a removal after it makes the cached entry stale.
+            let epoch = self.epoch.load(ordering: .relaxed)
+            let index = ThreadContext.slotIndex(local: localID, address: cacheAddress)
+            let cell: Cell<Value>
+            var madeInitial = false
+            let slot = context.slots[index]
+            if slot.local == localID, slot.address == cacheAddress, slot.id == cacheID, slot.epoch == epoch,
+                let cached = slot.cell
+            {
+                // Cached before a snapshot run began on this thread (only the stamp differs): still
+                // the running context's cell, by the cache's rule.
+                cell = Unmanaged<Cell<Value>>.fromOpaque(cached).takeUnretainedValue()
             } else {
-                (cell, madeInitial) = makeCell(for: owner, context: context)
+                var parked: [Cell<Value>] = []
+                let found = tables.withLock { tables -> Cell<Value>? in
+                    if !tables.parked.isEmpty {
+                        parked = Self.takeParked(of: owner, from: &tables)
+                    }
+                    return Self.cell(of: owner, in: tables)
+                }
+                withExtendedLifetime(parked) {}
+                if let found {
+                    cell = found
+                } else {
+                    (cell, madeInitial) = makeCell(for: owner, context: context)
+                }
             }
-        }
-        context.store(
-            CacheSlot(
-                local: localID, address: cacheAddress, id: cacheID, epoch: epoch, stamp: context.runStamp,
-                cell: Unmanaged.passUnretained(cell).toOpaque()
-            ),
-            at: index
-        )
-        if kind == .task, let run = context.activeRun, run.owner == owner {
-            // A cell just made from the initializer: a view from the initial value (a Local the
-            // snapshot holds nothing of) takes the same one, with no second initializer call.
-            enterRunView(cell, run, madeInitial: madeInitial, epoch: epoch)
-            if self.epoch.load(ordering: .relaxed) != epoch {
-                // A removal while the view went in place (a discard from elsewhere): this cell may
-                // be the one it took away; the running context's cell now has the view.
-                return resolveCell()
+            context.store(
+                CacheSlot(
+                    local: localID, address: cacheAddress, id: cacheID, epoch: epoch, stamp: context.runStamp,
+                    cell: Unmanaged.passUnretained(cell).toOpaque()
+                ),
+                at: index
+            )
+            if kind == .task, let run = context.run(of: owner) {
+                // A cell just made from the initializer: a view from the initial value (a Local the
+                // snapshot holds nothing of) takes the same one, with no second initializer call.
+                run._withUnsafeGuaranteedRef { enterRunView(cell, $0, madeInitial: madeInitial, epoch: epoch) }
+                if self.epoch.load(ordering: .relaxed) != epoch {
+                    // A removal while the view went in place (a discard from elsewhere): this cell
+                    // may be the one it took away; the running context's cell now has the view.
+                    return resolveCell()
+                }
             }
+            return cell
         }
-        return cell
     }
 
     /// The running context's cell if it has one, without making it.
@@ -289,7 +291,7 @@ final class Storage<Value: Sendable>: @unchecked Sendable, ThreadExitObserver {
         // Read the epoch before the lookup: a removal after it makes the cached entry stale.
         let epoch = self.epoch.load(ordering: .relaxed)
         guard let cell = tables.withLock({ Self.cell(of: owner, in: $0) }) else { return nil }
-        if kind == .task, let run = context.activeRun, run.owner == owner {
+        if kind == .task, context.run(of: owner) != nil {
             return resolveCell()  // in the run's view, as every access inside the run
         }
         context.store(
