@@ -162,6 +162,17 @@ enum Platform {
     }
 
     /// The environment variable `name`, if set.
+    /// The operating system and machine as the kernel names them (`uname`), as in "Linux x86_64":
+    /// for the runtime's description in a report.
+    static var systemDescription: String {
+        var names = utsname()
+        guard uname(&names) == 0 else { return "an unnamed system" }
+        func text<Field>(_ field: Field) -> String {
+            withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        return "\(text(names.sysname)) \(text(names.machine))"
+    }
+
     static func environment(_ name: String) -> String? {
         getenv(name).map { String(cString: $0) }
     }

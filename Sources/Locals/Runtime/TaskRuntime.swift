@@ -229,35 +229,7 @@ enum TaskRuntime {
         let size = locals_runtime_async_task_size()
         let layout = version == 0 ? "no published layout version" : "layout version \(version)"
         let task = size == 0 ? "no published task size" : "task objects of \(size) bytes"
-        return "Swift concurrency runtime with \(layout), \(task), on \(platform)"
-    }
-
-    static var platform: String {
-        #if os(Linux)
-        let os = "Linux"
-        #elseif os(macOS)
-        let os = "macOS"
-        #elseif os(iOS)
-        let os = "iOS"
-        #elseif os(tvOS)
-        let os = "tvOS"
-        #elseif os(watchOS)
-        let os = "watchOS"
-        #elseif os(visionOS)
-        let os = "visionOS"
-        #elseif os(Android)
-        let os = "Android"
-        #else
-        let os = "an unknown OS"
-        #endif
-        #if arch(x86_64)
-        let arch = "x86_64"
-        #elseif arch(arm64)
-        let arch = "arm64"
-        #else
-        let arch = "another architecture"
-        #endif
-        return "\(os) \(arch)"
+        return "Swift concurrency runtime with \(layout), \(task), on \(Platform.systemDescription)"
     }
 }
 

@@ -36,24 +36,14 @@ struct PartInPlace<Value: Sendable> {
     }
 }
 
-/// What a redirected `.task` part puts back, boxed (it is larger than a slot).
+/// What a part or a view puts back when it goes, boxed: a redirected `.task` part's `Redirect`
+/// (larger than a slot), a `.thread` part's replaced value (of any size).
 @usableFromInline
-final class RedirectUndo<Value: Sendable> {
-    @usableFromInline let redirect: Storage<Value>.Redirect
+final class UndoBox<Saved> {
+    @usableFromInline let saved: Saved
 
     @inlinable
-    init(_ redirect: Storage<Value>.Redirect) {
-        self.redirect = redirect
-    }
-}
-
-/// What a `.thread` part replaced, boxed (a value of any size).
-@usableFromInline
-final class ThreadUndo<Value: Sendable> {
-    @usableFromInline let saved: Storage<Value>.Swapped
-
-    @inlinable
-    init(_ saved: Storage<Value>.Swapped) {
+    init(_ saved: Saved) {
         self.saved = saved
     }
 }
@@ -86,12 +76,12 @@ extension Storage {
                 inPlace.epoch = epoch
             case .redirect(let redirect):
                 inPlace = PartInPlace(me, .redirect)
-                inPlace.other = RedirectUndo(redirect)
+                inPlace.other = UndoBox(redirect)
             }
             inPlace.frame = consume published
         case .thread:
             inPlace = PartInPlace(me, .thread)
-            inPlace.other = ThreadUndo(swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value })
+            inPlace.other = UndoBox(swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value })
         case .session:
             inPlace = PartInPlace(me, .session)
             inPlace.other = SessionOverride(part.session.unsafelyUnwrapped, self)
@@ -170,9 +160,9 @@ extension Storage {
         case .scope:
             storage.closeScope(inPlace.cell.unsafelyUnwrapped, inPlace.frame.take().unsafelyUnwrapped, inPlace.epoch)
         case .redirect:
-            storage.undo(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: RedirectUndo<Value>.self).redirect)
+            storage.undo(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: UndoBox<Redirect>.self).saved)
         case .thread:
-            storage.restore(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: ThreadUndo<Value>.self).saved)
+            storage.restore(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: UndoBox<Swapped>.self).saved)
         case .session:
             break
         }
@@ -352,7 +342,7 @@ extension Storage {
                 let route: Route = frame.inheritance == .shared ? .sharedScope : .overlay
                 let overlay = frame.inheritance == .shared ? nil : OverlayState<Value>()
                 let redirect = isStillHeld(held) ? redirect(on: held, route, frame, overlay) : redirect(route, frame, overlay)
-                undo.redirect = RedirectUndo(redirect)
+                undo.redirect = UndoBox(redirect)
                 undo.frame = frame
             }
         }

@@ -305,7 +305,7 @@ extension Storage {
                 let frame = unsafeDowncast(undo.frame.take().unsafelyUnwrapped, to: ScopeFrame<Value>.self)
                 undo.operations = nil
                 if let redirect = undo.redirect.take() {
-                    storage.undo(unsafeDowncast(redirect, to: RedirectUndo<Value>.self).redirect)
+                    storage.undo(unsafeDowncast(redirect, to: UndoBox<Redirect>.self).saved)
                     withExtendedLifetime(frame) {}
                 } else {
                     let cell = Unmanaged<Cell<Value>>.fromOpaque(undo.cell.unsafelyUnwrapped)
