@@ -77,3 +77,29 @@ struct DiagnosticsTests {
     }
 }
 #endif
+
+#if DEBUG && compiler(>=6.2)
+@testable import Locals
+import Testing
+
+/// Every change of a cell's route is checked in debug builds: a transition that leaves a cell
+/// inconsistent stops the program at once, instead of misreading a value later.
+@Suite("Cell transitions: debug builds check each route")
+struct CellRouteTests {
+    @Test("a cell pointed into a shared scope with no scope stops the program")
+    func sharedRouteWithoutScope() async {
+        await #expect(processExitsWith: .failure) {
+            let cell = OwnedCell(Sample(), owner: OwnerKey(address: 0, id: 1), record: nil)
+            cell.point(to: .sharedScope, nil)
+        }
+    }
+
+    @Test("a cell with no value of its own routed to its own value stops the program")
+    func ownRouteWithoutValue() async {
+        await #expect(processExitsWith: .failure) {
+            let cell = Cell<Sample>(owner: OwnerKey(address: 0, id: 1), record: nil, route: .scope, scope: nil)
+            cell.point(to: .own, nil)
+        }
+    }
+}
+#endif

@@ -100,6 +100,57 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
         self.scope = scope
     }
 
+    // MARK: Transitions
+    //
+    // Every change of a cell's route after it is made goes through `point(to:_:)`, or
+    // `point(to:_:overlay:)` where the overlay state changes with it: opening and closing a scope,
+    // a snapshot run's redirect and its undo, an `.overlay` child freezing or starting over. Debug
+    // builds check after each one what its route needs (`checkRoute`); release builds are the
+    // plain stores.
+
+    /// Points the owner's accesses by `route` into `scope` (nil for `.own`).
+    @inlinable
+    @inline(__always)
+    final func point(to route: Route, _ scope: ScopeFrame<Value>?) {
+        self.route = route
+        self.scope = scope
+        #if DEBUG
+        checkRoute()
+        #endif
+    }
+
+    /// `point(to:_:)`, with the overlay state an `.overlay` route reads through (nil for none).
+    @inlinable
+    @inline(__always)
+    final func point(to route: Route, _ scope: ScopeFrame<Value>?, overlay: OverlayState<Value>?) {
+        self.route = route
+        self.scope = scope
+        self.overlay = overlay
+        #if DEBUG
+        checkRoute()
+        #endif
+    }
+
+    #if DEBUG
+    /// What each route needs: `.own` a value of the cell's own and no scope; `.scope` a scope;
+    /// `.sharedScope` a `.shared` scope; `.overlay` a scope and an overlay state. Stops the
+    /// program, naming what is missing, where a transition broke that.
+    @usableFromInline
+    final func checkRoute() {
+        switch route {
+        case .own:
+            precondition(scope == nil, "swift-locals: a cell on its own value still points into a scope")
+            precondition(self is OwnedCell<Value>, "swift-locals: a cell with no value of its own routed to its own value")
+        case .scope:
+            precondition(scope != nil, "swift-locals: a cell routed into a scope has no scope")
+        case .sharedScope:
+            precondition(scope?.inheritance == .shared, "swift-locals: a cell routed into a shared scope points elsewhere")
+        case .overlay:
+            precondition(scope != nil && extrasIsOverlay, "swift-locals: an .overlay route without its scope or state")
+        }
+    }
+    #endif
+
     deinit {
         if let record {
             TaskRegistry.release(record)
@@ -204,8 +255,7 @@ extension Cell {
             value: value, localID: 0, inheritance: .copy, owner: owner, savedRoute: .overlay, savedScope: nil, origin: .unopened
         )
         kept.isPrivate = true
-        route = .scope
-        scope = kept
+        point(to: .scope, kept)
         overlay.frozen = kept
         // Released once the cell is whole again: a deinit may use this very Local.
         let dropped = overlay.layer.clear()

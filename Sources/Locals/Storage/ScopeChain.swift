@@ -78,8 +78,11 @@ class ScopeLink: LockedBox, @unchecked Sendable {
     deinit {
         guard ownsParent, var next = parentLink?.takeRetainedValue() else { return }
         // Only this deinit holds `next` when it is uniquely referenced: nobody else can reach it
-        // to read its link while it is taken apart.
-        while isKnownUniquelyReferenced(&next), next.ownsParent, let parent = next.parentLink {
+        // to read its link while it is taken apart. The fence orders what follows after the other
+        // holders' last accesses, as `ScopeFrame.recycle` does.
+        while isKnownUniquelyReferenced(&next) {
+            atomicMemoryFence(ordering: .acquiring)
+            guard next.ownsParent, let parent = next.parentLink else { break }
             next.parentLink = nil
             next.ownsParent = false
             next = parent.takeRetainedValue()  // the link just emptied goes, with nothing to release
@@ -361,11 +364,6 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         return undo
     }
 
-    /// Gives back the record `nextUndo` handed out last, unused.
-    func returnUndo() {
-        undoCount -= 1
-    }
-
     deinit {
         for undo in undos {
             undo.release()
@@ -386,7 +384,12 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         while undoCount > 0 {
             undoCount -= 1
             undos[undoCount]._withUnsafeGuaranteedRef { undo in
-                undo.operations.unsafelyUnwrapped._withUnsafeGuaranteedRef { $0.leaveView(undo) }
+                // A record left empty (a view given up, see `Storage.enterRunView`) has nothing to
+                // undo. The record's storage moves out here and outlives the call: the storage holds
+                // the operations the call runs in.
+                guard let operations = undo.operations, let storage = undo.storage.take() else { return }
+                operations._withUnsafeGuaranteedRef { $0.leaveView(undo, storage) }
+                withExtendedLifetime(storage) {}
             }
         }
         for index in 0..<viewedCount {

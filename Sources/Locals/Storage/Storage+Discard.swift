@@ -31,8 +31,7 @@ extension Storage {
             // inherited and froze from.
             let overlay = cell.overlay.unsafelyUnwrapped
             let kept = overlay.frozen
-            cell.route = .overlay
-            cell.scope = visibleScope(for: cell.owner)
+            cell.point(to: .overlay, visibleScope(for: cell.owner))
             overlay.frozen = nil
             withExtendedLifetime(kept) {}
         case .scope, .sharedScope:

@@ -89,9 +89,24 @@ extension Storage {
         on held: HeldCell<Value>, _ inheritance: Inheritance, _ origin: ScopeOrigin,
         _ makeValue: (Cell<Value>) -> Value
     ) -> (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt) {
+        openScope(on: held, inheritance, origin, orGiveUp: false, makeValue).unsafelyUnwrapped
+    }
+
+    /// `openScope(on:_:_:_:)`; where a cell was removed while `makeValue` ran and `orGiveUp`,
+    /// opens nothing and returns nil (a run's view, which its caller puts in place again on the
+    /// cell the running context has now) instead of opening on that cell.
+    @inlinable
+    @inline(__always)
+    func openScope(
+        on held: HeldCell<Value>, _ inheritance: Inheritance, _ origin: ScopeOrigin, orGiveUp: Bool,
+        _ makeValue: (Cell<Value>) -> Value
+    ) -> (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt)? {
         held.cell._withUnsafeGuaranteedRef { cell in
             let value = makeValue(cell)
             guard isStillHeld(held) else {
+                if orGiveUp {
+                    return nil
+                }
                 return openScopeAgain(consume value, inheritance, origin)
             }
             let frame = cell.takeSpare()
@@ -148,8 +163,7 @@ extension Storage {
     @inlinable
     @inline(__always)
     static func enter(_ cell: Cell<Value>, _ frame: consuming ScopeFrame<Value>) -> ScopeFrame<Value> {
-        cell.route = frame.ownerRoute
-        cell.scope = frame
+        cell.point(to: frame.ownerRoute, frame)
         return frame
     }
 
@@ -181,8 +195,7 @@ extension Storage {
         // Optional, so that the frame moves into the cell (a swap, below) with no retain and release.
         var frame: ScopeFrame<Value>? = consume frame
         cell._withUnsafeGuaranteedRef { cell in
-            cell.route = frame.unsafelyUnwrapped.savedRoute
-            cell.scope = frame.unsafelyUnwrapped.savedScope
+            cell.point(to: frame.unsafelyUnwrapped.savedRoute, frame.unsafelyUnwrapped.savedScope)
             guard isKnownUniquelyReferenced(&frame) else {
                 frame.unsafelyUnwrapped.keepParent()  // its holders may walk on after the outer scope closes
                 return
@@ -212,7 +225,6 @@ extension Storage {
             withExtendedLifetime(removed) {}
             return
         }
-        cell.route = frame.savedRoute
-        cell.scope = frame.savedScope
+        cell.point(to: frame.savedRoute, frame.savedScope)
     }
 }

@@ -302,13 +302,20 @@ extension Storage {
         run.setViewed(localID, on: cell)
         guard let ops = ops.map(Unmanaged.passUnretained) else { return }
         let view = ScopeChain.find(localID, from: run.parentLink)
-        run.nextUndo()._withUnsafeGuaranteedRef { undo in
+        let record = run.nextUndo()
+        let placed = record._withUnsafeGuaranteedRef { undo in
             undo.operations = ops
-            ops._withUnsafeGuaranteedRef { ops in
+            return ops._withUnsafeGuaranteedRef { ops in
                 // Through the snapshot operations, which are specialized for `Value`: out here the
                 // value type is not concrete, and every step would look up generic type metadata.
                 ops.enterView(self, view, cell, madeInitial, epoch, undo)
             }
+        }
+        if !placed {
+            // A cell was removed meanwhile: the caller finds the running context's cell again, and
+            // the view goes on that one. The record stays, empty, in its place: the initializer
+            // may have put other Locals' views in place after it.
+            record._withUnsafeGuaranteedRef { $0.operations = nil }
         }
     }
 
@@ -316,34 +323,42 @@ extension Storage {
     /// context's own on `cell`, from a copy of the captured `.copy` scope's value, or the initial
     /// value (of a `.fresh` scope, or where the chain has none); or a redirect into a captured
     /// `.shared` or `.overlay` scope.
+    ///
+    /// Returns false, and puts nothing in place, where a cell was removed meanwhile (a discard from
+    /// elsewhere, or the initializer resetting the key): the caller then finds the running
+    /// context's cell again and puts the view on that one. (Opening it here on the new cell would
+    /// find the cell again through the run, and put a second view under this one.)
     @inlinable
     func enterRunView(
         _ view: Unmanaged<ScopeLink>?, on cell: Cell<Value>, madeInitial: Bool, epoch: UInt, _ undo: RunUndo
-    ) {
+    ) -> Bool {
         let held = HeldCell(cell: Unmanaged.passUnretained(cell), epoch: epoch)
-        undo.storage = self
         guard let view else {
-            let opened = openScope(on: held, .copy, .unopened) { cell in
+            let opened = openScope(on: held, .copy, .unopened, orGiveUp: true) { cell in
                 madeInitial ? cell.own.value : makeInitialValue(for: cell.owner)
             }
             return keep(opened, in: undo)
         }
         // The captured scope, unretained: the run's snapshot holds its chain.
-        view._withUnsafeGuaranteedRef { link in
+        return view._withUnsafeGuaranteedRef { link in
             let frame = unsafeDowncast(link, to: ScopeFrame<Value>.self)
             switch frame.inheritance {
             case .copy:
-                keep(openScope(on: held, .copy, frame.origin) { _ in view._withUnsafeGuaranteedRef {
-                    unsafeDowncast($0, to: ScopeFrame<Value>.self).loadValue()
-                } }, in: undo)
+                let opened = openScope(on: held, .copy, frame.origin, orGiveUp: true) { _ in
+                    view._withUnsafeGuaranteedRef { unsafeDowncast($0, to: ScopeFrame<Value>.self).loadValue() }
+                }
+                return keep(opened, in: undo)
             case .fresh:
-                keep(openScope(on: held, .fresh, frame.origin) { makeInitialValue(for: $0.owner) }, in: undo)
+                let opened = openScope(on: held, .fresh, frame.origin, orGiveUp: true) { makeInitialValue(for: $0.owner) }
+                return keep(opened, in: undo)
             case .shared, .overlay:
+                guard isStillHeld(held) else { return false }
                 let route: Route = frame.inheritance == .shared ? .sharedScope : .overlay
                 let overlay = frame.inheritance == .shared ? nil : OverlayState<Value>()
-                let redirect = isStillHeld(held) ? redirect(on: held, route, frame, overlay) : redirect(route, frame, overlay)
-                undo.redirect = UndoBox(redirect)
+                undo.storage = self
+                undo.redirect = UndoBox(redirect(on: held, route, frame, overlay))
                 undo.frame = frame
+                return true
             }
         }
     }
@@ -352,11 +367,14 @@ extension Storage {
     /// reference to its frame moves there, so that it goes back uniquely referenced and is
     /// recycled when the view is taken away.
     @inlinable
-    func keep(_ opened: (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt), in undo: RunUndo) {
+    func keep(_ opened: (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt)?, in undo: RunUndo) -> Bool {
+        guard let opened else { return false }
         opened.frame.isRunView = true
+        undo.storage = self
         undo.cell = opened.cell.toOpaque()
         undo.epoch = opened.epoch
         undo.frame = opened.frame
+        return true
     }
 
     /// Points the running context's accesses at `frame` by `route`, as a child of that scope.
@@ -375,9 +393,7 @@ extension Storage {
                 cell: held.cell, epoch: held.epoch, owner: cell.owner, route: route, frame: frame,
                 savedRoute: cell.route, savedScope: cell.scope, savedOverlay: cell.overlay
             )
-            cell.route = route
-            cell.scope = frame
-            cell.overlay = overlay
+            cell.point(to: route, frame, overlay: overlay)
             return redirect
         }
     }
@@ -390,9 +406,7 @@ extension Storage {
         if isStillHeld(HeldCell(cell: redirect.cell, epoch: redirect.epoch)) {
             let dropped = redirect.cell._withUnsafeGuaranteedRef { cell -> OverlayState<Value>? in
                 let dropped = cell.overlay
-                cell.route = redirect.savedRoute
-                cell.scope = redirect.savedScope
-                cell.overlay = redirect.savedOverlay
+                cell.point(to: redirect.savedRoute, redirect.savedScope, overlay: redirect.savedOverlay)
                 return dropped
             }
             withExtendedLifetime(dropped) {}  // released once the cell is whole again
@@ -410,9 +424,7 @@ extension Storage {
             return
         }
         let dropped = cell.overlay
-        cell.route = redirect.savedRoute
-        cell.scope = redirect.savedScope
-        cell.overlay = redirect.savedOverlay
+        cell.point(to: redirect.savedRoute, redirect.savedScope, overlay: redirect.savedOverlay)
         withExtendedLifetime(dropped) {}
     }
 }

@@ -150,8 +150,8 @@ final class SnapshotOps: Sendable {
     /// Puts a synchronous run's view of the Local (the storage, then the scope of the captured
     /// chain) in place for the running context, with what takes it away in the record; and takes
     /// it away.
-    let enterView: @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Void
-    let leaveView: @Sendable (RunUndo) -> Void
+    let enterView: @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool
+    let leaveView: @Sendable (RunUndo, AnyObject) -> Void
     let listing: @Sendable (AnyObject) -> String
     /// A run's steps (see `SnapshotRun`): put the part in place and keep what undoes it in a slot
     /// (false if the Local is gone); publish it to child tasks (true if that bound a task-local),
@@ -169,8 +169,8 @@ final class SnapshotOps: Sendable {
         holdsThreadValues: Bool,
         capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: (any Sendable & AnyObject)?),
         scopePart: @escaping @Sendable (ScopeLink) -> any Sendable & AnyObject,
-        enterView: @escaping @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Void,
-        leaveView: @escaping @Sendable (RunUndo) -> Void,
+        enterView: @escaping @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool,
+        leaveView: @escaping @Sendable (RunUndo, AnyObject) -> Void,
         listing: @escaping @Sendable (AnyObject) -> String,
         open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
         publish: @escaping @Sendable (UnsafeMutableRawPointer) -> Bool,
@@ -300,8 +300,8 @@ extension Storage {
                     view, on: unsafeDowncast(cell, to: Cell<Value>.self), madeInitial: madeInitial, epoch: epoch, undo
                 )
             },
-            leaveView: { undo in
-                let storage = unsafeDowncast(undo.storage.take().unsafelyUnwrapped, to: Storage<Value>.self)
+            leaveView: { undo, storage in
+                let storage = unsafeDowncast(storage, to: Storage<Value>.self)
                 let frame = unsafeDowncast(undo.frame.take().unsafelyUnwrapped, to: ScopeFrame<Value>.self)
                 undo.operations = nil
                 if let redirect = undo.redirect.take() {
