@@ -215,7 +215,7 @@ extension Storage {
             let opened = openScope(inheritance, .unopened) { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
             return (.scope(cell: opened.cell, epoch: opened.epoch), opened.frame)
         case .scope:
-            return enter(view: part.frame.unsafelyUnwrapped)
+            return enter(view: part.frame.unsafelyUnwrapped, on: holdCell(), orGiveUp: false).unsafelyUnwrapped
         case .overlay:
             let frame = part.frame.unsafelyUnwrapped
             return (.redirect(redirect(.overlay, frame, OverlayState(part.layer.unsafelyUnwrapped.copy()))), frame)
@@ -224,23 +224,35 @@ extension Storage {
         }
     }
 
-    /// Puts the running context's accesses in `frame`, as a child created inside it sees it.
+    /// Puts the running context's accesses in `frame` on its cell `held`, as a child created inside
+    /// the scope sees it, by the frame's policy: a scope of the context's own from a copy of the
+    /// frame's value (`.copy`) or from the initial value (`.fresh`), or a redirect into the frame
+    /// (`.shared`, `.overlay`). The snapshot paths' one decision of it: an `async` run's parts and
+    /// a synchronous run's views (a child task's first touch is `makeCell`'s).
+    ///
+    /// Where a cell was removed while the value was made (the initializer is user code) and
+    /// `orGiveUp`, puts nothing in place and returns nil; else goes on the cell the context has now.
     @inlinable
-    func enter(view frame: ScopeFrame<Value>) -> (Entered, ScopeFrame<Value>) {
-            switch frame.inheritance {
-            case .copy:
-                let value = frame.loadValue()
-                let opened = openScope(.copy, frame.origin) { $0 = value }
-                return (.scope(cell: opened.cell, epoch: opened.epoch), opened.frame)
-            case .fresh:
-                let value = makeInitialValue(for: resolveCell().owner)
-                let opened = openScope(.fresh, frame.origin) { $0 = value }
-                return (.scope(cell: opened.cell, epoch: opened.epoch), opened.frame)
-            case .shared:
-                return (.redirect(redirect(.sharedScope, frame, nil)), frame)
-            case .overlay:
-                return (.redirect(redirect(.overlay, frame, OverlayState())), frame)
+    func enter(
+        view frame: ScopeFrame<Value>, on held: HeldCell<Value>, orGiveUp: Bool
+    ) -> (Entered, ScopeFrame<Value>)? {
+        switch frame.inheritance {
+        case .copy, .fresh:
+            let source = Unmanaged.passUnretained(frame)  // the caller holds it
+            let opened = openScope(on: held, frame.inheritance, frame.origin, orGiveUp: orGiveUp) { cell in
+                source._withUnsafeGuaranteedRef { frame in
+                    frame.inheritance == .copy ? frame.loadValue() : makeInitialValue(for: cell.owner)
+                }
             }
+            return opened.map { (.scope(cell: $0.cell, epoch: $0.epoch), $0.frame) }
+        case .shared, .overlay:
+            let route: Route = frame.inheritance == .shared ? .sharedScope : .overlay
+            let overlay = frame.inheritance == .shared ? nil : OverlayState<Value>()
+            if isStillHeld(held) {
+                return (.redirect(redirect(on: held, route, frame, overlay)), frame)
+            }
+            return orGiveUp ? nil : (.redirect(redirect(route, frame, overlay)), frame)
+        }
     }
 
     /// Takes away what `enter` put in place; `frame` is the scope it published.
@@ -334,46 +346,35 @@ extension Storage {
     ) -> Bool {
         let held = HeldCell(cell: Unmanaged.passUnretained(cell), epoch: epoch)
         guard let view else {
+            // No scope in the chain: a child created at the capture point starts from the initial
+            // value (the cell's, if it was just made with it).
             let opened = openScope(on: held, .copy, .unopened, orGiveUp: true) { cell in
                 madeInitial ? cell.own.value : makeInitialValue(for: cell.owner)
             }
-            return keep(opened, in: undo)
+            return keep(opened.map { (.scope(cell: $0.cell, epoch: $0.epoch), $0.frame) }, in: undo)
         }
         // The captured scope, unretained: the run's snapshot holds its chain.
         return view._withUnsafeGuaranteedRef { link in
-            let frame = unsafeDowncast(link, to: ScopeFrame<Value>.self)
-            switch frame.inheritance {
-            case .copy:
-                let opened = openScope(on: held, .copy, frame.origin, orGiveUp: true) { _ in
-                    view._withUnsafeGuaranteedRef { unsafeDowncast($0, to: ScopeFrame<Value>.self).loadValue() }
-                }
-                return keep(opened, in: undo)
-            case .fresh:
-                let opened = openScope(on: held, .fresh, frame.origin, orGiveUp: true) { makeInitialValue(for: $0.owner) }
-                return keep(opened, in: undo)
-            case .shared, .overlay:
-                guard isStillHeld(held) else { return false }
-                let route: Route = frame.inheritance == .shared ? .sharedScope : .overlay
-                let overlay = frame.inheritance == .shared ? nil : OverlayState<Value>()
-                undo.storage = self
-                undo.redirect = UndoBox(redirect(on: held, route, frame, overlay))
-                undo.frame = frame
-                return true
-            }
+            keep(enter(view: unsafeDowncast(link, to: ScopeFrame<Value>.self), on: held, orGiveUp: true), in: undo)
         }
     }
 
-    /// Keeps a view's scope, just opened on the running context's cell, in `undo`: the one
-    /// reference to its frame moves there, so that it goes back uniquely referenced and is
-    /// recycled when the view is taken away.
+    /// Keeps what a view put in place in `undo`, or returns false where it put nothing. A scope's
+    /// frame (the one reference to it) moves there, so that it goes back uniquely referenced and
+    /// is recycled when the view is taken away.
     @inlinable
-    func keep(_ opened: (cell: Unmanaged<Cell<Value>>, frame: ScopeFrame<Value>, epoch: UInt)?, in undo: RunUndo) -> Bool {
-        guard let opened else { return false }
-        opened.frame.isRunView = true
+    func keep(_ entered: (Entered, ScopeFrame<Value>)?, in undo: RunUndo) -> Bool {
+        guard let (entered, frame) = entered else { return false }
         undo.storage = self
-        undo.cell = opened.cell.toOpaque()
-        undo.epoch = opened.epoch
-        undo.frame = opened.frame
+        switch entered {
+        case .scope(let cell, let epoch):
+            frame.isRunView = true
+            undo.cell = cell.toOpaque()
+            undo.epoch = epoch
+        case .redirect(let redirect):
+            undo.redirect = UndoBox(redirect)
+        }
+        undo.frame = frame
         return true
     }
 
