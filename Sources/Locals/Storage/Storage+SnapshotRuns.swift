@@ -12,10 +12,10 @@ struct PartInPlace<Value: Sendable> {
     enum Kind: UInt8 {
         /// A scope opened on the running context's cell (`cell`, `epoch`), publishing `frame`.
         case scope
-        /// The cell redirected into `frame` (the undo in `other`, a `RedirectUndo`): a scope of
-        /// the captured chain, which the run publishes as a whole.
+        /// The cell redirected into `frame` (the undo in `other`, an `UndoBox` of the redirect): a
+        /// scope of the captured chain, which the run publishes as a whole.
         case redirect
-        /// A `.thread` value swapped in (the value to put back in `other`, a `ThreadUndo`).
+        /// A `.thread` value swapped in (the value to put back in `other`, an `UndoBox`).
         case thread
         /// A session override (`other`), published.
         case session
