@@ -1,5 +1,3 @@
-import Synchronization
-
 // What a `LocalsSnapshot` takes from each Local, and how `run` puts it back on the running task
 // or thread. The rules, for a `.task` Local:
 //
@@ -19,103 +17,6 @@ import Synchronization
 // Everything here is inlinable and reached through closures made in `Storage.make`, where the
 // value type is concrete: a snapshot mixes Locals of every value type, and code that is not
 // specialized for one looks up generic metadata at every step, several times slower.
-
-/// Every live Local, for snapshots: by id, so that a scope found in a captured chain leads to its
-/// Local's operations. Held weakly (through `SnapshotOps`), so that no snapshot keeps a Local
-/// alive, and a Local that goes leaves the table.
-@usableFromInline
-enum LiveLocals {
-    private static let entries = Locked.make(Entries())
-    /// How many custom discriminators' Locals are alive: a capture with none skips the lock.
-    private static let sessionCount = Atomic<Int>(0)
-
-    private struct Entries {
-        var all: [UInt64: SnapshotOps] = [:]
-        /// The custom discriminators' Locals, in the order they were made: a snapshot asks each
-        /// for its current session (an array, handed out as it is: a capture copies nothing).
-        var sessions: [SnapshotOps] = []
-
-        /// Every live Local that is neither a `.thread` nor a custom discriminator's: what a
-        /// capture takes in a task with no record (whose list is unknown).
-        var taskLocals: [SnapshotOps] {
-            all.values.filter { ops in !ops.holdsThreadValues && !sessions.contains { $0 === ops } }
-        }
-    }
-
-    @usableFromInline
-    static func add(_ id: UInt64, _ ops: SnapshotOps, isSession: Bool) {
-        entries.withLock { entries in
-            entries.all[id] = ops
-            if isSession {
-                entries.sessions.append(ops)
-                sessionCount.add(1, ordering: .relaxed)
-            }
-        }
-    }
-
-    static func remove(_ id: UInt64) {
-        let removed = entries.withLock { entries in
-            var session: SnapshotOps?
-            if let index = entries.sessions.firstIndex(where: { $0.localID == id }) {
-                session = entries.sessions.remove(at: index)
-                sessionCount.subtract(1, ordering: .relaxed)
-            }
-            return (entries.all.removeValue(forKey: id), session)
-        }
-        withExtendedLifetime(removed) {}
-    }
-
-    /// The operations of the Locals `ids`, where they are still alive.
-    static func ops(of ids: [UInt64]) -> [SnapshotOps?] {
-        entries.withLock { entries in ids.map { entries.all[$0] } }
-    }
-
-    /// What the running context holds beyond its scopes, Local by Local, in the order the Locals
-    /// were made: of the Locals with values of its own (as its task's record, or its thread,
-    /// lists them; with the capturing thread's `.thread` values) and of the custom
-    /// discriminators' Locals (whose key is the discriminator's to say). Where the running task
-    /// has no record (the runtime gives no pin), of every live Local.
-    ///
-    /// The lists are of Locals of different kinds (`.task`, `.thread`, custom), each listed once:
-    /// taken in turn, not joined, and the parts put in the Locals' order at the end.
-    static func capture() -> (chain: ScopeLink?, parts: [SnapshotPart]) {
-        var chain = ScopeChain.head
-        // Inside a run, with no scope opened since: the captured chain the run stands for, not
-        // the run's boundary (so that work that captures in every run, hop after hop, does not
-        // build a chain of them).
-        while let boundary = chain, boundary.localID == 0, let run = boundary as? RunBoundary {
-            chain = run.parent
-        }
-        var parts: [SnapshotPart] = []
-        func take(_ listed: [SnapshotOps]) {
-            for ops in listed {
-                let (link, data) = ops.capture(chain)
-                if let link {
-                    chain = link  // the context's own value, as a scope in front of the chain
-                } else if let data {
-                    parts.append(SnapshotPart(data: data, ops: ops))
-                }
-            }
-        }
-        if let task = TaskIdentity.current {
-            take(TaskRegistry.localsListed(by: task) ?? entries.withLock(\.taskLocals))
-            if let thread = ThreadContext.existing(key: ThreadContext.pthreadKey) {
-                take(thread._withUnsafeGuaranteedRef { $0.listedThreadLocals })
-            }
-        } else {
-            let thread = ThreadContext.current
-            take(thread.listed)
-            take(thread.listedThreadLocals)
-        }
-        if sessionCount.load(ordering: .relaxed) > 0 {
-            take(entries.withLock { $0.sessions })
-        }
-        if parts.count > 1 {
-            parts.sort { $0.ops.localID < $1.ops.localID }
-        }
-        return (chain, parts)
-    }
-}
 
 /// One Local's part of a snapshot: what the context held (`data`) and how to put it back (`ops`).
 @usableFromInline

@@ -1,0 +1,218 @@
+import Synchronization
+
+/// Where a snapshot's `run` starts: the head of the scope chain for the run's duration, in front
+/// of the captured chain (its `parent`).
+///
+/// Every other context that walks the chain through it (a child task created inside the run)
+/// passes it into the captured chain, and so inherits as a child created at the capture point.
+/// The context that runs the snapshot (its `owner`) sees, of each Local, the captured chain's
+/// scope where it has one (the run puts it in place), and otherwise what it had before the run
+/// (`outside`).
+///
+/// An asynchronous run puts every Local of the chain in place when it starts, so that a cell the
+/// owner makes again inside the run (after a discard) starts from the chain's scope. A
+/// synchronous run (an `ActiveRun`) puts them in place lazily, and every cell the owner makes
+/// inside it starts as outside the run, so that nothing of the run stays in the cell afterwards.
+class RunBoundary: ScopeLink, @unchecked Sendable {
+    // @unchecked: set before the boundary is bound, and not changed while any other context can
+    // see it (an `ActiveRun` is its thread's only, and is reused only once no one else holds it).
+    @exclusivity(unchecked) final var owner: OwnerKey
+    /// Not retained: it is the head the owner's binding held when the run started, which outlasts
+    /// the run (bindings nest), and only the owner reads it, only while the run lasts.
+    @exclusivity(unchecked) final var outsideLink: Unmanaged<ScopeLink>?
+    /// Set by the owner when the run ends (and `outside` dropped): a chain captured inside the run
+    /// may keep the boundary, which every walk from then on passes into the captured chain, the
+    /// owner's too. Read by the owner only.
+    @exclusivity(unchecked) final var hasEnded = false
+
+    init(chain: ScopeLink?, owner: OwnerKey, outside: Unmanaged<ScopeLink>?) {
+        self.owner = owner
+        self.outsideLink = outside
+        super.init(localID: 0)
+        link(owning: chain)
+    }
+
+    /// What the owner had before the run (see above).
+    final var outside: ScopeLink? { outsideLink?.takeUnretainedValue() }
+
+    /// Whether `owner`, walking the chain through this boundary, is inside its own run: only
+    /// while the run lasts. The owner is compared first: it is set before the boundary is bound,
+    /// while `hasEnded` is written by the run's owner when the run ends, and only the owner may
+    /// read it (another context walking through, a child created inside, never gets that far).
+    @inlinable
+    final func isRun(of owner: OwnerKey) -> Bool {
+        self.owner == owner && !hasEnded
+    }
+
+    /// The run is over: nothing but the captured chain stays reachable through this boundary (a
+    /// child created inside the run may hold it for as long as it runs).
+    final func endRun() {
+        hasEnded = true
+        outsideLink = nil
+    }
+
+    /// Whether the run puts the chain's scopes in place lazily.
+    final var isLazy: Bool { self is ActiveRun }
+}
+
+/// A synchronous snapshot run on one thread, which is also its boundary in the scope chain: what
+/// it captured, and what it has put in place so far.
+///
+/// The run puts a Local's captured scope in place for the running context lazily, at the
+/// context's first access of the Local inside the run: the run stamps the thread's cache, so that
+/// slots cached before it are not used, and the access goes to `Storage.enterRunView`. So
+/// entering and leaving a run costs the same whatever the number of Locals in scope. Each view is
+/// taken away when the run ends, in reverse.
+final class ActiveRun: RunBoundary, @unchecked Sendable {
+    @exclusivity(unchecked) var stamp: UInt64
+    /// The Locals whose view is in place (or was found absent, or was put in place with the run's
+    /// first parts, with no cell), and on which cell (held, so that no other cell takes its
+    /// address meanwhile): a cell made again inside the run (after a discard) gets the view again.
+    ///
+    /// The first `viewedCount` entries count; the rest are left from earlier runs (with no cell),
+    /// so that a run neither allocates nor destroys entries in a steady state.
+    @exclusivity(unchecked) private var viewed: [Viewed] = []
+    @exclusivity(unchecked) private var viewedCount = 0
+    /// What takes each view away, in the order they went in place: records reused from run to
+    /// run (a thread's spare run keeps them), so that a view allocates nothing in a steady state.
+    /// Held by this run (retained once, released in `deinit`), and handed out unretained.
+    @exclusivity(unchecked) var undos: [Unmanaged<RunUndo>] = []
+    @exclusivity(unchecked) var undoCount = 0
+    /// The run this one is nested in, on this thread: not retained, as the enclosing run's caller
+    /// holds it until after this one ends.
+    @exclusivity(unchecked) var previous: Unmanaged<ActiveRun>?
+    @exclusivity(unchecked) var previousStamp: UInt64
+
+    private init() {
+        stamp = 0
+        previousStamp = 0
+        super.init(chain: nil, owner: .noKey, outside: nil)
+    }
+
+    /// A run of `chain` by `owner` on the thread of `context`: the thread's spare one if it has
+    /// one (a run allocates nothing then), else a new one.
+    ///
+    /// The run links the chain without a retain: the snapshot that runs holds it while the run
+    /// lasts, and `recycle` makes the link retain it if something still holds the run then.
+    static func make(chain: ScopeLink?, owner: OwnerKey, in context: ThreadContext) -> ActiveRun {
+        let run = context.spareRun.take() ?? ActiveRun()
+        run.start(chain: chain, owner: owner, in: context)
+        return run
+    }
+
+    /// Sets the run up (a method, so that the stores need no reference to the run of their own).
+    private func start(chain: ScopeLink?, owner: OwnerKey, in context: ThreadContext) {
+        stamp = context.nextStamp()
+        hasEnded = false
+        previous = context.activeRunLink
+        previousStamp = context.runStamp
+        self.owner = owner
+        outsideLink = ScopeChain.unretainedHead
+        link(to: chain.map { Unmanaged.passUnretained($0) })
+    }
+
+    /// Keeps `run` as its thread's spare once it has ended, if nothing else holds it (a child task
+    /// created inside it holds its boundary for as long as it runs).
+    static func recycle(_ run: inout ActiveRun?, in context: ThreadContext) {
+        // Ordered after whatever another thread did with the run before it let go of it (a child
+        // that held the boundary), as `ScopeFrame.recycle` is.
+        atomicMemoryFence(ordering: .acquiring)
+        guard isKnownUniquelyReferenced(&run) else {
+            run.unsafelyUnwrapped.keepParent()  // its holder walks into the chain, after the snapshot goes
+            return
+        }
+        _ = run.unsafelyUnwrapped.unlink()  // never retained (see `make`)
+        context.spareRun = run.take()
+    }
+
+    /// The cell the view of `local` is in place on; `.some(nil)` where none is needed.
+    func viewedCell(of local: UInt64) -> AnyObject?? {
+        for index in 0..<viewedCount where viewed[index].local == local {
+            return .some(viewed[index].cell)
+        }
+        return nil
+    }
+
+    func setViewed(_ local: UInt64, on cell: AnyObject?) {
+        for index in 0..<viewedCount where viewed[index].local == local {
+            viewed[index].cell = cell
+            return
+        }
+        if viewedCount < viewed.count {
+            viewed[viewedCount] = Viewed(local: local, cell: cell)
+        } else {
+            viewed.append(Viewed(local: local, cell: cell))
+        }
+        viewedCount += 1
+    }
+
+    struct Viewed {
+        var local: UInt64
+        var cell: AnyObject?
+    }
+
+    /// A record for the next view, reused if an earlier run left one.
+    func nextUndo() -> Unmanaged<RunUndo> {
+        defer { undoCount += 1 }
+        if undoCount < undos.count {
+            return undos[undoCount]
+        }
+        let undo = Unmanaged.passRetained(RunUndo())
+        undos.append(undo)
+        return undo
+    }
+
+    deinit {
+        for undo in undos {
+            undo.release()
+        }
+    }
+
+    /// Makes this run the thread's current one.
+    func begin(in context: ThreadContext) {
+        context.activeRunLink = Unmanaged.passUnretained(self)
+        context.runStamp = stamp
+    }
+
+    /// Gives the thread back to the run it was in before, and takes away every view, in reverse.
+    func end(in context: ThreadContext) {
+        context.activeRunLink = previous
+        context.runStamp = previousStamp
+        previous = nil
+        while undoCount > 0 {
+            undoCount -= 1
+            undos[undoCount]._withUnsafeGuaranteedRef { undo in
+                // A record left empty (a view given up, see `Storage.enterRunView`) has nothing to
+                // undo. The record's storage moves out here and outlives the call: the storage holds
+                // the operations the call runs in.
+                guard let operations = undo.operations, let storage = undo.storage.take() else { return }
+                operations._withUnsafeGuaranteedRef { $0.leaveView(undo, storage) }
+                withExtendedLifetime(storage) {}
+            }
+        }
+        for index in 0..<viewedCount {
+            viewed[index].cell = nil  // the cells, and through them their tasks' pins
+        }
+        viewedCount = 0
+        endRun()
+    }
+}
+
+/// What takes one view of a run away again (see `Storage.enterRunView`): the Local's snapshot
+/// operations, which fill it and use it, specialized for the value type. A scope opened on the
+/// running context's cell (`cell`, `epoch`), or a redirect of it (`redirect`); `frame` moves out
+/// when the view goes, so that it goes back uniquely referenced and is recycled, as when a scope
+/// closes.
+@usableFromInline
+final class RunUndo {
+    /// Not retained: the Local's storage (`storage`, retained) holds its operations.
+    @exclusivity(unchecked) @usableFromInline var operations: Unmanaged<SnapshotOps>?
+    @exclusivity(unchecked) @usableFromInline var storage: AnyObject?
+    @exclusivity(unchecked) @usableFromInline var frame: AnyObject?
+    @exclusivity(unchecked) @usableFromInline var cell: UnsafeMutableRawPointer?
+    @exclusivity(unchecked) @usableFromInline var epoch: UInt = 0
+    @exclusivity(unchecked) @usableFromInline var redirect: AnyObject?
+
+    @usableFromInline
+    init() {}
+}
