@@ -18,24 +18,10 @@ struct RunViewRemovalTests {
     @Test("a cell removed while a run's view runs the initializer leaves no dangling scope")
     func cellRemovedWhileRunViewInitializes() async {
         let result = await Task { () async -> Int in
-            let box = InitializerBox()
-            let local = Local<[Int]> {
-                box.calls += 1
-                if box.calls == 2 {
-                    box.local!.reset()  // removes the running task's cell, as a discard would
-                }
-                return [7]
-            }
-            box.local = local
+            // The reset removes the running task's cell, as a discard would.
+            let local = Self.local { $0.reset() }
             _ = local.value  // a cell of the task's own, route .own, not listed
-            let snapshot = LocalsSnapshot.capture()
-            let inside = snapshot.run { local.value.first! }
-            #expect(inside == 7)
-            // After the run: the cell must not point into a freed frame.
-            let after = local.value
-            let big = (0..<64).map { _ in [Int](repeating: 0x5555, count: 16) }  // reuse freed memory
-            withExtendedLifetime(big) {}
-            return after.first! + local.value.first!
+            return Self.runAndReadAfter(local)
         }.value
         #expect(result == 14)
     }
@@ -45,16 +31,11 @@ struct RunViewRemovalTests {
     @Test("a discard from another thread while a run's view runs the initializer leaves no dangling scope")
     func discardFromAnotherThreadWhileRunViewInitializes() async {
         let result = await Task { () async -> Int in
-            let box = InitializerBox()
             let entered = DispatchSemaphore(value: 0)
             let proceed = DispatchSemaphore(value: 0)
-            let local = Local<[Int]> {
-                box.calls += 1
-                if box.calls == 2 {
-                    entered.signal()
-                    proceed.wait()
-                }
-                return [7]
+            let local = Self.local { _ in
+                entered.signal()
+                proceed.wait()
             }
             _ = local.value
             let me = TaskID.current!
@@ -63,13 +44,7 @@ struct RunViewRemovalTests {
                 local.discard(key: me)
                 proceed.signal()
             }
-            let snapshot = LocalsSnapshot.capture()
-            let inside = snapshot.run { local.value.first! }
-            #expect(inside == 7)
-            let after = local.value
-            let big = (0..<64).map { _ in [Int](repeating: 0x5555, count: 16) }
-            withExtendedLifetime(big) {}
-            return after.first! + local.value.first!
+            return Self.runAndReadAfter(local)
         }.value
         #expect(result == 14)
     }
@@ -80,27 +55,55 @@ struct RunViewRemovalTests {
     @Test("a cell removed while a run's view initializer touched another Local")
     func cellRemovedAfterInitializerTouchedAnotherLocal() async {
         let result = await Task { () async -> Int in
-            let box = InitializerBox()
             let other = Local<[Int]> { [5] }
-            let local = Local<[Int]> {
-                box.calls += 1
-                if box.calls == 2 {
-                    _ = other.value  // its first access inside the run: a view, the next undo record
-                    box.local!.reset()
-                }
-                return [7]
+            let local = Self.local {
+                _ = other.value  // its first access inside the run: a view, the next undo record
+                $0.reset()
             }
-            box.local = local
             _ = local.value
             let snapshot = LocalsSnapshot.capture()
             let inside = snapshot.run { local.value.first! + other.value.first! }
             #expect(inside == 12)
             other.value = [50]  // outside the run: must be the task's own value, not a leftover view
-            let big = (0..<64).map { _ in [Int](repeating: 0x5555, count: 16) }
-            withExtendedLifetime(big) {}
+            Self.reuseFreedMemory()
             return local.value.first! + other.value.first!
         }.value
         #expect(result == 57)
+    }
+}
+
+extension RunViewRemovalTests {
+    /// A Local whose initializer gives `[7]`, and runs `second` (given the Local) first the second
+    /// time it runs: the first is the task's own touch before the run, the second the run's view.
+    static func local(onSecondInitialization second: @escaping @Sendable (Local<[Int]>) -> Void) -> Local<[Int]> {
+        let box = InitializerBox()
+        let local = Local<[Int]> {
+            box.calls += 1
+            if box.calls == 2 {
+                second(box.local!)
+            }
+            return [7]
+        }
+        box.local = local
+        return local
+    }
+
+    /// Runs a snapshot taken now and reads `local` inside (the initializer's 7), then reads it
+    /// twice after the run, once after freed memory is reused: the sum of the reads after.
+    static func runAndReadAfter(_ local: Local<[Int]>) -> Int {
+        let snapshot = LocalsSnapshot.capture()
+        let inside = snapshot.run { local.value.first! }
+        #expect(inside == 7)
+        // After the run: the cell must not point into a freed frame.
+        let after = local.value
+        reuseFreedMemory()
+        return after.first! + local.value.first!
+    }
+
+    /// Allocates blocks of the size a frame had, so that a read of freed memory reads these.
+    static func reuseFreedMemory() {
+        let big = (0..<64).map { _ in [Int](repeating: 0x5555, count: 16) }
+        withExtendedLifetime(big) {}
     }
 }
 
