@@ -16,9 +16,9 @@
 /// What `capture()` takes from each Local, and what `run` gives back:
 /// - A scope the context is in: inside `run`, it reads as a child task created at the capture
 ///   point would, by the scope's policy (see ``Inheritance``): a copy of the scope's value under
-///   `.copy` (taken when `run` starts), the scope's value itself under `.shared`, reading through
-///   to its live value under `.overlay`, the initial value under `.fresh`. An `.overlay` child's
-///   own writes come along.
+///   `.copy` (taken at the run's first access of the Local; when it starts, for an `async` `run`),
+///   the scope's value itself under `.shared`, reading through to its live value under
+///   `.overlay`, the initial value under `.fresh`. An `.overlay` child's own writes come along.
 /// - The context's own value, where it wrote one outside a scope (or a `.copy` child's copy of its
 ///   scope's value): a copy. A value it only read is not taken.
 /// - A `.thread` Local: a copy of the value the capturing thread wrote. A custom discriminator's

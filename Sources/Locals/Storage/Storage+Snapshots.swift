@@ -2,8 +2,9 @@
 // or thread. The rules, for a `.task` Local:
 //
 // - A context inside a scope sees it, in `run`, as a child created at the capture point would,
-//   by the scope's policy: `.copy` a copy of the scope's value (taken when `run` starts), `.fresh`
-//   the initial value, `.shared` the scope's value itself, `.overlay` reads through to it.
+//   by the scope's policy: `.copy` a copy of the scope's value (taken at the first access inside
+//   a synchronous `run`, when an `async` one starts), `.fresh` the initial value, `.shared` the
+//   scope's value itself, `.overlay` reads through to it.
 // - A context that reads through a scope by reference (a `.shared` scope's child, an `.overlay`
 //   child, with its own writes) reads through to it the same way in `run`.
 // - A context's own value (outside any scope, or a `.copy` or `.fresh` child's) is copied.
