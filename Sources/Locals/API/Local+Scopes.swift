@@ -57,8 +57,14 @@ extension Local {
         line: UInt = #line,
         operation: () throws(E) -> R
     ) throws(E) -> R {
-        guard storage.kind == .task else {
-            return try withSwappedValues(change, operation: operation)
+        let storage: CellStorage<Value>
+        switch backend {
+        case .cells(let cells) where cells.holdsTasks:
+            storage = cells
+        case .cells(let cells):
+            return try withSwappedValues(cells, change, operation: operation)
+        case .sessions(let sessions):
+            return try withSwappedValues(sessions, change, operation: operation)
         }
         let origin = ScopeOrigin(file: file, line: line)
         let (cell, frame, epoch) = storage.openScope(inheritance ?? self.inheritance, origin, change)
@@ -143,8 +149,14 @@ extension Local {
         line: UInt = #line,
         operation: () async throws(E) -> R
     ) async throws(E) -> R {
-        guard storage.kind == .task else {
-            return try await withSwappedValues(change, isolation: isolation, operation: operation)
+        let storage: CellStorage<Value>
+        switch backend {
+        case .cells(let cells) where cells.holdsTasks:
+            storage = cells
+        case .cells(let cells):
+            return try await withSwappedValues(cells, change, isolation: isolation, operation: operation)
+        case .sessions(let sessions):
+            return try await withSwappedValues(sessions, change, isolation: isolation, operation: operation)
         }
         let origin = ScopeOrigin(file: file, line: line)
         let (cell, frame, epoch) = storage.openScope(inheritance ?? self.inheritance, origin, change)
@@ -182,23 +194,25 @@ extension Local {
 
     /// A `.thread` or custom scope: change the current key's value, restore it afterwards.
     @usableFromInline
-    func withSwappedValues<R, E: Error>(
+    func withSwappedValues<B: SwappedScopes<Value>, R, E: Error>(
+        _ backend: B,
         _ change: (inout Value) -> Void,
         operation: () throws(E) -> R
     ) throws(E) -> R {
-        let saved = storage.swapIn(change)
-        defer { storage.restore(saved) }
+        let saved = backend.swapIn(change)
+        defer { backend.restore(saved) }
         return try operation()
     }
 
     @usableFromInline
-    func withSwappedValues<R, E: Error>(
+    func withSwappedValues<B: SwappedScopes<Value>, R, E: Error>(
+        _ backend: B,
         _ change: (inout Value) -> Void,
         isolation: isolated (any Actor)?,
         operation: () async throws(E) -> R
     ) async throws(E) -> R {
-        let saved = storage.swapIn(change)
-        defer { storage.restore(saved) }
+        let saved = backend.swapIn(change)
+        defer { backend.restore(saved) }
         return try await operation()
     }
 }

@@ -34,8 +34,9 @@ import Synchronization
 /// and ``Inheritance``.
 @dynamicMemberLookup
 public final class Local<Value: Sendable>: Sendable {
-    /// Every value this Local holds, and how an access finds its own.
-    @usableFromInline let storage: Storage<Value>
+    /// Every value this Local holds, and how an access finds its own: one backend, chosen from
+    /// what the discriminator declares.
+    @usableFromInline let backend: Backend<Value>
     /// The default policy for children created inside this Local's scopes.
     public let inheritance: Inheritance
 
@@ -59,7 +60,7 @@ public final class Local<Value: Sendable>: Sendable {
         name: String? = nil,
         initialValue: @escaping @Sendable () -> Value
     ) {
-        storage = Storage.make(discriminator, inheritance: inheritance, name: name, initialValue: initialValue)
+        backend = Backend.make(discriminator, inheritance: inheritance, name: name, initialValue: initialValue)
         self.inheritance = inheritance
     }
 
@@ -81,19 +82,10 @@ public final class Local<Value: Sendable>: Sendable {
             project(keyPath)
         }
         @inline(__always) set {
-            if storage.kind == .custom {
-                guard let cell = storage.lockedSessionCell() else { storage.missingKeyForWrite() }
-                let replaced = cell.value.pointee[keyPath: keyPath]
-                cell.value.pointee[keyPath: keyPath] = newValue
-                cell.unlock()
-                withExtendedLifetime(replaced) {}  // after the lock: its deinit may use this Local
-                return
+            switch backend {
+            case .cells(let cells): cells.write(keyPath, newValue)
+            case .sessions(let sessions): sessions.write(keyPath, newValue)
             }
-            let replaced = storage.withCell { cell in
-                storage.noteWrite(cell)
-                return Access.write(cell, keyPath, newValue)
-            }
-            withExtendedLifetime(replaced) {}
         }
     }
 
@@ -114,18 +106,9 @@ public final class Local<Value: Sendable>: Sendable {
     @inlinable
     @inline(__always)
     func project<T>(_ keyPath: KeyPath<Value, T>) -> T {
-        if storage.kind == .custom {
-            guard let cell = storage.lockedSessionCell() else {
-                return storage.makeInitialValue(for: .noKey)[keyPath: keyPath]
-            }
-            defer { cell.unlock() }
-            return cell.value.pointee[keyPath: keyPath]
-        }
-        return storage.withCell { cell in
-            #if DEBUG
-            storage.noteRead(cell)
-            #endif
-            return Access.read(cell, keyPath)
+        switch backend {
+        case .cells(let cells): cells.read(keyPath)
+        case .sessions(let sessions): sessions.read(keyPath)
         }
     }
 
@@ -137,32 +120,16 @@ public final class Local<Value: Sendable>: Sendable {
     @inlinable
     public var value: Value {
         get {
-            if storage.kind == .custom {
-                guard let cell = storage.lockedSessionCell() else { return storage.makeInitialValue(for: .noKey) }
-                defer { cell.unlock() }
-                return cell.value.pointee
-            }
-            return storage.withCell { cell in
-                #if DEBUG
-                storage.noteRead(cell)
-                #endif
-                return Access.load(cell)
+            switch backend {
+            case .cells(let cells): cells.load()
+            case .sessions(let sessions): sessions.load()
             }
         }
         set {
-            if storage.kind == .custom {
-                guard let cell = storage.lockedSessionCell() else { storage.missingKeyForWrite() }
-                var replaced = newValue
-                swap(&replaced, &cell.value.pointee)
-                cell.unlock()
-                withExtendedLifetime(replaced) {}  // after the lock: its deinit may use this Local
-                return
+            switch backend {
+            case .cells(let cells): cells.store(newValue)
+            case .sessions(let sessions): sessions.store(newValue)
             }
-            let replaced = storage.withCell { cell in
-                storage.noteWrite(cell)
-                return Access.store(cell, newValue)
-            }
-            withExtendedLifetime(replaced) {}
         }
     }
 
@@ -184,13 +151,10 @@ public final class Local<Value: Sendable>: Sendable {
     @inlinable
     @discardableResult
     public func update<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
-        if storage.kind == .custom {
-            return try storage.sessionUpdate(body)
+        switch backend {
+        case .cells(let cells): try cells.update(body)
+        case .sessions(let sessions): try sessions.update(body)
         }
-        // Held strongly: the body is user code, and may reset this very key.
-        let cell = storage.cachedCell()?.takeUnretainedValue() ?? storage.resolveCell()
-        storage.noteWrite(cell)
-        return try Access.update(cell, body)
     }
 
     /// Whether the running context has a key for this Local: always for `.task` and `.thread`;
@@ -205,7 +169,10 @@ public final class Local<Value: Sendable>: Sendable {
     /// if cart.hasCurrentKey { cart.lastSeen = now }
     /// ```
     public var hasCurrentKey: Bool {
-        storage.hasCurrentKey
+        switch backend {
+        case .cells: true
+        case .sessions(let sessions): sessions.hasCurrentKey
+        }
     }
 
     /// Drops the current key's storage: its next touch runs the initializer again.
@@ -215,7 +182,10 @@ public final class Local<Value: Sendable>: Sendable {
     /// child of a `.copy` or `.overlay` scope drops its own value and starts over from the scope
     /// on its next touch. With no current key, does nothing.
     public func reset() {
-        storage.resetCurrent()
+        switch backend {
+        case .cells(let cells): cells.resetCurrent()
+        case .sessions(let sessions): sessions.resetCurrent()
+        }
     }
 
     /// Drops one key's storage now, from any context: a session that ended, a thread you know
@@ -236,12 +206,15 @@ public final class Local<Value: Sendable>: Sendable {
     /// thread exits: reads take no lock, so that owner may be reading the value at this very
     /// moment.
     public func discard<K: Hashable & Sendable>(key: K) {
-        storage.discard(key: key)
+        switch backend {
+        case .cells(let cells): cells.discard(key: key)
+        case .sessions(let sessions): sessions.discard(key: key)
+        }
     }
 }
 
 extension Local: CustomStringConvertible {
     public var description: String {
-        storage.description
+        backend.storage.description
     }
 }

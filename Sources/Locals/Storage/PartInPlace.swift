@@ -31,6 +31,98 @@ struct PartInPlace<Value: Sendable> {
         self.storage = storage
         self.kind = kind
     }
+
+    /// The storage of a `.scope`, `.redirect` or `.thread` part.
+    @inlinable
+    var cells: Unmanaged<CellStorage<Value>> { Unmanaged.fromOpaque(storage.toOpaque()) }
+
+    /// The storage of a `.session` part.
+    @inlinable
+    var sessions: Unmanaged<SessionStorage<Value>> { Unmanaged.fromOpaque(storage.toOpaque()) }
+}
+
+extension PartInPlace {
+    /// Publishes the part in `slot` to the child tasks created from now on, as `withValue` does,
+    /// without a closure to nest in: a scope opened for the run goes in front of the scope chain,
+    /// a session override into the Local's own task-local. Returns whether it bound anything.
+    @inlinable
+    static func publish(at slot: UnsafeMutableRawPointer) -> Bool {
+        let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self)
+        switch inPlace.pointee.kind {
+        case .scope:
+            let frame = inPlace.pointee.frame.unsafelyUnwrapped
+            frame.link(to: ScopeChain.unretainedHead)
+            ScopeChain.bind(frame, key: ScopeChain.key)
+            return true
+        case .session:
+            let override = unsafeDowncast(inPlace.pointee.other.unsafelyUnwrapped, to: SessionOverride<Value>.self)
+            let key = inPlace.pointee.sessions._withUnsafeGuaranteedRef { $0.sessionOverride }
+            SnapshotRun.bind(key, to: override)
+            return true
+        case .redirect, .thread:
+            return false
+        }
+    }
+
+    /// Runs `body` with the part in `slot` published (where the runtime gives no way to bind
+    /// without a closure).
+    @inlinable
+    static func withPublished(at slot: UnsafeMutableRawPointer, _ body: () -> Void) {
+        let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self)
+        switch inPlace.pointee.kind {
+        case .scope:
+            let frame = inPlace.pointee.frame.unsafelyUnwrapped
+            frame.link(to: ScopeChain.unretainedHead)
+            ScopeChain.key.withValue(frame, operation: body)
+        case .session:
+            let override = unsafeDowncast(inPlace.pointee.other.unsafelyUnwrapped, to: SessionOverride<Value>.self)
+            inPlace.pointee.sessions._withUnsafeGuaranteedRef { $0.sessionOverride }.withValue(override, operation: body)
+        case .redirect, .thread:
+            body()
+        }
+    }
+
+    @inlinable
+    static func withPublished(
+        at slot: UnsafeMutableRawPointer, _ isolation: isolated (any Actor)?, _ body: () async -> Void
+    ) async {
+        let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self)
+        switch inPlace.pointee.kind {
+        case .scope:
+            let frame = inPlace.pointee.frame.unsafelyUnwrapped
+            frame.link(to: ScopeChain.unretainedHead)
+            await ScopeChain.key.withValue(frame, operation: body, isolation: isolation)
+        case .session:
+            let override = unsafeDowncast(inPlace.pointee.other.unsafelyUnwrapped, to: SessionOverride<Value>.self)
+            let key = inPlace.pointee.sessions._withUnsafeGuaranteedRef { $0.sessionOverride }
+            await key.withValue(override, operation: body, isolation: isolation)
+        case .redirect, .thread:
+            await body()
+        }
+    }
+
+    /// Takes away the part in `slot`, first unbinding what `publish` bound if `unbind`, and
+    /// releases the storage `open` kept for the run.
+    @inlinable
+    static func close(at slot: UnsafeMutableRawPointer, unbind: Bool) {
+        var inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self).move()
+        if unbind, inPlace.kind == .scope || inPlace.kind == .session {
+            SnapshotRun.unbind()
+        }
+        switch inPlace.kind {
+        case .scope:
+            let storage = inPlace.cells.takeRetainedValue()
+            storage.closeScope(inPlace.cell.unsafelyUnwrapped, inPlace.frame.take().unsafelyUnwrapped, inPlace.epoch)
+        case .redirect:
+            let storage = inPlace.cells.takeRetainedValue()
+            storage.undo(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: UndoBox<CellStorage<Value>.Redirect>.self).saved)
+        case .thread:
+            let storage = inPlace.cells.takeRetainedValue()
+            storage.restore(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: UndoBox<ThreadSaved<Value>>.self).saved)
+        case .session:
+            inPlace.storage.release()
+        }
+    }
 }
 
 /// What a part or a view puts back when it goes, boxed: a redirected `.task` part's `Redirect`

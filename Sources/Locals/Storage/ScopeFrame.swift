@@ -162,7 +162,7 @@ final class ScopeFrame<Value: Sendable>: ScopeLink, @unchecked Sendable {
     }
 
     /// Bounds the cell of `child` (a task with no pin) by this frame's life.
-    func keep(_ child: OwnerKey, in storage: Storage<Value>) {
+    func keep(_ child: OwnerKey, in storage: CellStorage<Value>) {
         withLock {
             if kept == nil {
                 kept = KeptCells(storage)
@@ -186,10 +186,10 @@ final class ScopeFrame<Value: Sendable>: ScopeLink, @unchecked Sendable {
 /// are in: they leave it when the frame goes.
 @usableFromInline
 final class KeptCells<Value: Sendable> {
-    let storage: Storage<Value>
+    let storage: CellStorage<Value>
     var owners: [OwnerKey] = []
 
-    init(_ storage: Storage<Value>) {
+    init(_ storage: CellStorage<Value>) {
         self.storage = storage
     }
 }

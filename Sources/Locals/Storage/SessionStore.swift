@@ -61,7 +61,7 @@ final class KeyedSessionCell<Key: Hashable & Sendable, Value: Sendable>: Session
 }
 
 /// The sessions of a Local with a custom discriminator. The discriminator's key type is known only
-/// to the conforming `SessionTable`, so `Storage` (generic over the value alone) reaches it
+/// to the conforming `SessionTable`, so `SessionStorage` (generic over the value alone) reaches it
 /// through this protocol.
 @usableFromInline
 protocol SessionStore<Value>: AnyObject, Sendable {
@@ -75,18 +75,18 @@ protocol SessionStore<Value>: AnyObject, Sendable {
 
     /// The live cell of the session `cell` belongs to (made on first touch), retained: what a
     /// snapshot's `run` uses once the session it captured was discarded.
-    func cell(sameKeyAs cell: SessionCell<Value>, _ storage: Storage<Value>) -> SessionCell<Value>
+    func cell(sameKeyAs cell: SessionCell<Value>, _ storage: SessionStorage<Value>) -> SessionCell<Value>
 
     /// Drops `key`'s storage now; stops the program if `key` is not of the discriminator's type.
-    func discard<K: Hashable & Sendable>(key: K, _ storage: Storage<Value>)
+    func discard<K: Hashable & Sendable>(key: K, _ storage: SessionStorage<Value>)
 
     /// Drops the running context's session, if it has a key.
-    func resetCurrent(_ storage: Storage<Value>)
+    func resetCurrent(_ storage: SessionStorage<Value>)
 
     /// Applies `change` to the running context's session (made on first touch), on a copy with no
     /// lock held; returns the session's key and the value the changed copy replaced: what a scope
     /// restores.
-    func swapIn(_ change: (inout Value) -> Void, _ storage: Storage<Value>) -> SessionScopeSaved<Value>
+    func swapIn(_ change: (inout Value) -> Void, _ storage: SessionStorage<Value>) -> SessionScopeSaved<Value>
 
     /// Puts a scope's saved value back, if its session still has storage.
     func restore(_ saved: SessionScopeSaved<Value>)

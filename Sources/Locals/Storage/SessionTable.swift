@@ -5,7 +5,7 @@ import Synchronization
 /// fall in one shard, and never on the access path.
 ///
 /// A steady-state access finds its session through the thread's lookup cache, by the rule that
-/// `Storage` keeps (see `Storage.cachedSessionCell`); the table is for misses and first touches.
+/// `SessionStorage` keeps (see `SessionStorage.cachedSessionCell`); the table is for misses and first touches.
 ///
 /// The cached lookup (`currentCell`) is inlinable and reached through a closure that the Local's
 /// (inlinable) initializer makes where `D` and `Value` are concrete, so that it runs specialized
@@ -61,7 +61,7 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     }
 
     @inlinable
-    func currentCell(_ storage: Storage<Value>) -> SessionCell<Value>? {
+    func currentCell(_ storage: SessionStorage<Value>) -> SessionCell<Value>? {
         guard let context = ThreadContext.existing(key: storage.pthreadKey) else {
             return currentCellSlowly(storage)
         }
@@ -73,7 +73,7 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
 
     /// `currentCell` on a thread that has no context yet.
     @usableFromInline
-    func currentCellSlowly(_ storage: Storage<Value>) -> SessionCell<Value>? {
+    func currentCellSlowly(_ storage: SessionStorage<Value>) -> SessionCell<Value>? {
         let context = ThreadContext.current
         guard let key = currentKey(context) else { return nil }
         return lookUp(key, context, storage)
@@ -88,7 +88,7 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     /// Finds `key`'s cell, or makes it: once per key, with no lock held while the initializer
     /// runs. A context that needs the key meanwhile sleeps until it is ready.
     @usableFromInline
-    func lookUp(_ key: D.Key, _ context: ThreadContext, _ storage: Storage<Value>) -> Cell {
+    func lookUp(_ key: D.Key, _ context: ThreadContext, _ storage: SessionStorage<Value>) -> Cell {
         let shard = shard(key)
         let me = ObjectIdentifier(self)
         let lookup = shard.waitForLock(until: { shard -> Lookup? in
@@ -124,7 +124,7 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     /// a snapshot asks every session Local on every capture, through a closure made where `D`
     /// is concrete (see `SessionLookup`).
     @inlinable
-    func existingCell(_ storage: Storage<Value>) -> SessionCell<Value>? {
+    func existingCell(_ storage: SessionStorage<Value>) -> SessionCell<Value>? {
         let context = ThreadContext.current
         guard let key = currentKey(context) else { return nil }
         return storage.cachedSessionCell(key, as: Cell.self, context) ?? shard(key).withLock { $0.cells[key] }
@@ -142,14 +142,14 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     }
 
     @usableFromInline
-    func cell(sameKeyAs cell: SessionCell<Value>, _ storage: Storage<Value>) -> SessionCell<Value> {
+    func cell(sameKeyAs cell: SessionCell<Value>, _ storage: SessionStorage<Value>) -> SessionCell<Value> {
         let key = unsafeDowncast(cell, to: Cell.self).key
         let context = ThreadContext.current
         return storage.cachedSessionCell(key, as: Cell.self, context) ?? lookUp(key, context, storage)
     }
 
     @usableFromInline
-    func discard<K: Hashable & Sendable>(key: K, _ storage: Storage<Value>) {
+    func discard<K: Hashable & Sendable>(key: K, _ storage: SessionStorage<Value>) {
         guard let key = key as? D.Key else {
             fatalError(
                 """
@@ -170,7 +170,7 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     }
 
     @usableFromInline
-    func resetCurrent(_ storage: Storage<Value>) {
+    func resetCurrent(_ storage: SessionStorage<Value>) {
         if let override = storage.currentSessionOverride() {
             remove(unsafeDowncast(override.cell, to: Cell.self).key)  // a snapshot's session, inside its `run`
             return
@@ -184,7 +184,7 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     /// returns. So the change is not atomic with other contexts' writes: one made meanwhile is
     /// overwritten, and what the scope saves (and puts back) is the value it replaced.
     @usableFromInline
-    func swapIn(_ change: (inout Value) -> Void, _ storage: Storage<Value>) -> SessionScopeSaved<Value> {
+    func swapIn(_ change: (inout Value) -> Void, _ storage: SessionStorage<Value>) -> SessionScopeSaved<Value> {
         // The current session: a snapshot's, inside its `run`, or else the discriminator's.
         guard let cell = storage.lockedSessionCell() else { storage.missingKeyForWrite() }
         var changed = cell.value.pointee

@@ -15,7 +15,7 @@
 // custom discriminator's session is captured by reference: inside `run` it is the current session,
 // whatever the discriminator says, and writes go to it.
 //
-// Everything here is inlinable and reached through closures made in `Storage.make`, where the
+// Everything here is inlinable and reached through closures made in each backend's `snapshotOps()`, where the
 // value type is concrete: a snapshot mixes Locals of every value type, and code that is not
 // specialized for one looks up generic metadata at every step, several times slower.
 
@@ -33,7 +33,7 @@ struct SnapshotPart: Sendable {
     func open(at slot: UnsafeMutableRawPointer) -> Bool { ops.open(data, slot) }
 }
 
-/// What snapshots do with one Local: closures made once, in `Storage.registered()`, where the
+/// What snapshots do with one Local: closures made once, in each backend's `registered()`, where the
 /// Local's value type is concrete, holding the storage weakly.
 @usableFromInline
 final class SnapshotOps: Sendable {
@@ -52,8 +52,9 @@ final class SnapshotOps: Sendable {
     /// Puts a synchronous run's view of the Local (the storage, then the scope of the captured
     /// chain) in place for the running context, with what takes it away in the record; and takes
     /// it away.
-    let enterView: @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool
-    let leaveView: @Sendable (RunUndo, AnyObject) -> Void
+    /// (A `.task` Local's only: nil for the others, which have no views.)
+    let enterView: (@Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool)?
+    let leaveView: (@Sendable (RunUndo, AnyObject) -> Void)?
     let listing: @Sendable (AnyObject) -> String
     /// A run's steps (see `SnapshotRun`): put the part in place and keep what undoes it in a slot
     /// (false if the Local is gone); publish it to child tasks (true if that bound a task-local),
@@ -71,8 +72,8 @@ final class SnapshotOps: Sendable {
         holdsThreadValues: Bool,
         capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: (any Sendable & AnyObject)?),
         scopePart: @escaping @Sendable (ScopeLink) -> any Sendable & AnyObject,
-        enterView: @escaping @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool,
-        leaveView: @escaping @Sendable (RunUndo, AnyObject) -> Void,
+        enterView: (@Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool)?,
+        leaveView: (@Sendable (RunUndo, AnyObject) -> Void)?,
         listing: @escaping @Sendable (AnyObject) -> String,
         open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
         publish: @escaping @Sendable (UnsafeMutableRawPointer) -> Bool,
@@ -176,107 +177,40 @@ enum PartTag: UInt8, Sendable {
 }
 
 extension Storage {
-    /// This storage's snapshot operations, made here, where `Value` is concrete.
+    /// Snapshot operations from a backend's own steps (capturing, putting a part in place, a
+    /// synchronous run's views), with those every backend shares. Made where `Value` is concrete.
     @inlinable
-    func snapshotOps() -> SnapshotOps {
+    final func makeSnapshotOps(
+        holdsThreadValues: Bool,
+        capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: (any Sendable & AnyObject)?),
+        open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
+        enterView: (@Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool)? = nil,
+        leaveView: (@Sendable (RunUndo, AnyObject) -> Void)? = nil
+    ) -> SnapshotOps {
         SnapshotOps(
             localID: localID,
             isAlive: { [weak self] in self != nil },
-            holdsThreadValues: kind == .thread,
-            capture: { [weak self] chain in
-                guard let self else { return (nil, nil) }
-                if let value = ownValue() {
-                    let frame = ScopeFrame(
-                        value: value, localID: localID, inheritance: .copy, owner: .noKey, savedRoute: .own,
-                        savedScope: nil, origin: .unopened
-                    )
-                    frame.isCopiedValue = true
-                    frame.link(owning: chain)
-                    return (frame, nil)
-                }
-                return (nil, capturePart())
-            },
+            holdsThreadValues: holdsThreadValues,
+            capture: capture,
             scopePart: { link in PartData.make(.scope(unsafeDowncast(link, to: ScopeFrame<Value>.self))) },
-            enterView: { storage, view, cell, madeInitial, epoch, undo in
-                unsafeDowncast(storage, to: Storage<Value>.self).enterRunView(
-                    view, on: unsafeDowncast(cell, to: Cell<Value>.self), madeInitial: madeInitial, epoch: epoch, undo
-                )
-            },
-            leaveView: { undo, storage in
-                let storage = unsafeDowncast(storage, to: Storage<Value>.self)
-                let frame = unsafeDowncast(undo.frame.take().unsafelyUnwrapped, to: ScopeFrame<Value>.self)
-                undo.operations = nil
-                if let redirect = undo.redirect.take() {
-                    storage.undo(unsafeDowncast(redirect, to: UndoBox<Redirect>.self).saved)
-                    withExtendedLifetime(frame) {}
-                } else {
-                    let cell = Unmanaged<Cell<Value>>.fromOpaque(undo.cell.unsafelyUnwrapped)
-                    undo.cell = nil
-                    storage.closeScope(cell, frame, undo.epoch)
-                }
-            },
+            enterView: enterView,
+            leaveView: leaveView,
             listing: { [description] data in
                 Self.listing(description, unsafeDowncast(data, to: PartData<Value>.self).kind)
             },
-            open: { [weak self] data, slot in
-                guard let storage = self else { return false }  // the Local is gone: nothing to put back
-                // The reference the weak load made is kept for the run, and released by `close`.
-                let part = unsafeDowncast(data, to: PartData<Value>.self)
-                Self.open(part, at: slot, Unmanaged.passRetained(consume storage))
-                return true
-            },
-            publish: { slot in Self.publish(at: slot) },
-            withPublished: { slot, body in Self.withPublished(at: slot, body) },
-            withPublishedAsync: { slot, isolation, body in await Self.withPublished(at: slot, isolation, body) },
-            close: { slot, unbind in Self.close(at: slot, unbind: unbind) }
+            open: open,
+            publish: { slot in PartInPlace<Value>.publish(at: slot) },
+            withPublished: { slot, body in PartInPlace<Value>.withPublished(at: slot, body) },
+            withPublishedAsync: { slot, isolation, body in await PartInPlace<Value>.withPublished(at: slot, isolation, body) },
+            close: { slot, unbind in PartInPlace<Value>.close(at: slot, unbind: unbind) }
         )
     }
 
-    /// The running context's own value of this `.task` Local, if a snapshot takes it: written
-    /// outside a scope, or copied from a `.copy` scope, or a frozen `.overlay` child's.
-    @inlinable
-    func ownValue() -> Value? {
-        guard kind == .task, let cell = existingCell() else { return nil }
-        switch cell.route {
-        case .own:
-            return cell.isListed ? cell.own.value : nil
-        case .scope:
-            // A frozen `.overlay` child's private frame, or a synchronous run's view (never in the
-            // chain), holds a value of the context's own; any other scope is in the chain.
-            let frame = cell.scope.unsafelyUnwrapped
-            return frame.isPrivate || frame.isRunView ? frame.value : nil
-        case .sharedScope, .overlay:
-            return nil
-        }
-    }
-
-    /// What the running context holds of this Local beyond the scopes in its chain (which a
-    /// snapshot takes by reference), or nil: its own value (outside any scope, or a `.copy` or
-    /// `.fresh` child's), an `.overlay` child's own writes, a `.thread` value, a session.
-    @inlinable
-    func capturePart() -> PartData<Value>? {
-        switch kind {
-        case .task:
-            guard let cell = existingCell() else { return nil }
-            switch cell.route {
-            case .own:
-                // Only a value of the context's own: written, or copied from a scope.
-                return cell.isListed ? PartData.make(.value(cell.own.value)) : nil
-            case .scope:
-                // A frozen `.overlay` child's private frame is its own value; any other is in the chain.
-                let frame = cell.scope.unsafelyUnwrapped
-                return frame.isPrivate ? PartData.make(.value(frame.value)) : nil
-            case .sharedScope:
-                return nil
-            case .overlay:
-                let layer = cell.overlay.unsafelyUnwrapped.layer
-                return layer.isEmpty ? nil : PartData.make(.overlay(cell.scope.unsafelyUnwrapped, layer.copy()))
-            }
-        case .thread:
-            return existingCell().flatMap { $0.isListed ? PartData.make(.thread($0.own.value)) : nil }
-        case .custom:
-            return existingSessionCell().map { PartData.make(.session($0)) }
-        }
+    /// Adds this storage to the live Locals that snapshots capture, with `ops`.
+    @usableFromInline
+    final func register(_ ops: SnapshotOps, isSession: Bool) {
+        self.ops = ops
+        LiveLocals.add(localID, ops, isSession: isSession)
     }
 
     @inlinable
@@ -298,6 +232,106 @@ extension Storage {
             // Copied under the lock, described after it: a description is user code.
             let value = cell.withLock { cell.isLive ? cell.value.pointee : nil }
             return "\(local) = \(value.map { "\($0)" } ?? "(discarded)") (the session \(cell.keyDescription))"
+        }
+    }
+}
+
+extension CellStorage {
+    /// Adds this storage to the live Locals that snapshots capture, with a capture made here,
+    /// where the value type is concrete.
+    @inlinable
+    func registered() -> CellStorage<Value> {
+        register(snapshotOps(), isSession: false)
+        return self
+    }
+
+    /// This storage's snapshot operations, made here, where `Value` is concrete.
+    @inlinable
+    func snapshotOps() -> SnapshotOps {
+        makeSnapshotOps(
+            holdsThreadValues: !holdsTasks,
+            capture: { [weak self] chain in
+                guard let self else { return (nil, nil) }
+                if let value = ownValue() {
+                    let frame = ScopeFrame(
+                        value: value, localID: localID, inheritance: .copy, owner: .noKey, savedRoute: .own,
+                        savedScope: nil, origin: .unopened
+                    )
+                    frame.isCopiedValue = true
+                    frame.link(owning: chain)
+                    return (frame, nil)
+                }
+                return (nil, capturePart())
+            },
+            open: { [weak self] data, slot in
+                guard let storage = self else { return false }  // the Local is gone: nothing to put back
+                // The reference the weak load made is kept for the run, and released by `close`.
+                let part = unsafeDowncast(data, to: PartData<Value>.self)
+                let retained = Unmanaged.passRetained(consume storage)
+                retained._withUnsafeGuaranteedRef { $0.open(part, at: slot, retained) }
+                return true
+            },
+            enterView: { storage, view, cell, madeInitial, epoch, undo in
+                unsafeDowncast(storage, to: CellStorage<Value>.self).enterRunView(
+                    view, on: unsafeDowncast(cell, to: Cell<Value>.self), madeInitial: madeInitial, epoch: epoch, undo
+                )
+            },
+            leaveView: { undo, storage in
+                let storage = unsafeDowncast(storage, to: CellStorage<Value>.self)
+                let frame = unsafeDowncast(undo.frame.take().unsafelyUnwrapped, to: ScopeFrame<Value>.self)
+                undo.operations = nil
+                if let redirect = undo.redirect.take() {
+                    storage.undo(unsafeDowncast(redirect, to: UndoBox<Redirect>.self).saved)
+                    withExtendedLifetime(frame) {}
+                } else {
+                    let cell = Unmanaged<Cell<Value>>.fromOpaque(undo.cell.unsafelyUnwrapped)
+                    undo.cell = nil
+                    storage.closeScope(cell, frame, undo.epoch)
+                }
+            }
+        )
+    }
+
+    /// The running context's own value of this `.task` Local, if a snapshot takes it: written
+    /// outside a scope, or copied from a `.copy` scope, or a frozen `.overlay` child's.
+    @inlinable
+    func ownValue() -> Value? {
+        guard holdsTasks, let cell = existingCell() else { return nil }
+        switch cell.route {
+        case .own:
+            return cell.isListed ? cell.own.value : nil
+        case .scope:
+            // A frozen `.overlay` child's private frame, or a synchronous run's view (never in the
+            // chain), holds a value of the context's own; any other scope is in the chain.
+            let frame = cell.scope.unsafelyUnwrapped
+            return frame.isPrivate || frame.isRunView ? frame.value : nil
+        case .sharedScope, .overlay:
+            return nil
+        }
+    }
+
+    /// What the running context holds of this Local beyond the scopes in its chain (which a
+    /// snapshot takes by reference), or nil: its own value (outside any scope, or a `.copy` or
+    /// `.fresh` child's), an `.overlay` child's own writes, a `.thread` value.
+    @inlinable
+    func capturePart() -> PartData<Value>? {
+        guard holdsTasks else {
+            return existingCell().flatMap { $0.isListed ? PartData.make(.thread($0.own.value)) : nil }
+        }
+        guard let cell = existingCell() else { return nil }
+        switch cell.route {
+        case .own:
+            // Only a value of the context's own: written, or copied from a scope.
+            return cell.isListed ? PartData.make(.value(cell.own.value)) : nil
+        case .scope:
+            // A frozen `.overlay` child's private frame is its own value; any other is in the chain.
+            let frame = cell.scope.unsafelyUnwrapped
+            return frame.isPrivate ? PartData.make(.value(frame.value)) : nil
+        case .sharedScope:
+            return nil
+        case .overlay:
+            let layer = cell.overlay.unsafelyUnwrapped.layer
+            return layer.isEmpty ? nil : PartData.make(.overlay(cell.scope.unsafelyUnwrapped, layer.copy()))
         }
     }
 }

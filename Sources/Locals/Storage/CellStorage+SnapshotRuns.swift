@@ -1,124 +1,38 @@
 // How a snapshot's `run` puts each captured part in place for the running task or thread and
 // takes it away again (what each part means is in `Storage+Snapshots`).
 
-extension Storage {
+extension CellStorage {
     // MARK: A synchronous run, one step at a time
 
     /// Puts `part` in place for the running task or thread, and what undoes it in `slot`. Takes
-    /// over the caller's reference to the storage, which `close(at:)` releases.
+    /// over the caller's reference to the storage (`me`), which `PartInPlace.close(at:)` releases.
     @inlinable
-    static func open(
-        _ part: PartData<Value>, at slot: UnsafeMutableRawPointer, _ retained: Unmanaged<Storage<Value>>
-    ) {
-        retained._withUnsafeGuaranteedRef { $0.open(part, at: slot, retained) }
-    }
-
-    @inlinable
-    func open(_ part: PartData<Value>, at slot: UnsafeMutableRawPointer, _ me: Unmanaged<Storage<Value>>) {
+    func open(_ part: PartData<Value>, at slot: UnsafeMutableRawPointer, _ me: Unmanaged<CellStorage<Value>>) {
         precondition(
             MemoryLayout<PartInPlace<Value>>.size <= SnapshotRun.slotSize, "swift-locals: snapshot slot too small"
         )
+        let kept = Unmanaged<Storage<Value>>.fromOpaque(me.toOpaque())
         var inPlace: PartInPlace<Value>
         switch part.tag {
         case .value, .scope, .overlay:
             let (entered, published) = enter(part)
             switch entered {
             case .scope(let cell, let epoch):
-                inPlace = PartInPlace(me, .scope)
+                inPlace = PartInPlace(kept, .scope)
                 inPlace.cell = cell
                 inPlace.epoch = epoch
             case .redirect(let redirect):
-                inPlace = PartInPlace(me, .redirect)
+                inPlace = PartInPlace(kept, .redirect)
                 inPlace.other = UndoBox(redirect)
             }
             inPlace.frame = consume published
         case .thread:
-            inPlace = PartInPlace(me, .thread)
+            inPlace = PartInPlace(kept, .thread)
             inPlace.other = UndoBox(swapIn { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value })
         case .session:
-            inPlace = PartInPlace(me, .session)
-            inPlace.other = SessionOverride(part.session.unsafelyUnwrapped, self)
+            preconditionFailure("swift-locals: a session part of a .task or .thread Local")
         }
         slot.initializeMemory(as: PartInPlace<Value>.self, to: inPlace)
-    }
-
-    /// Publishes the part in `slot` to the child tasks created from now on, as `withValue` does,
-    /// without a closure to nest in: a scope opened for the run goes in front of the scope chain,
-    /// a session override into the Local's own task-local. Returns whether it bound anything.
-    @inlinable
-    static func publish(at slot: UnsafeMutableRawPointer) -> Bool {
-        let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self)
-        switch inPlace.pointee.kind {
-        case .scope:
-            let frame = inPlace.pointee.frame.unsafelyUnwrapped
-            frame.link(to: ScopeChain.unretainedHead)
-            ScopeChain.bind(frame, key: ScopeChain.key)
-            return true
-        case .session:
-            let override = unsafeDowncast(inPlace.pointee.other.unsafelyUnwrapped, to: SessionOverride<Value>.self)
-            let key = inPlace.pointee.storage._withUnsafeGuaranteedRef { $0.sessionOverride }
-            SnapshotRun.bind(key, to: override)
-            return true
-        case .redirect, .thread:
-            return false
-        }
-    }
-
-    /// Runs `body` with the part in `slot` published (where the runtime gives no way to bind
-    /// without a closure).
-    @inlinable
-    static func withPublished(at slot: UnsafeMutableRawPointer, _ body: () -> Void) {
-        let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self)
-        switch inPlace.pointee.kind {
-        case .scope:
-            let frame = inPlace.pointee.frame.unsafelyUnwrapped
-            frame.link(to: ScopeChain.unretainedHead)
-            ScopeChain.key.withValue(frame, operation: body)
-        case .session:
-            let override = unsafeDowncast(inPlace.pointee.other.unsafelyUnwrapped, to: SessionOverride<Value>.self)
-            inPlace.pointee.storage._withUnsafeGuaranteedRef { $0.sessionOverride }.withValue(override, operation: body)
-        case .redirect, .thread:
-            body()
-        }
-    }
-
-    @inlinable
-    static func withPublished(
-        at slot: UnsafeMutableRawPointer, _ isolation: isolated (any Actor)?, _ body: () async -> Void
-    ) async {
-        let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self)
-        switch inPlace.pointee.kind {
-        case .scope:
-            let frame = inPlace.pointee.frame.unsafelyUnwrapped
-            frame.link(to: ScopeChain.unretainedHead)
-            await ScopeChain.key.withValue(frame, operation: body, isolation: isolation)
-        case .session:
-            let override = unsafeDowncast(inPlace.pointee.other.unsafelyUnwrapped, to: SessionOverride<Value>.self)
-            let key = inPlace.pointee.storage._withUnsafeGuaranteedRef { $0.sessionOverride }
-            await key.withValue(override, operation: body, isolation: isolation)
-        case .redirect, .thread:
-            await body()
-        }
-    }
-
-    /// Takes away the part in `slot`, first unbinding what `publish` bound if `unbind`.
-    @inlinable
-    static func close(at slot: UnsafeMutableRawPointer, unbind: Bool) {
-        var inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self).move()
-        let storage = inPlace.storage.takeRetainedValue()
-        if unbind, inPlace.kind == .scope || inPlace.kind == .session {
-            SnapshotRun.unbind()
-        }
-        switch inPlace.kind {
-        case .scope:
-            storage.closeScope(inPlace.cell.unsafelyUnwrapped, inPlace.frame.take().unsafelyUnwrapped, inPlace.epoch)
-        case .redirect:
-            storage.undo(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: UndoBox<Redirect>.self).saved)
-        case .thread:
-            storage.restore(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: UndoBox<Swapped>.self).saved)
-        case .session:
-            break
-        }
     }
 
     // MARK: Entering a `.task` part
@@ -273,7 +187,7 @@ extension Storage {
             return ops._withUnsafeGuaranteedRef { ops in
                 // Through the snapshot operations, which are specialized for `Value`: out here the
                 // value type is not concrete, and every step would look up generic type metadata.
-                ops.enterView(self, view, cell, madeInitial, epoch, undo)
+                ops.enterView.unsafelyUnwrapped(self, view, cell, madeInitial, epoch, undo)
             }
         }
         if !placed {

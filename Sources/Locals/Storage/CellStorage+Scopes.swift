@@ -25,7 +25,7 @@ struct HeldCell<Value: Sendable> {
     }
 }
 
-extension Storage {
+extension CellStorage {
     /// The running context's cell (made on first touch), held without a retain (see `HeldCell`).
     @inlinable
     @inline(__always)

@@ -1,21 +1,17 @@
 import Synchronization
 
-extension Storage {
+extension CellStorage {
     // MARK: Reset and discard
 
     /// Drops the running context's own storage (see ``Local/reset()``).
     func resetCurrent() {
-        if kind == .custom {
-            sessions.unsafelyUnwrapped.resetCurrent(self)
-            return
-        }
-        if kind == .task, let run = ThreadContext.current.activeRun, run.owner == currentOwner(ThreadContext.current).owner {
+        if holdsTasks, let run = ThreadContext.current.activeRun, run.owner == currentOwner(ThreadContext.current).owner {
             _ = resolveCell()  // inside a synchronous snapshot run: its view of this Local, put in place first
         }
         guard let cell = existingCell() else {
             // No cell yet: a scope the running task owns, or shares, still has a value to reset.
             let owner = currentOwner(ThreadContext.current).owner
-            if kind == .task, let frame = visibleScope(for: owner), frame.inheritance == .shared || frame.owner == owner {
+            if holdsTasks, let frame = visibleScope(for: owner), frame.inheritance == .shared || frame.owner == owner {
                 let replaced = frame.exchangeValue(makeInitialValue(for: frame.owner))
                 withExtendedLifetime(replaced) {}
             }
@@ -47,23 +43,19 @@ extension Storage {
 
     /// Drops one key's storage (see ``Local/discard(key:)``).
     func discard<K: Hashable & Sendable>(key: K) {
-        if kind == .custom {
-            sessions.unsafelyUnwrapped.discard(key: key, self)
-            return
-        }
         let owner: OwnerKey? =
             switch key {
             case let key as TaskDiscriminator.Key:
                 switch key {
-                case .task(let task): kind == .task ? OwnerKey(address: task.address, id: task.id) : nil
+                case .task(let task): holdsTasks ? OwnerKey(address: task.address, id: task.id) : nil
                 case .thread(let thread): OwnerKey(thread)
                 }
-            case let task as TaskID: kind == .task ? OwnerKey(address: task.address, id: task.id) : nil
+            case let task as TaskID: holdsTasks ? OwnerKey(address: task.address, id: task.id) : nil
             case let thread as ThreadID: OwnerKey(thread)
             default: nil
             }
         guard let owner else {
-            let expected = kind == .task ? "TaskDiscriminator.Key, TaskID or ThreadID" : "ThreadID"
+            let expected = holdsTasks ? "TaskDiscriminator.Key, TaskID or ThreadID" : "ThreadID"
             fatalError(
                 """
                 swift-locals: discard(key:) on Local<\(Value.self)> was given a key of type \(K.self), but \
@@ -124,7 +116,7 @@ extension Storage {
     func isCurrent(_ owner: OwnerKey) -> Bool {
         if owner.isThread {
             // A .task Local keys by the thread only outside tasks.
-            return (kind == .thread || TaskIdentity.current == nil) && ThreadContext.current.id.serial == owner.id
+            return (!holdsTasks || TaskIdentity.current == nil) && ThreadContext.current.id.serial == owner.id
         }
         guard let current = TaskIdentity.current else { return false }
         return OwnerKey(current) == owner

@@ -4,7 +4,7 @@ import Synchronization
 // context sees and the scope's policy; the owner's list of Locals with values of its own, which
 // snapshots copy; and the initializer, run with no lock held.
 
-extension Storage {
+extension CellStorage {
     // MARK: First touch
 
     /// Makes the running context's cell on its first touch: its value, and its route, from the
@@ -13,7 +13,7 @@ extension Storage {
     func makeCell(for owner: OwnerKey, context: ThreadContext) -> (Cell<Value>, Bool) {
         let task = owner.isThread ? nil : TaskIdentity(address: owner.address, id: owner.id)
         let record = task.flatMap(TaskRegistry.adoptRecordForCurrentTask)
-        let frame = kind == .task ? scopeForNewCell(for: owner) : nil
+        let frame = holdsTasks ? scopeForNewCell(for: owner) : nil
         let cell: Cell<Value>
         var keptBy: ScopeFrame<Value>?
         var initial = false
@@ -44,7 +44,7 @@ extension Storage {
             cell = OwnedCell(makeInitialValue(for: owner), owner: owner, record: record)
             initial = true
             #if DEBUG
-            if kind == .task {
+            if holdsTasks {
                 diagnoseFirstTouchWithoutScope(cell, task, context)
             }
             #endif
@@ -167,45 +167,5 @@ extension Storage {
             looked += 1
         }
         return ended
-    }
-
-    /// Runs the initializer for `owner`, stopping the program if it touches the same key again.
-    @usableFromInline
-    func makeInitialValue(for owner: OwnerKey) -> Value {
-        let context = ThreadContext.current
-        let me = ObjectIdentifier(self)
-        if context.isInitializing(me, owner) {
-            reentrantInitializer(key: owner.description)
-        }
-        context.initializing.append((me, owner))
-        defer {
-            if let index = context.initializing.lastIndex(where: { $0.storage == me && $0.key == owner }) {
-                context.initializing.remove(at: index)
-            }
-        }
-        return initialValue()
-    }
-
-    func reentrantInitializer(key: String) -> Never {
-        fatalError(
-            """
-            swift-locals: the initializer of Local<\(Value.self)> (discriminator \(discriminatorName)) \
-            touched the same Local for the same key (\(key)) while computing that key's first value, \
-            which would never finish. Compute the initial value without reading or writing this \
-            Local; other Locals are fine.
-            """
-        )
-    }
-
-    @usableFromInline
-    func missingKeyForWrite() -> Never {
-        fatalError(
-            """
-            swift-locals: cannot write Local<\(Value.self)>: \(discriminatorName).currentKey is nil \
-            here, so there is no key to store the value under. Write only where the discriminator \
-            has a current key (for example inside the scope that sets your session), or make \
-            currentKey return one. Reads without a key return the initializer's value unstored.
-            """
-        )
     }
 }
