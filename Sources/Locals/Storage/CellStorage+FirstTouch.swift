@@ -23,18 +23,17 @@ extension CellStorage {
             cell = Cell(owner: owner, record: record, route: frame.ownerRoute, scope: frame)
             cell.isPlaceholder = true
         } else if let frame {
-            switch frame.inheritance {
-            case .copy:
-                cell = OwnedCell(frame.loadValue(), owner: owner, record: record)
-                list(cell)
-            case .fresh:
-                cell = OwnedCell(makeInitialValue(for: owner), owner: owner, record: record)
-                initial = true
-            case .shared:
-                cell = Cell(owner: owner, record: record, route: .sharedScope, scope: frame)
-            case .overlay:
-                cell = Cell(owner: owner, record: record, route: .overlay, scope: frame)
-                cell.overlay = OverlayState()
+            switch inherited(from: frame, by: owner) {
+            case .value(let value, let copied):
+                cell = OwnedCell(value, owner: owner, record: record)
+                if copied {
+                    list(cell)  // a copy is the child's own value: snapshots take it
+                } else {
+                    initial = true
+                }
+            case .route(let route, let overlay):
+                cell = Cell(owner: owner, record: record, route: route, scope: frame)
+                cell.overlay = overlay
             }
             // A task with no pin is bounded by the scope it inherited, which outlives it.
             if task != nil, record == nil {
@@ -78,6 +77,31 @@ extension CellStorage {
         }
         withExtendedLifetime(garbage) {}
         return (cell, initial)
+    }
+
+    /// What a context created inside `frame`'s scope sees of this Local, by the scope's policy:
+    /// a value of its own (a copy of the scope's value for `.copy`, the initial value for
+    /// `.fresh`), or a route into the scope (`.shared`, `.overlay`). The one place the policy is
+    /// decided: for a child task's first touch (`makeCell`) and for a snapshot's run, whose
+    /// running context sees a captured scope as a child created at the capture point would
+    /// (`enter(view:on:orGiveUp:)`).
+    @inlinable
+    func inherited(from frame: ScopeFrame<Value>, by owner: OwnerKey) -> Inherited {
+        switch frame.inheritance {
+        case .copy: .value(frame.loadValue(), copied: true)
+        case .fresh: .value(makeInitialValue(for: owner), copied: false)
+        case .shared: .route(.sharedScope, nil)
+        case .overlay: .route(.overlay, OverlayState())
+        }
+    }
+
+    /// What `inherited(from:by:)` decided.
+    @usableFromInline
+    enum Inherited {
+        /// A value of the context's own; `copied` if it is a copy of the scope's value.
+        case value(Value, copied: Bool)
+        /// Accesses go into the scope by `route`, with an `.overlay` child's state.
+        case route(Route, OverlayState<Value>?)
     }
 
     #if DEBUG

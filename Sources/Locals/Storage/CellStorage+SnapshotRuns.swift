@@ -94,8 +94,8 @@ extension CellStorage {
     /// Puts the running context's accesses in `frame` on its cell `held`, as a child created inside
     /// the scope sees it, by the frame's policy: a scope of the context's own from a copy of the
     /// frame's value (`.copy`) or from the initial value (`.fresh`), or a redirect into the frame
-    /// (`.shared`, `.overlay`). The snapshot paths' one decision of it: an `async` run's parts and
-    /// a synchronous run's views (a child task's first touch is `makeCell`'s).
+    /// (`.shared`, `.overlay`), as `inherited(from:by:)` decides: for an `async` run's parts and a
+    /// synchronous run's views.
     ///
     /// Where a cell was removed while the value was made (the initializer is user code) and
     /// `orGiveUp`, puts nothing in place and returns nil; else goes on the cell the context has now.
@@ -103,18 +103,12 @@ extension CellStorage {
     func enter(
         view frame: ScopeFrame<Value>, on held: HeldCell<Value>, orGiveUp: Bool
     ) -> (Entered, ScopeFrame<Value>)? {
-        switch frame.inheritance {
-        case .copy, .fresh:
-            let source = Unmanaged.passUnretained(frame)  // the caller holds it
-            let opened = openScope(on: held, frame.inheritance, frame.origin, orGiveUp: orGiveUp) { cell in
-                source._withUnsafeGuaranteedRef { frame in
-                    frame.inheritance == .copy ? frame.loadValue() : makeInitialValue(for: cell.owner)
-                }
-            }
+        let owner = held.cell._withUnsafeGuaranteedRef { $0.owner }
+        switch inherited(from: frame, by: owner) {
+        case .value(let value, _):
+            let opened = openScope(on: held, frame.inheritance, frame.origin, orGiveUp: orGiveUp) { _ in value }
             return opened.map { (.scope(cell: $0.cell, epoch: $0.epoch), $0.frame) }
-        case .shared, .overlay:
-            let route: Route = frame.inheritance == .shared ? .sharedScope : .overlay
-            let overlay = frame.inheritance == .shared ? nil : OverlayState<Value>()
+        case .route(let route, let overlay):
             if isStillHeld(held) {
                 return (.redirect(redirect(on: held, route, frame, overlay)), frame)
             }
