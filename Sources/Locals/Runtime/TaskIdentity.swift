@@ -7,6 +7,9 @@ public import _LocalsRuntime  // public: the inlined read path asks the runtime 
 /// exported `swift_task_getJobTaskId` gives the task's full 64-bit id, which a process never
 /// repeats, so address plus id tells a task from every other task, earlier or later, with no
 /// pin needed. `TaskRuntime` confirms at first use that the runtime answers as expected.
+///
+/// With address 0 (no task has it) and a thread's serial number as `id`, the same pair names a
+/// thread: the storage keys cells by it as `OwnerKey`.
 @usableFromInline
 struct TaskIdentity: Hashable, Sendable, CustomStringConvertible {
     /// The task object's address. Unique among running tasks; reused after a task ends.
@@ -37,5 +40,5 @@ struct TaskIdentity: Hashable, Sendable, CustomStringConvertible {
         return TaskIdentity(address: address, id: locals_runtime_task_id(task))
     }
 
-    @usableFromInline var description: String { "task #\(id)" }
+    @usableFromInline var description: String { address == 0 ? "thread #\(id)" : "task #\(id)" }
 }

@@ -1,21 +1,9 @@
-/// Whose value a cell holds: a task (its address and 64-bit id), or a thread (address 0 and the
-/// thread's serial number). Never shared by two tasks or threads of the process.
+/// Whose value a cell holds: a task (its identity), or a thread (address 0 and the thread's serial
+/// number). Never shared by two tasks or threads of the process.
 @usableFromInline
-struct OwnerKey: Hashable, Sendable, CustomStringConvertible {
-    @usableFromInline let address: UInt
-    @usableFromInline let id: UInt64
+typealias OwnerKey = TaskIdentity
 
-    @inlinable
-    init(address: UInt, id: UInt64) {
-        self.address = address
-        self.id = id
-    }
-
-    @inlinable
-    init(_ task: TaskIdentity) {
-        self.init(address: task.address, id: task.id)
-    }
-
+extension OwnerKey {
     @inlinable
     init(_ thread: ThreadID) {
         self.init(address: 0, id: thread.serial)
@@ -26,9 +14,6 @@ struct OwnerKey: Hashable, Sendable, CustomStringConvertible {
     /// The key of a custom discriminator's context that has none (`currentKey` is nil): nothing
     /// is stored under it, but an initializer can still recurse.
     @usableFromInline static let noKey = OwnerKey(address: 0, id: 0)
-
-    @usableFromInline
-    var description: String { isThread ? "thread #\(id)" : "task #\(id)" }
 }
 
 /// Where a task's (or thread's) accesses to its cell go.

@@ -11,7 +11,7 @@ extension CellStorage {
     /// scope the running task sees (if any) and its policy. Runs the initializer, with no lock held.
     /// Also returns whether the cell's value is one the initializer just made.
     func makeCell(for owner: OwnerKey, context: ThreadContext) -> (Cell<Value>, Bool) {
-        let task = owner.isThread ? nil : TaskIdentity(address: owner.address, id: owner.id)
+        let task: TaskIdentity? = owner.isThread ? nil : owner
         let record = task.flatMap(TaskRegistry.adoptRecordForCurrentTask)
         let frame = holdsTasks ? scopeForNewCell(for: owner) : nil
         let cell: Cell<Value>

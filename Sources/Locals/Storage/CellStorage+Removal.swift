@@ -119,7 +119,7 @@ extension CellStorage {
             return (!holdsTasks || TaskIdentity.current == nil) && ThreadContext.current.id.serial == owner.id
         }
         guard let current = TaskIdentity.current else { return false }
-        return OwnerKey(current) == owner
+        return current == owner
     }
 
     func threadExited(_ thread: ThreadID) {

@@ -175,7 +175,7 @@ final class CellStorage<Value: Sendable>: Storage<Value>, @unchecked Sendable, T
     @inlinable
     func currentOwner(_ context: ThreadContext) -> (owner: OwnerKey, cacheAddress: UInt, cacheID: UInt64) {
         if holdsTasks, let task = TaskIdentity.current {
-            return (OwnerKey(task), task.address, task.id)
+            return (task, task.address, task.id)
         }
         return (OwnerKey(context.id), 0, 0)
     }

@@ -82,7 +82,7 @@ enum SnapshotRun {
 
     /// The running context, as a `.task` Local keys it: the task, or the thread outside tasks.
     private static func runningOwner() -> OwnerKey {
-        TaskIdentity.current.map(OwnerKey.init) ?? OwnerKey(ThreadContext.current.id)
+        TaskIdentity.current ?? OwnerKey(ThreadContext.current.id)
     }
 
     static func run(
