@@ -191,14 +191,6 @@ enum TaskRuntime {
         return .unpinned
     }
 
-    /// Whether the running task `task` has no pin that bounds its values, so that a value it makes
-    /// inside a scope is kept by the scope's frame.
-    static func isKeptByFrame(_ task: TaskIdentity) -> Bool {
-        requireIdentity()
-        guard facts.confirms(.taskEnd), let header = UnsafeRawPointer(bitPattern: task.address) else { return true }
-        return isAsyncLet(header) && facts.parentOffset == nil
-    }
-
     /// The running task's parent, where it is a child task (of an `async let` or a task group)
     /// and the runtime confirmed the parent pointer; nil for any other task, or unconfirmed.
     static func parentOfCurrentTask(_ task: TaskIdentity) -> TaskIdentity? {
