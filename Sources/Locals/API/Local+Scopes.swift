@@ -50,6 +50,7 @@ extension Local {
     ///   - operation: The work to run inside the scope.
     /// - Returns: What `operation` returns.
     @inlinable
+    @inline(__always)
     public func withValues<R, E: Error>(
         _ change: (inout Value) -> Void,
         inheritance: Inheritance? = nil,
@@ -57,22 +58,16 @@ extension Local {
         line: UInt = #line,
         operation: () throws(E) -> R
     ) throws(E) -> R {
-        let storage: CellStorage<Value>
-        switch backend {
-        case .cells(let cells) where cells.holdsTasks:
-            storage = cells
-        case .cells(let cells):
-            return try withSwappedValues(cells, change, operation: operation)
-        case .sessions(let sessions):
-            return try withSwappedValues(sessions, change, operation: operation)
+        guard case .tasks(let cells) = backend.kind else {
+            return try withSwappedValues(change, operation: operation)
         }
         let origin = ScopeOrigin(file: file, line: line)
-        let (cell, frame, epoch) = storage.openScope(inheritance ?? self.inheritance, origin, change)
-        let result = storage.withScopeKey(frame) {
-            Result { () throws(E) -> R in try operation() }
-        }
-        storage.closeScope(cell, consume frame, epoch)
-        return try result.get()
+        // Unretained: this Local holds its backend for the whole scope.
+        return try cells._withUnsafeGuaranteedRef { storage in
+            storage.withScope(inheritance ?? self.inheritance, origin, change) {
+                Result { () throws(E) -> R in try operation() }
+            }
+        }.get()
     }
 
     /// Runs `operation` inside a new scope that starts from the current value unchanged: the
@@ -149,20 +144,20 @@ extension Local {
         line: UInt = #line,
         operation: () async throws(E) -> R
     ) async throws(E) -> R {
-        let storage: CellStorage<Value>
-        switch backend {
-        case .cells(let cells) where cells.holdsTasks:
-            storage = cells
-        case .cells(let cells):
-            return try await withSwappedValues(cells, change, isolation: isolation, operation: operation)
-        case .sessions(let sessions):
-            return try await withSwappedValues(sessions, change, isolation: isolation, operation: operation)
+        guard case .tasks(let cells) = backend.kind else {
+            return try await withSwappedValues(change, isolation: isolation, operation: operation)
         }
         let origin = ScopeOrigin(file: file, line: line)
-        let (cell, frame, epoch) = storage.openScope(inheritance ?? self.inheritance, origin, change)
-        frame.link(to: ScopeChain.unretainedHead(of: storage.chainKey))
-        let result = await storage.chainKey.withValue(
-            frame,
+        // Unretained: this Local holds its backend for the whole scope. Only the frame (moved, so
+        // that it goes back uniquely referenced and is recycled) crosses the `await`.
+        let (cell, opened, epoch, chainKey) = cells._withUnsafeGuaranteedRef { storage in
+            let (cell, frame, epoch) = storage.openScope(inheritance ?? self.inheritance, origin, change)
+            frame.link(to: ScopeChain.unretainedHead(of: storage.chainKey))
+            return (cell, frame, epoch, storage.chainKey)
+        }
+        var frame: ScopeFrame<Value>? = consume opened
+        let result = await chainKey.withValue(
+            frame.unsafelyUnwrapped,
             operation: { () async -> Result<R, E> in
                 do throws(E) {
                     return .success(try await operation())
@@ -172,7 +167,7 @@ extension Local {
             },
             isolation: isolation
         )
-        storage.closeScope(cell, consume frame, epoch)
+        cells._withUnsafeGuaranteedRef { $0.closeScope(cell, frame.take().unsafelyUnwrapped, epoch) }
         return try result.get()
     }
 
@@ -194,25 +189,51 @@ extension Local {
 
     /// A `.thread` or custom scope: change the current key's value, restore it afterwards.
     @usableFromInline
-    func withSwappedValues<B: SwappedScopes<Value>, R, E: Error>(
-        _ backend: B,
+    func withSwappedValues<R, E: Error>(
         _ change: (inout Value) -> Void,
         operation: () throws(E) -> R
     ) throws(E) -> R {
-        let saved = backend.swapIn(change)
-        defer { backend.restore(saved) }
-        return try operation()
+        switch backend.kind {
+        case .tasks(let cells), .threads(let cells):
+            return try Self.withSwappedValues(cells, change, operation: operation)
+        case .sessions(let sessions):
+            return try Self.withSwappedValues(sessions, change, operation: operation)
+        }
     }
 
     @usableFromInline
-    func withSwappedValues<B: SwappedScopes<Value>, R, E: Error>(
-        _ backend: B,
+    func withSwappedValues<R, E: Error>(
         _ change: (inout Value) -> Void,
         isolation: isolated (any Actor)?,
         operation: () async throws(E) -> R
     ) async throws(E) -> R {
-        let saved = backend.swapIn(change)
-        defer { backend.restore(saved) }
+        switch backend.kind {
+        case .tasks(let cells), .threads(let cells):
+            return try await Self.withSwappedValues(cells, change, isolation: isolation, operation: operation)
+        case .sessions(let sessions):
+            return try await Self.withSwappedValues(sessions, change, isolation: isolation, operation: operation)
+        }
+    }
+
+    /// `withSwappedValues` on `backend`, unretained: this Local holds it for the whole scope.
+    static func withSwappedValues<B: SwappedScopes<Value>, R, E: Error>(
+        _ backend: Unmanaged<B>,
+        _ change: (inout Value) -> Void,
+        operation: () throws(E) -> R
+    ) throws(E) -> R {
+        let saved = backend._withUnsafeGuaranteedRef { $0.swapIn(change) }
+        defer { backend._withUnsafeGuaranteedRef { $0.restore(saved) } }
+        return try operation()
+    }
+
+    static func withSwappedValues<B: SwappedScopes<Value>, R, E: Error>(
+        _ backend: Unmanaged<B>,
+        _ change: (inout Value) -> Void,
+        isolation: isolated (any Actor)?,
+        operation: () async throws(E) -> R
+    ) async throws(E) -> R {
+        let saved = backend._withUnsafeGuaranteedRef { $0.swapIn(change) }
+        defer { backend._withUnsafeGuaranteedRef { $0.restore(saved) } }
         return try await operation()
     }
 }

@@ -82,9 +82,9 @@ public final class Local<Value: Sendable>: Sendable {
             project(keyPath)
         }
         @inline(__always) set {
-            switch backend {
-            case .cells(let cells): cells.write(keyPath, newValue)
-            case .sessions(let sessions): sessions.write(keyPath, newValue)
+            switch backend.kind {
+            case .tasks(let cells), .threads(let cells): cells._withUnsafeGuaranteedRef { $0.write(keyPath, newValue) }
+            case .sessions(let sessions): sessions._withUnsafeGuaranteedRef { $0.write(keyPath, newValue) }
             }
         }
     }
@@ -106,9 +106,9 @@ public final class Local<Value: Sendable>: Sendable {
     @inlinable
     @inline(__always)
     func project<T>(_ keyPath: KeyPath<Value, T>) -> T {
-        switch backend {
-        case .cells(let cells): cells.read(keyPath)
-        case .sessions(let sessions): sessions.read(keyPath)
+        switch backend.kind {
+        case .tasks(let cells), .threads(let cells): cells._withUnsafeGuaranteedRef { $0.read(keyPath) }
+        case .sessions(let sessions): sessions._withUnsafeGuaranteedRef { $0.read(keyPath) }
         }
     }
 
@@ -120,15 +120,15 @@ public final class Local<Value: Sendable>: Sendable {
     @inlinable
     public var value: Value {
         get {
-            switch backend {
-            case .cells(let cells): cells.load()
-            case .sessions(let sessions): sessions.load()
+            switch backend.kind {
+            case .tasks(let cells), .threads(let cells): cells._withUnsafeGuaranteedRef { $0.load() }
+            case .sessions(let sessions): sessions._withUnsafeGuaranteedRef { $0.load() }
             }
         }
         set {
-            switch backend {
-            case .cells(let cells): cells.store(newValue)
-            case .sessions(let sessions): sessions.store(newValue)
+            switch backend.kind {
+            case .tasks(let cells), .threads(let cells): cells._withUnsafeGuaranteedRef { $0.store(newValue) }
+            case .sessions(let sessions): sessions._withUnsafeGuaranteedRef { $0.store(newValue) }
             }
         }
     }
@@ -151,9 +151,13 @@ public final class Local<Value: Sendable>: Sendable {
     @inlinable
     @discardableResult
     public func update<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
-        switch backend {
-        case .cells(let cells): try cells.update(body)
-        case .sessions(let sessions): try sessions.update(body)
+        // Through the unretained references: the Local holds its backend for the whole call.
+        switch backend.kind {
+        case .tasks(let cells), .threads(let cells):
+            try cells._withUnsafeGuaranteedRef { cells in Result { () throws(E) -> R in try cells.update(body) } }.get()
+        case .sessions(let sessions):
+            try sessions._withUnsafeGuaranteedRef { sessions in Result { () throws(E) -> R in try sessions.update(body) } }
+                .get()
         }
     }
 
@@ -169,9 +173,9 @@ public final class Local<Value: Sendable>: Sendable {
     /// if cart.hasCurrentKey { cart.lastSeen = now }
     /// ```
     public var hasCurrentKey: Bool {
-        switch backend {
-        case .cells: true
-        case .sessions(let sessions): sessions.hasCurrentKey
+        switch backend.kind {
+        case .tasks, .threads: true
+        case .sessions(let sessions): sessions._withUnsafeGuaranteedRef { $0.hasCurrentKey }
         }
     }
 
@@ -182,9 +186,9 @@ public final class Local<Value: Sendable>: Sendable {
     /// child of a `.copy` or `.overlay` scope drops its own value and starts over from the scope
     /// on its next touch. With no current key, does nothing.
     public func reset() {
-        switch backend {
-        case .cells(let cells): cells.resetCurrent()
-        case .sessions(let sessions): sessions.resetCurrent()
+        switch backend.kind {
+        case .tasks(let cells), .threads(let cells): cells._withUnsafeGuaranteedRef { $0.resetCurrent() }
+        case .sessions(let sessions): sessions._withUnsafeGuaranteedRef { $0.resetCurrent() }
         }
     }
 
@@ -206,15 +210,15 @@ public final class Local<Value: Sendable>: Sendable {
     /// thread exits: reads take no lock, so that owner may be reading the value at this very
     /// moment.
     public func discard<K: Hashable & Sendable>(key: K) {
-        switch backend {
-        case .cells(let cells): cells.discard(key: key)
-        case .sessions(let sessions): sessions.discard(key: key)
+        switch backend.kind {
+        case .tasks(let cells), .threads(let cells): cells._withUnsafeGuaranteedRef { $0.discard(key: key) }
+        case .sessions(let sessions): sessions._withUnsafeGuaranteedRef { $0.discard(key: key) }
         }
     }
 }
 
 extension Local: CustomStringConvertible {
     public var description: String {
-        backend.storage.description
+        backend.description
     }
 }

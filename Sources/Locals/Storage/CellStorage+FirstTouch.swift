@@ -40,7 +40,7 @@ extension CellStorage {
                 keptBy = frame
             }
         } else {
-            cell = OwnedCell(makeInitialValue(for: owner), owner: owner, record: record)
+            cell = OwnedCell(facts.makeInitialValue(for: owner), owner: owner, record: record)
             initial = true
             #if DEBUG
             if holdsTasks {
@@ -86,10 +86,11 @@ extension CellStorage {
     /// running context sees a captured scope as a child created at the capture point would
     /// (`enter(view:on:orGiveUp:)`).
     @inlinable
+    @inline(__always)
     func inherited(from frame: ScopeFrame<Value>, by owner: OwnerKey) -> Inherited {
         switch frame.inheritance {
         case .copy: .value(frame.loadValue(), copied: true)
-        case .fresh: .value(makeInitialValue(for: owner), copied: false)
+        case .fresh: .value(facts.makeInitialValue(for: owner), copied: false)
         case .shared: .route(.sharedScope, nil)
         case .overlay: .route(.overlay, OverlayState())
         }
@@ -112,7 +113,7 @@ extension CellStorage {
         guard let task else {
             if context.activeRun == nil {
                 Diagnostics.warn(.touchedOutsideTask, local: localID) {
-                    Diagnostics.touchedOutsideTask(description, thread: context.id)
+                    Diagnostics.touchedOutsideTask(facts.description, thread: context.id)
                 }
             }
             return
@@ -129,7 +130,7 @@ extension CellStorage {
     func noteRead(_ cell: Cell<Value>) {
         if _slowPath(cell.missedParentValue) {
             cell.missedParentValue = false
-            Diagnostics.warnChildMissedParentValue(localID, description)
+            Diagnostics.warnChildMissedParentValue(localID, facts.description)
         }
     }
     #endif

@@ -12,7 +12,7 @@ extension CellStorage {
             // No cell yet: a scope the running task owns, or shares, still has a value to reset.
             let owner = currentOwner(ThreadContext.current).owner
             if holdsTasks, let frame = visibleScope(for: owner), frame.inheritance == .shared || frame.owner == owner {
-                let replaced = frame.exchangeValue(makeInitialValue(for: frame.owner))
+                let replaced = frame.exchangeValue(facts.makeInitialValue(for: frame.owner))
                 withExtendedLifetime(replaced) {}
             }
             return
@@ -31,7 +31,7 @@ extension CellStorage {
             overlay.frozen = nil
             withExtendedLifetime(kept) {}
         case .scope, .sharedScope:
-            let replaced = cell.scope.unsafelyUnwrapped.exchangeValue(makeInitialValue(for: cell.owner))
+            let replaced = cell.scope.unsafelyUnwrapped.exchangeValue(facts.makeInitialValue(for: cell.owner))
             withExtendedLifetime(replaced) {}
         case .overlay:
             let overlay = cell.overlay.unsafelyUnwrapped
@@ -59,7 +59,7 @@ extension CellStorage {
             fatalError(
                 """
                 swift-locals: discard(key:) on Local<\(Value.self)> was given a key of type \(K.self), but \
-                its discriminator \(discriminatorName) keys values by \(expected): no context could ever \
+                its discriminator \(facts.discriminatorName) keys values by \(expected): no context could ever \
                 have that key, so nothing would be discarded. Pass one of those.
                 """
             )

@@ -61,6 +61,20 @@ extension CellStorage {
         epoch.load(ordering: .relaxed) == held.epoch
     }
 
+    /// Runs `operation` inside a `.task` scope of the running context (see
+    /// ``Local/withValues(_:inheritance:file:line:operation:)``): opens it, publishes its frame to
+    /// the children `operation` creates, and closes it.
+    @inlinable
+    @inline(__always)
+    func withScope<R>(
+        _ inheritance: Inheritance, _ origin: ScopeOrigin, _ change: (inout Value) -> Void, _ operation: () -> R
+    ) -> R {
+        let (cell, frame, epoch) = openScope(inheritance, origin, change)
+        let result = withScopeKey(frame, operation)
+        closeScope(cell, consume frame, epoch)
+        return result
+    }
+
     /// Opens a `.task` scope for the running context: a frame starting from its current value
     /// changed by `change`, which its cell's route points into until `closeScope`.
     ///
@@ -109,17 +123,15 @@ extension CellStorage {
                 }
                 return openScopeAgain(consume value, inheritance, origin)
             }
-            let frame = cell.takeSpare()
-            if let spare = frame {
-                spare.reuse(
-                    value: consume value, inheritance: inheritance, owner: cell.owner,
-                    savedRoute: cell.route, savedScope: cell.scope, origin: origin
-                )
-            } else {
+            guard let spare = cell.takeSpare() else {
                 let made = Self.makeFrame(cell, consume value, localID, inheritance, origin)
                 return (held.cell, Self.enter(cell, made), held.epoch)
             }
-            return (held.cell, Self.enter(cell, frame.unsafelyUnwrapped), held.epoch)
+            spare.reuse(
+                value: consume value, inheritance: inheritance, owner: cell.owner,
+                savedRoute: cell.route, savedScope: cell.scope, origin: origin
+            )
+            return (held.cell, Self.enter(cell, spare), held.epoch)
         }
     }
 

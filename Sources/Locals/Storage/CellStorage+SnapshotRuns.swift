@@ -11,7 +11,7 @@ extension CellStorage {
         precondition(
             MemoryLayout<PartInPlace<Value>>.size <= SnapshotRun.slotSize, "swift-locals: snapshot slot too small"
         )
-        let kept = Unmanaged<Storage<Value>>.fromOpaque(me.toOpaque())
+        let kept = Unmanaged<AnyObject>.fromOpaque(me.toOpaque())
         var inPlace: PartInPlace<Value>
         switch part.tag {
         case .value, .scope, .overlay:
@@ -79,7 +79,7 @@ extension CellStorage {
     func enter(_ part: PartData<Value>) -> (Entered, ScopeFrame<Value>) {
         switch part.tag {
         case .value:
-            let opened = openScope(inheritance, .unopened) { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
+            let opened = openScope(facts.inheritance, .unopened) { $0 = unsafeDowncast(part, to: ValuePartData<Value>.self).value }
             return (.scope(cell: opened.cell, epoch: opened.epoch), opened.frame)
         case .scope:
             return enter(view: part.frame.unsafelyUnwrapped, on: holdCell(), orGiveUp: false).unsafelyUnwrapped
@@ -181,7 +181,7 @@ extension CellStorage {
             return ops._withUnsafeGuaranteedRef { ops in
                 // Through the snapshot operations, which are specialized for `Value`: out here the
                 // value type is not concrete, and every step would look up generic type metadata.
-                ops.enterView.unsafelyUnwrapped(self, view, cell, madeInitial, epoch, undo)
+                ops.enterView(self, view, cell, madeInitial, epoch, undo)
             }
         }
         if !placed {
@@ -210,7 +210,7 @@ extension CellStorage {
             // No scope in the chain: a child created at the capture point starts from the initial
             // value (the cell's, if it was just made with it).
             let opened = openScope(on: held, .copy, .unopened, orGiveUp: true) { cell in
-                madeInitial ? cell.own.value : makeInitialValue(for: cell.owner)
+                madeInitial ? cell.own.value : facts.makeInitialValue(for: cell.owner)
             }
             return keep(opened.map { (.scope(cell: $0.cell, epoch: $0.epoch), $0.frame) }, in: undo)
         }
@@ -224,6 +224,7 @@ extension CellStorage {
     /// frame (the one reference to it) moves there, so that it goes back uniquely referenced and
     /// is recycled when the view is taken away.
     @inlinable
+    @inline(__always)
     func keep(_ entered: (Entered, ScopeFrame<Value>)?, in undo: RunUndo) -> Bool {
         guard let (entered, frame) = entered else { return false }
         undo.storage = self

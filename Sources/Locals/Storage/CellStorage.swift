@@ -29,12 +29,15 @@ public import Synchronization
 /// (`holdsTasks`); a `.thread` Local always by the thread. That is the only difference between
 /// the two: the rest (scopes, inheritance, snapshots) follows from the cells' owners.
 @usableFromInline
-final class CellStorage<Value: Sendable>: Storage<Value>, @unchecked Sendable, ThreadExitObserver {
+final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadExitObserver {
     // @unchecked: `tables` is only touched through its lock; the rest is immutable or atomic.
 
     /// Whether cells are keyed by the running task (`.task`; by the thread outside tasks), or
     /// always by the thread (`.thread`).
     @usableFromInline let holdsTasks: Bool
+    @usableFromInline let facts: LocalFacts<Value>
+    @usableFromInline let localID: UInt64
+    @exclusivity(unchecked) @usableFromInline var ops: SnapshotOps?
     /// Bumped whenever a cell is removed while its owner may still run.
     @usableFromInline let epoch = Atomic<UInt>(0)
     /// The library's pthread key, copied here so the fast path reads a field instead of running a
@@ -58,12 +61,14 @@ final class CellStorage<Value: Sendable>: Storage<Value>, @unchecked Sendable, T
     static var sweepBudget: Int { 4 }
 
     @usableFromInline
-    init(holdsTasks: Bool, _ about: About, _ initialValue: @escaping @Sendable () -> Value) {
+    init(holdsTasks: Bool, _ facts: LocalFacts<Value>) {
         self.holdsTasks = holdsTasks
-        super.init(about, initialValue)
+        self.facts = facts
+        localID = facts.localID
     }
 
     deinit {
+        LiveLocals.remove(localID)
         let cells = tables.withLock { tables in
             (tables.tasks.all(), tables.threads, tables.parked)
         }

@@ -19,7 +19,7 @@ struct PartInPlace<Value: Sendable> {
     }
 
     /// Retained for the run (by the reference `open` was called with).
-    @usableFromInline var storage: Unmanaged<Storage<Value>>
+    @usableFromInline var storage: Unmanaged<AnyObject>
     @usableFromInline var cell: Unmanaged<Cell<Value>>?
     @usableFromInline var epoch: UInt = 0
     @usableFromInline var frame: ScopeFrame<Value>?
@@ -27,7 +27,7 @@ struct PartInPlace<Value: Sendable> {
     @usableFromInline var kind: Kind
 
     @inlinable
-    init(_ storage: Unmanaged<Storage<Value>>, _ kind: Kind) {
+    init(_ storage: Unmanaged<AnyObject>, _ kind: Kind) {
         self.storage = storage
         self.kind = kind
     }

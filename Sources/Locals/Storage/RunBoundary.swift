@@ -186,7 +186,7 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
                 // undo. The record's storage moves out here and outlives the call: the storage holds
                 // the operations the call runs in.
                 guard let operations = undo.operations, let storage = undo.storage.take() else { return }
-                operations._withUnsafeGuaranteedRef { $0.leaveView.unsafelyUnwrapped(undo, storage) }
+                operations._withUnsafeGuaranteedRef { $0.leaveView(undo, storage) }
                 withExtendedLifetime(storage) {}
             }
         }

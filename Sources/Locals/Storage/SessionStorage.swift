@@ -8,8 +8,13 @@ public import Synchronization
 /// A snapshot captures the session itself: inside its `run` that session is the current one
 /// (`SessionOverride`), whatever the discriminator says.
 @usableFromInline
-final class SessionStorage<Value: Sendable>: Storage<Value>, @unchecked Sendable {
-    // @unchecked: every stored property is immutable or atomic; the sessions lock themselves.
+final class SessionStorage<Value: Sendable>: Storage, @unchecked Sendable {
+    // @unchecked: every stored property is immutable or atomic (`ops` is set once, before use);
+    // the sessions lock themselves.
+
+    @usableFromInline let facts: LocalFacts<Value>
+    @usableFromInline let localID: UInt64
+    @exclusivity(unchecked) @usableFromInline var ops: SnapshotOps?
 
     /// The library's pthread key, copied here so the fast path reads a field instead of running a
     /// global's one-time initialization check on every access.
@@ -27,7 +32,7 @@ final class SessionStorage<Value: Sendable>: Storage<Value>, @unchecked Sendable
     /// A storage for `discriminator`'s sessions. Inlinable, so that the session lookup is
     /// specialized for the discriminator where the Local is made.
     @inlinable
-    convenience init<D: Discriminator>(_ discriminator: D, _ about: About, _ initialValue: @escaping @Sendable () -> Value) {
+    convenience init<D: Discriminator>(_ discriminator: D, _ facts: LocalFacts<Value>) {
         let table = SessionTable<D, Value>(discriminator)
         let lookup = SessionLookup(
             currentCell: { storage in
@@ -41,20 +46,21 @@ final class SessionStorage<Value: Sendable>: Storage<Value>, @unchecked Sendable
                 }
             }
         )
-        self.init(table, lookup, about, initialValue)
+        self.init(table, lookup, facts)
     }
 
     @usableFromInline
     init(
-        _ sessions: any SessionStore<Value>, _ lookup: SessionLookup, _ about: About,
-        _ initialValue: @escaping @Sendable () -> Value
+        _ sessions: any SessionStore<Value>, _ lookup: SessionLookup, _ facts: LocalFacts<Value>
     ) {
         self.sessions = sessions
         currentSessionCell = lookup
-        super.init(about, initialValue)
+        self.facts = facts
+        localID = facts.localID
     }
 
     deinit {
+        LiveLocals.remove(localID)
         sessions.releaseAll()
     }
 
@@ -76,7 +82,7 @@ final class SessionStorage<Value: Sendable>: Storage<Value>, @unchecked Sendable
     @inline(__always)
     func read<T>(_ keyPath: KeyPath<Value, T>) -> T {
         guard let cell = lockedSessionCell() else {
-            return makeInitialValue(for: .noKey)[keyPath: keyPath]
+            return facts.makeInitialValue(for: .noKey)[keyPath: keyPath]
         }
         defer { cell.unlock() }
         return cell.value.pointee[keyPath: keyPath]
@@ -86,7 +92,7 @@ final class SessionStorage<Value: Sendable>: Storage<Value>, @unchecked Sendable
     @inlinable
     @inline(__always)
     func write<T>(_ keyPath: WritableKeyPath<Value, T>, _ newValue: T) {
-        guard let cell = lockedSessionCell() else { missingKeyForWrite() }
+        guard let cell = lockedSessionCell() else { facts.missingKeyForWrite() }
         let replaced = cell.value.pointee[keyPath: keyPath]
         cell.value.pointee[keyPath: keyPath] = newValue
         cell.unlock()
@@ -96,7 +102,7 @@ final class SessionStorage<Value: Sendable>: Storage<Value>, @unchecked Sendable
     /// The current session's whole value; the initializer's value, unstored, with no key.
     @inlinable
     func load() -> Value {
-        guard let cell = lockedSessionCell() else { return makeInitialValue(for: .noKey) }
+        guard let cell = lockedSessionCell() else { return facts.makeInitialValue(for: .noKey) }
         defer { cell.unlock() }
         return cell.value.pointee
     }
@@ -104,7 +110,7 @@ final class SessionStorage<Value: Sendable>: Storage<Value>, @unchecked Sendable
     /// Replaces the current session's whole value; stops the program with no key.
     @inlinable
     func store(_ newValue: Value) {
-        guard let cell = lockedSessionCell() else { missingKeyForWrite() }
+        guard let cell = lockedSessionCell() else { facts.missingKeyForWrite() }
         var replaced = newValue
         swap(&replaced, &cell.value.pointee)
         cell.unlock()
@@ -142,7 +148,7 @@ final class SessionStorage<Value: Sendable>: Storage<Value>, @unchecked Sendable
             open: { [weak self] data, slot in
                 guard let storage = self else { return false }  // the Local is gone: nothing to put back
                 let part = unsafeDowncast(data, to: PartData<Value>.self)
-                var inPlace = PartInPlace<Value>(Unmanaged<Storage<Value>>.passRetained(storage), .session)
+                var inPlace = PartInPlace<Value>(Unmanaged<AnyObject>.passRetained(storage), .session)
                 inPlace.other = SessionOverride(part.session.unsafelyUnwrapped, storage)
                 slot.initializeMemory(as: PartInPlace<Value>.self, to: inPlace)
                 return true
@@ -233,7 +239,7 @@ extension SessionStorage {
     /// at the end (in the key's new storage if the body dropped it); what it replaces goes after the lock.
     @usableFromInline
     func update<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
-        guard let cell = lockedSessionCell() else { missingKeyForWrite() }
+        guard let cell = lockedSessionCell() else { facts.missingKeyForWrite() }
         var updated = cell.value.pointee
         let result: R
         do {
@@ -281,7 +287,7 @@ extension SessionStorage {
             return cell
         }
         cell.unlock()
-        guard let current = lockedSessionCell() else { missingKeyForWrite() }
+        guard let current = lockedSessionCell() else { facts.missingKeyForWrite() }
         return current
     }
 

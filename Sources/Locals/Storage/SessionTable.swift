@@ -104,10 +104,10 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         case .found(let found):
             cell = found
         case .reentrant:
-            storage.reentrantInitializer(key: "\(key)")
+            storage.facts.reentrantInitializer(key: "\(key)")
         case .mine:
             context.initializingSessions.append((me, AnyHashable(key)))
-            let value = storage.initialValue()
+            let value = storage.facts.initialValue()
             context.initializingSessions.removeLast()
             cell = Cell(value, key: key)
             shard.withLock { shard in
@@ -186,7 +186,7 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     @usableFromInline
     func swapIn(_ change: (inout Value) -> Void, _ storage: SessionStorage<Value>) -> SessionScopeSaved<Value> {
         // The current session: a snapshot's, inside its `run`, or else the discriminator's.
-        guard let cell = storage.lockedSessionCell() else { storage.missingKeyForWrite() }
+        guard let cell = storage.lockedSessionCell() else { storage.facts.missingKeyForWrite() }
         var changed = cell.value.pointee
         cell.unlock()
         change(&changed)

@@ -52,9 +52,10 @@ final class SnapshotOps: Sendable {
     /// Puts a synchronous run's view of the Local (the storage, then the scope of the captured
     /// chain) in place for the running context, with what takes it away in the record; and takes
     /// it away.
-    /// (A `.task` Local's only: nil for the others, which have no views.)
-    let enterView: (@Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool)?
-    let leaveView: (@Sendable (RunUndo, AnyObject) -> Void)?
+    /// (A `.task` Local's only: the others have no views. Not optional: a closure called out of
+    /// an optional goes through a reabstraction thunk allocated afresh on every call.)
+    let enterView: @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool
+    let leaveView: @Sendable (RunUndo, AnyObject) -> Void
     let listing: @Sendable (AnyObject) -> String
     /// A run's steps (see `SnapshotRun`): put the part in place and keep what undoes it in a slot
     /// (false if the Local is gone); publish it to child tasks (true if that bound a task-local),
@@ -72,8 +73,8 @@ final class SnapshotOps: Sendable {
         holdsThreadValues: Bool,
         capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: (any Sendable & AnyObject)?),
         scopePart: @escaping @Sendable (ScopeLink) -> any Sendable & AnyObject,
-        enterView: (@Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool)?,
-        leaveView: (@Sendable (RunUndo, AnyObject) -> Void)?,
+        enterView: @escaping @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool,
+        leaveView: @escaping @Sendable (RunUndo, AnyObject) -> Void,
         listing: @escaping @Sendable (AnyObject) -> String,
         open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
         publish: @escaping @Sendable (UnsafeMutableRawPointer) -> Bool,
@@ -180,12 +181,16 @@ extension Storage {
     /// Snapshot operations from a backend's own steps (capturing, putting a part in place, a
     /// synchronous run's views), with those every backend shares. Made where `Value` is concrete.
     @inlinable
-    final func makeSnapshotOps(
+    func makeSnapshotOps(
         holdsThreadValues: Bool,
         capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: (any Sendable & AnyObject)?),
         open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
-        enterView: (@Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool)? = nil,
-        leaveView: (@Sendable (RunUndo, AnyObject) -> Void)? = nil
+        enterView: @escaping @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool = {
+            _, _, _, _, _, _ in preconditionFailure("swift-locals: only a .task Local has a run's views")
+        },
+        leaveView: @escaping @Sendable (RunUndo, AnyObject) -> Void = { _, _ in
+            preconditionFailure("swift-locals: only a .task Local has a run's views")
+        }
     ) -> SnapshotOps {
         SnapshotOps(
             localID: localID,
@@ -195,7 +200,7 @@ extension Storage {
             scopePart: { link in PartData.make(.scope(unsafeDowncast(link, to: ScopeFrame<Value>.self))) },
             enterView: enterView,
             leaveView: leaveView,
-            listing: { [description] data in
+            listing: { [description = facts.description] data in
                 Self.listing(description, unsafeDowncast(data, to: PartData<Value>.self).kind)
             },
             open: open,
@@ -208,7 +213,7 @@ extension Storage {
 
     /// Adds this storage to the live Locals that snapshots capture, with `ops`.
     @usableFromInline
-    final func register(_ ops: SnapshotOps, isSession: Bool) {
+    func register(_ ops: SnapshotOps, isSession: Bool) {
         self.ops = ops
         LiveLocals.add(localID, ops, isSession: isSession)
     }

@@ -3,7 +3,7 @@
 
 /// A backend whose scopes swap the current key's value in and out (`.thread`, sessions).
 @usableFromInline
-protocol SwappedScopes<Value> {
+protocol SwappedScopes<Value>: AnyObject {
     associatedtype Value: Sendable
     /// What a scope restores.
     associatedtype Saved
