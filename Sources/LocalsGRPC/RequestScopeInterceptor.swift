@@ -132,7 +132,7 @@ public struct RequestScopeInterceptor: ServerInterceptor {
         let id = _LocalsHTTPSupport.RequestID(incoming: incoming)
         // A local function, not a closure: it captures `next`, which may not escape.
         func inScopes() async throws -> StreamingServerResponse<Output> {
-            try await scopes.run(id: id.value, inheritance: nil) {
+            try await scopes.run(id: id.value) {
                 scopes.logDroppedID(
                     id,
                     header: Self.requestIDKey,

@@ -119,7 +119,7 @@ public struct RequestScopeMiddleware<Context: RequestContext>: RouterMiddleware 
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let id = _LocalsHTTPSupport.RequestID(incoming: request.headers[.xRequestID])
-        var response = try await scopes.run(id: id.value, inheritance: nil) {
+        var response = try await scopes.run(id: id.value) {
             scopes.logDroppedID(id, header: "X-Request-ID", on: context.logger)
             var response: Response
             do {

@@ -145,7 +145,7 @@ public struct RequestScopeMiddleware: ServerMiddleware {
         next: @Sendable (HTTPRequest, HTTPBody?, ServerRequestMetadata) async throws -> (HTTPResponse, HTTPBody?)
     ) async throws -> (HTTPResponse, HTTPBody?) {
         let id = RequestID(incoming: request.headerFields[.xRequestID])
-        var (response, responseBody) = try await scopes.run(id: id.value, inheritance: nil) {
+        var (response, responseBody) = try await scopes.run(id: id.value) {
             scopes.logDroppedID(
                 id,
                 header: "X-Request-ID",

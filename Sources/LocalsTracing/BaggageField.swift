@@ -209,7 +209,7 @@ struct BaggageFieldAccess<Value: Sendable>: AnyBaggageFieldAccess {
 }
 
 /// A field that is only sent: read as text through the core's `LocalField`, which hides its Local,
-/// so it is a group of its own (an object, for an identity of its own).
+/// so it is a group of its own (an object, for an identity of its own) that binds nothing.
 final class SendOnlyFieldAccess: AnyBaggageFieldAccess, AnyBaggageFieldGroup {
     let field: LocalField
 
@@ -226,12 +226,6 @@ final class SendOnlyFieldAccess: AnyBaggageFieldAccess, AnyBaggageFieldGroup {
         _ = writer.appendMember(key: field.key, text: text)
     }
 
-    func withValues<R, E: Error>(
-        from baggage: ExtractedBaggage?,
-        isolation: isolated (any Actor)?,
-        operation: () async throws(E) -> R
-    ) async throws(E) -> R {
-        try await operation()
-    }
+    // Binds nothing: `withValues(from:isolation:operation:)` is the group's default.
 }
 #endif

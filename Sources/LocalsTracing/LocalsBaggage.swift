@@ -338,6 +338,17 @@ protocol AnyBaggageFieldGroup: Sendable {
     ) async throws(E) -> R
 }
 
+extension AnyBaggageFieldGroup {
+    /// Runs `operation` as it is: a group whose fields are only sent has nothing to bind.
+    func withValues<R, E: Error>(
+        from baggage: ExtractedBaggage?,
+        isolation: isolated (any Actor)?,
+        operation: () async throws(E) -> R
+    ) async throws(E) -> R {
+        try await operation()
+    }
+}
+
 struct BaggageFieldGroup<Value: Sendable>: AnyBaggageFieldGroup {
     /// At least one field; the Local is read and scoped through the first one's closures.
     let fields: [BaggageFieldAccess<Value>]

@@ -58,7 +58,6 @@ import _LocalsHTTPSupport
 /// response Vapor makes for it carries no `X-Request-ID`.
 public struct RequestScopeMiddleware: AsyncMiddleware {
     private let scopes: RequestScopes
-    private let inheritance: Inheritance?
 
     /// A middleware that stores the request id at `id` of `local`, opens a scope on each of
     /// `scoping` as well, and puts `logging` on the lines it logs itself.
@@ -83,8 +82,9 @@ public struct RequestScopeMiddleware: AsyncMiddleware {
         inheritance: Inheritance? = .shared,
         logging: [LocalField] = []
     ) {
-        scopes = RequestScopes(id: id, of: local, scoping: repeat each scoping, fields: logging)
-        self.inheritance = inheritance
+        scopes = RequestScopes(
+            id: id, of: local, scoping: repeat each scoping, inheritance: inheritance, fields: logging
+        )
     }
 
     /// A middleware that stores the request id at an optional `id` of `local` (nil outside a
@@ -111,8 +111,9 @@ public struct RequestScopeMiddleware: AsyncMiddleware {
         inheritance: Inheritance? = .shared,
         logging: [LocalField] = []
     ) {
-        scopes = RequestScopes(id: id, of: local, scoping: repeat each scoping, fields: logging)
-        self.inheritance = inheritance
+        scopes = RequestScopes(
+            id: id, of: local, scoping: repeat each scoping, inheritance: inheritance, fields: logging
+        )
     }
 
     /// Runs the rest of the chain inside the request's scopes, and returns its response with a
@@ -120,7 +121,7 @@ public struct RequestScopeMiddleware: AsyncMiddleware {
     public func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         let id = RequestID(incoming: request.headers.first(name: .xRequestId))
         request.logger[metadataKey: "request-id"] = .string(id.value)
-        let response = try await scopes.run(id: id.value, inheritance: inheritance) {
+        let response = try await scopes.run(id: id.value) {
             scopes.logDroppedID(id, header: "X-Request-ID", on: request.logger)
             let response = try await next.respond(to: request)
             // Taken after the handler returned: the request's values with the handler's writes.

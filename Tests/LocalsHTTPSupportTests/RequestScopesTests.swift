@@ -20,7 +20,7 @@ struct RequestScopesTests {
         struct Request: Sendable { var id = "-" }
         let request = Local { Request() }
         let scopes = RequestScopes(id: \.id, of: request, fields: [LocalField("request-id", of: request, at: \.id)])
-        let seen = try await scopes.run(id: "abc", inheritance: nil) {
+        let seen = try await scopes.run(id: "abc") {
             (request.id, scopes.currentFieldValues.map(\.value))
         }
         #expect(seen.0 == "abc" && seen.1 == ["abc"])
@@ -36,9 +36,9 @@ struct RequestScopesTests {
             let cart = Local(NoSession()) { Session() }
             let cartAsID = Local(NoSession()) { Session() }
             let scopes = RequestScopes(id: \.id, of: request, scoping: cart, fields: [])
-            let served = try? await scopes.run(id: "abc", inheritance: nil) { request.id == "abc" && cart.items == 0 }
+            let served = try? await scopes.run(id: "abc") { request.id == "abc" && cart.items == 0 }
             let idScopes = RequestScopes(id: \.id, of: cartAsID, fields: [])
-            let servedToo = try? await idScopes.run(id: "abc", inheritance: nil) { cartAsID.id == nil }
+            let servedToo = try? await idScopes.run(id: "abc") { cartAsID.id == nil }
             exit(served == true && servedToo == true ? 0 : 1)
         }
         if let result, result.exitStatus != .exitCode(0) {
