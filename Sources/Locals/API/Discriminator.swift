@@ -80,7 +80,6 @@ public struct ValueStorage: Sendable, Hashable, CustomStringConvertible {
 
     @usableFromInline let kind: Kind
 
-    @inlinable
     init(_ kind: Kind) {
         self.kind = kind
     }

@@ -39,7 +39,6 @@ class RunBoundary: ScopeLink, @unchecked Sendable {
     /// while the run lasts. The owner is compared first: it is set before the boundary is bound,
     /// while `hasEnded` is written by the run's owner when the run ends, and only the owner may
     /// read it (another context walking through, a child created inside, never gets that far).
-    @inlinable
     final func isRun(of owner: OwnerKey) -> Bool {
         self.owner == owner && !hasEnded
     }

@@ -108,7 +108,6 @@ enum ScopeChain {
     /// for task-local values, as `TaskLocal.get()` reads it, without the generic copy through the
     /// value type's metadata that `get()` makes from outside the standard library (a scope reads
     /// the head on every open). Where the runtime lacks the entry point, `get()`.
-    @inlinable
     static var head: ScopeLink? { head(of: key) }
 
     /// `head`, not retained: for a reference held no longer than the binding that holds it.
@@ -191,7 +190,6 @@ enum ScopeChain {
 
     /// The innermost scope of the Local `localID` in the chain that starts at `head`. (Run
     /// boundaries have id 0, which no Local has: a walk passes them, into the captured chain.)
-    @inlinable
     static func find(_ localID: UInt64, from head: ScopeLink?) -> ScopeLink? {
         var link = head
         while let current = link {

@@ -147,7 +147,7 @@ class PartData<Value: Sendable>: @unchecked Sendable {
         }
     }
 
-    @inlinable
+    @usableFromInline
     final var kind: Kind {
         switch tag {
         case .value: .value(unsafeDowncast(self, to: ValuePartData<Value>.self).value)
@@ -218,7 +218,7 @@ extension Storage {
         LiveLocals.add(localID, ops, isSession: isSession)
     }
 
-    @inlinable
+    @usableFromInline
     static func listing(_ local: String, _ kind: PartData<Value>.Kind) -> String {
         switch kind {
         case .value(let value):
