@@ -148,8 +148,9 @@ extension Local {
             return try await withSwappedValues(change, isolation: isolation, operation: operation)
         }
         let origin = ScopeOrigin(file: file, line: line)
-        // Unretained: this Local holds its backend for the whole scope. Only the frame (moved, so
-        // that it goes back uniquely referenced and is recycled) crosses the `await`.
+        // Unretained: this Local holds its backend for the whole scope. The frame is moved across
+        // the `await` (so that it goes back uniquely referenced and is recycled), with the cell
+        // unretained and the epoch that vouches for it (see `HeldCell`).
         let (cell, opened, epoch, chainKey) = cells._withUnsafeGuaranteedRef { storage in
             let (cell, frame, epoch) = storage.openScope(inheritance ?? self.inheritance, origin, change)
             frame.link(to: ScopeChain.unretainedHead(of: storage.chainKey))

@@ -28,7 +28,8 @@ struct CacheSlot {
 ///
 /// Besides the thread's identity it holds a small cache from (Local, task) to the task's cell, so
 /// that a steady-state access finds its cell without taking any lock. The rule for when a cached
-/// cell may be used belongs to the storage engine (`Storage`); this type only keeps the slots.
+/// cell may be used belongs to the backends (`CellStorage`, and `SessionStorage` for session
+/// slots); this type only keeps the slots.
 @usableFromInline
 final class ThreadContext {
     /// This thread's identity; never reused by a later thread.
@@ -36,7 +37,7 @@ final class ThreadContext {
     @usableFromInline let slots: UnsafeMutablePointer<CacheSlot>
     @inlinable static var slotMask: Int { 63 }
     /// Keys whose initializer is running on this thread right now, to stop re-entrant touches.
-    @exclusivity(unchecked) var initializing: [(storage: ObjectIdentifier, key: OwnerKey)] = []
+    @exclusivity(unchecked) var initializing: [(local: ObjectIdentifier, key: OwnerKey)] = []
     /// Session keys whose initializer is running on this thread right now, by session table.
     @exclusivity(unchecked) var initializingSessions: [(table: ObjectIdentifier, key: AnyHashable)] = []
     /// The synchronous snapshot run going on on this thread, if any (see `SnapshotRun`), and its
@@ -160,8 +161,8 @@ final class ThreadContext {
         list.append(local)
     }
 
-    func isInitializing(_ storage: ObjectIdentifier, _ key: OwnerKey) -> Bool {
-        initializing.contains { $0.storage == storage && $0.key == key }
+    func isInitializing(_ local: ObjectIdentifier, _ key: OwnerKey) -> Bool {
+        initializing.contains { $0.local == local && $0.key == key }
     }
 
     func isInitializingSession(_ table: ObjectIdentifier, _ key: AnyHashable) -> Bool {

@@ -10,7 +10,7 @@ public import Synchronization
 /// Nobody but the owner frees a cell while its owner runs; someone else who removes it (`reset`,
 /// `discard(key:)` from another thread) bumps the storage's epoch and parks the cell, and the
 /// owner's next touch frees it. So the cell may be used again only while the epoch is the one
-/// read **before** the cell was found (`Storage.holdCell()`): a removal between finding the cell
+/// read **before** the cell was found (`CellStorage.holdCell()`): a removal between finding the cell
 /// and reading the epoch would otherwise go unseen, and the owner would write into the cell its
 /// own next touch freed. After a change, the owner finds its cell again under the lock.
 @usableFromInline

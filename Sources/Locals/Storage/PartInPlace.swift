@@ -42,6 +42,15 @@ struct PartInPlace<Value: Sendable> {
 }
 
 extension PartInPlace {
+    /// Puts `inPlace` in `slot` (see `SnapshotRun`), which must be large enough.
+    @inlinable
+    static func store(_ inPlace: consuming PartInPlace<Value>, at slot: UnsafeMutableRawPointer) {
+        precondition(
+            MemoryLayout<PartInPlace<Value>>.size <= SnapshotRun.slotSize, "swift-locals: snapshot slot too small"
+        )
+        slot.initializeMemory(as: PartInPlace<Value>.self, to: inPlace)
+    }
+
     /// Publishes the part in `slot` to the child tasks created from now on, as `withValue` does,
     /// without a closure to nest in: a scope opened for the run goes in front of the scope chain,
     /// a session override into the Local's own task-local. Returns whether it bound anything.

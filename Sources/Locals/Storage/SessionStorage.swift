@@ -150,7 +150,7 @@ final class SessionStorage<Value: Sendable>: Storage, @unchecked Sendable {
                 let part = unsafeDowncast(data, to: PartData<Value>.self)
                 var inPlace = PartInPlace<Value>(Unmanaged<AnyObject>.passRetained(storage), .session)
                 inPlace.other = SessionOverride(part.session.unsafelyUnwrapped, storage)
-                slot.initializeMemory(as: PartInPlace<Value>.self, to: inPlace)
+                PartInPlace.store(inPlace, at: slot)
                 return true
             }
         )

@@ -52,8 +52,8 @@ final class SnapshotOps: Sendable {
     /// Puts a synchronous run's view of the Local (the storage, then the scope of the captured
     /// chain) in place for the running context, with what takes it away in the record; and takes
     /// it away.
-    /// (A `.task` Local's only: the others have no views. Not optional: a closure called out of
-    /// an optional goes through a reabstraction thunk allocated afresh on every call.)
+    /// (Only `.task` Locals call these: the others have no views. Not optional: a closure called
+    /// out of an optional goes through a reabstraction thunk allocated afresh on every call.)
     let enterView: @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool
     let leaveView: @Sendable (RunUndo, AnyObject) -> Void
     let listing: @Sendable (AnyObject) -> String

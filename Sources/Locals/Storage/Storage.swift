@@ -39,8 +39,6 @@ final class LocalFacts<Value: Sendable>: Sendable {
     let initialValue: @Sendable () -> Value
     /// The policy of this Local's scopes where the scope names none.
     @usableFromInline let inheritance: Inheritance
-    /// The name the Local was given, for listings.
-    let name: String?
     /// The Local's name, if it has one, then its type, discriminator and policy.
     @usableFromInline let description: String
     /// The discriminator's type name, for messages.
@@ -54,7 +52,6 @@ final class LocalFacts<Value: Sendable>: Sendable {
         self.initialValue = initialValue
         discriminatorName = String(describing: discriminator)
         self.inheritance = inheritance
-        self.name = name
         let named = name.map { "\"\($0)\", " } ?? ""
         description = "Local<\(Value.self)>(\(named)\(discriminatorName), inheritance: .\(inheritance))"
     }
@@ -69,7 +66,7 @@ final class LocalFacts<Value: Sendable>: Sendable {
         }
         context.initializing.append((me, owner))
         defer {
-            if let index = context.initializing.lastIndex(where: { $0.storage == me && $0.key == owner }) {
+            if let index = context.initializing.lastIndex(where: { $0.local == me && $0.key == owner }) {
                 context.initializing.remove(at: index)
             }
         }
