@@ -70,6 +70,25 @@ struct RunViewRemovalTests {
         }.value
         #expect(result == 57)
     }
+
+    /// Another context's cell removed while the view is made (here by the view's own first-touch
+    /// initializer, as a `discard(key:)` from another thread would at any moment) bumps the same
+    /// removal epoch: the view is given up and put in place again on the running context's cell,
+    /// which is the same cell. It must then go in place: the read inside the run sees the captured
+    /// `.shared` scope, not the initial value.
+    @Test("a view given up for another context's removal goes in place on the retry")
+    func viewGivenUpForAnotherContextsRemoval() async {
+        let hook = Protected<(@Sendable () -> Void)?>(nil)
+        let local = Local<[Int]>(inheritance: .shared) {
+            hook.withLock { $0 }?()
+            return [1]
+        }
+        let me = TaskID.current!
+        let snapshot = local.withValue(\.self, [7]) { LocalsSnapshot.capture() }
+        hook.withLock { $0 = { local.discard(key: me) } }  // the capturing task's cell, not the runner's
+        let seen = await Task.detached { snapshot.run { local.value.first! } }.value
+        #expect(seen == 7)
+    }
 }
 
 extension RunViewRemovalTests {

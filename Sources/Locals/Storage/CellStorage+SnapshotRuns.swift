@@ -8,9 +8,6 @@ extension CellStorage {
     /// over the caller's reference to the storage (`me`), which `PartInPlace.close(at:)` releases.
     @inlinable
     func open(_ part: PartData<Value>, at slot: UnsafeMutableRawPointer, _ me: Unmanaged<CellStorage<Value>>) {
-        precondition(
-            MemoryLayout<PartInPlace<Value>>.size <= SnapshotRun.slotSize, "swift-locals: snapshot slot too small"
-        )
         let kept = Unmanaged<AnyObject>.fromOpaque(me.toOpaque())
         var inPlace: PartInPlace<Value>
         switch part.tag {
@@ -32,7 +29,7 @@ extension CellStorage {
         case .session:
             preconditionFailure("swift-locals: a session part of a .task or .thread Local")
         }
-        slot.initializeMemory(as: PartInPlace<Value>.self, to: inPlace)
+        PartInPlace.store(inPlace, at: slot)
     }
 
     // MARK: Entering a `.task` part
@@ -116,17 +113,6 @@ extension CellStorage {
         }
     }
 
-    /// Takes away what `enter` put in place; `frame` is the scope it published.
-    @inlinable
-    func leave(_ entered: Entered, _ frame: consuming ScopeFrame<Value>) {
-        switch entered {
-        case .scope(let cell, let epoch):
-            closeScope(cell, frame, epoch)
-        case .redirect(let redirect):
-            undo(redirect)
-        }
-    }
-
     // MARK: The scope a context sees
 
     /// The innermost scope of this Local that `owner` (the running task or thread) sees: opened
@@ -187,8 +173,11 @@ extension CellStorage {
         if !placed {
             // A cell was removed meanwhile: the caller finds the running context's cell again, and
             // the view goes on that one. The record stays, empty, in its place: the initializer
-            // may have put other Locals' views in place after it.
+            // may have put other Locals' views in place after it. The cell is no longer marked as
+            // viewed: the removal may have been another context's, and the caller then finds this
+            // same cell, which still needs its view.
             record._withUnsafeGuaranteedRef { $0.operations = nil }
+            run.forgetViewed(localID)
         }
     }
 

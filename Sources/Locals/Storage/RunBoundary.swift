@@ -59,7 +59,7 @@ class RunBoundary: ScopeLink, @unchecked Sendable {
 ///
 /// The run puts a Local's captured scope in place for the running context lazily, at the
 /// context's first access of the Local inside the run: the run stamps the thread's cache, so that
-/// slots cached before it are not used, and the access goes to `Storage.enterRunView`. So
+/// slots cached before it are not used, and the access goes to `CellStorage.enterRunView`. So
 /// entering and leaving a run costs the same whatever the number of Locals in scope. Each view is
 /// taken away when the run ends, in reverse.
 final class ActiveRun: RunBoundary, @unchecked Sendable {
@@ -145,6 +145,16 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         viewedCount += 1
     }
 
+    /// Forgets the view of `local` (one given up: the next access puts it in place).
+    func forgetViewed(_ local: UInt64) {
+        for index in 0..<viewedCount where viewed[index].local == local {
+            viewedCount -= 1
+            viewed.swapAt(index, viewedCount)
+            viewed[viewedCount].cell = nil
+            return
+        }
+    }
+
     struct Viewed {
         var local: UInt64
         var cell: AnyObject?
@@ -181,7 +191,7 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         while undoCount > 0 {
             undoCount -= 1
             undos[undoCount]._withUnsafeGuaranteedRef { undo in
-                // A record left empty (a view given up, see `Storage.enterRunView`) has nothing to
+                // A record left empty (a view given up, see `CellStorage.enterRunView`) has nothing to
                 // undo. The record's storage moves out here and outlives the call: the storage holds
                 // the operations the call runs in.
                 guard let operations = undo.operations, let storage = undo.storage.take() else { return }
@@ -197,7 +207,7 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
     }
 }
 
-/// What takes one view of a run away again (see `Storage.enterRunView`): the Local's snapshot
+/// What takes one view of a run away again (see `CellStorage.enterRunView`): the Local's snapshot
 /// operations, which fill it and use it, specialized for the value type. A scope opened on the
 /// running context's cell (`cell`, `epoch`), or a redirect of it (`redirect`); `frame` moves out
 /// when the view goes, so that it goes back uniquely referenced and is recycled, as when a scope
