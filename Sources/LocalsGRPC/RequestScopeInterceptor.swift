@@ -64,8 +64,15 @@ public struct RequestScopeInterceptor: ServerInterceptor {
     private let baggage: LocalsBaggage?
     private let logger: Logger
 
-    /// An interceptor that stores the request id at `id` of `local`, opens a scope on each of
-    /// `scoping` as well, and puts `logging` on the lines it logs itself.
+    /// An interceptor that stores the RPC's id at `id` of `local`, opens a scope on each of
+    /// `scoping` as well, and puts `logging` on the lines it logs itself. The id is stored as a
+    /// `String`, as a `String?` that is nil outside an RPC, or as any `RequestIDStorable` type.
+    ///
+    /// ```swift
+    /// struct CallValues: Sendable { var id: String? }
+    /// let call = Local { CallValues() }
+    /// let interceptor = RequestScopeInterceptor(id: \.id, of: call)
+    /// ```
     ///
     /// - Parameters:
     ///   - id: Where the RPC's id is stored.
@@ -79,37 +86,8 @@ public struct RequestScopeInterceptor: ServerInterceptor {
     ///   - baggage: The W3C baggage instrument whose fields are read from the `baggage` metadata,
     ///     or nil to leave that metadata alone.
     ///   - logger: Where a dropped `x-request-id` is reported.
-    public init<Value, each Other>(
-        id: WritableKeyPath<Value, String>,
-        of local: Local<Value>,
-        scoping: repeat Local<each Other>,
-        logging: [LocalField] = [],
-        baggage: LocalsBaggage? = nil,
-        logger: Logger = Logger(label: "LocalsGRPC")
-    ) {
-        scopes = RequestScopes(id: id, of: local, scoping: repeat each scoping, fields: logging)
-        self.baggage = baggage
-        self.logger = logger
-    }
-
-    /// An interceptor that stores the request id at an optional `id` of `local` (nil outside an
-    /// RPC), opens a scope on each of `scoping` as well, and puts `logging` on the lines it logs.
-    ///
-    /// ```swift
-    /// struct CallValues: Sendable { var id: String? }
-    /// let call = Local { CallValues() }
-    /// let interceptor = RequestScopeInterceptor(id: \.id, of: call)
-    /// ```
-    ///
-    /// - Parameters:
-    ///   - id: Where the RPC's id is stored.
-    ///   - local: The Local that holds it; it gets a scope per RPC.
-    ///   - scoping: Other Locals that get a scope per RPC.
-    ///   - logging: The fields the interceptor's own log lines carry.
-    ///   - baggage: The W3C baggage instrument whose fields are read from the `baggage` metadata.
-    ///   - logger: Where a dropped `x-request-id` is reported.
-    public init<Value, each Other>(
-        id: WritableKeyPath<Value, String?>,
+    public init<Value, ID: RequestIDStorable, each Other>(
+        id: WritableKeyPath<Value, ID>,
         of local: Local<Value>,
         scoping: repeat Local<each Other>,
         logging: [LocalField] = [],

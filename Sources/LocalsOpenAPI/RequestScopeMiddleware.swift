@@ -73,8 +73,15 @@ public struct RequestScopeMiddleware: ServerMiddleware {
     private let scopes: RequestScopes
     private let logger: Logger?
 
-    /// A middleware that stores the request id at `id` of `local`, opens a scope on each of
-    /// `scoping` as well, and puts `logging` on the lines it logs itself.
+    /// A middleware that stores the request's id at `id` of `local`, opens a scope on each of
+    /// `scoping` as well, and puts `logging` on the lines it logs itself. The id is stored as a
+    /// `String`, as a `String?` that is nil outside a request, or as any `RequestIDStorable` type.
+    ///
+    /// ```swift
+    /// struct RequestValues: Sendable { var id: String? }
+    /// let request = Local { RequestValues() }
+    /// let middleware = RequestScopeMiddleware(id: \.id, of: request)
+    /// ```
     ///
     /// - Parameters:
     ///   - id: Where the request's id is stored.
@@ -88,35 +95,8 @@ public struct RequestScopeMiddleware: ServerMiddleware {
     ///     that every line of the request carries them.
     ///   - logger: Where the middleware logs a dropped id; nil (the default) for `Logger.current`,
     ///     swift-log's task-local logger, read when the line is logged.
-    public init<Value, each Other>(
-        id: WritableKeyPath<Value, String>,
-        of local: Local<Value>,
-        scoping: repeat Local<each Other>,
-        logging: [LocalField] = [],
-        logger: Logger? = nil
-    ) {
-        scopes = RequestScopes(id: id, of: local, scoping: repeat each scoping, fields: logging)
-        self.logger = logger
-    }
-
-    /// A middleware that stores the request id at an optional `id` of `local` (nil outside a
-    /// request), opens a scope on each of `scoping` as well, and puts `logging` on the lines it
-    /// logs itself.
-    ///
-    /// ```swift
-    /// struct RequestValues: Sendable { var id: String? }
-    /// let request = Local { RequestValues() }
-    /// let middleware = RequestScopeMiddleware(id: \.id, of: request)
-    /// ```
-    ///
-    /// - Parameters:
-    ///   - id: Where the request's id is stored.
-    ///   - local: The Local that holds it; it gets a scope per request.
-    ///   - scoping: Other Locals that get a scope per request.
-    ///   - logging: The fields the middleware's own log lines carry.
-    ///   - logger: Where the middleware logs a dropped id; nil (the default) for `Logger.current`.
-    public init<Value, each Other>(
-        id: WritableKeyPath<Value, String?>,
+    public init<Value, ID: RequestIDStorable, each Other>(
+        id: WritableKeyPath<Value, ID>,
         of local: Local<Value>,
         scoping: repeat Local<each Other>,
         logging: [LocalField] = [],

@@ -71,18 +71,3 @@ package struct RequestScopes: Sendable {
         fields.compactMap { field in field.currentValue.map { (field.key, $0) } }
     }
 }
-
-/// A type a request's id can be stored as: `String`, or `String?` for an id that is nil outside a
-/// request.
-package protocol RequestIDStorable: Sendable {
-    /// The stored form of `requestID`.
-    init(requestID: String)
-}
-
-extension String: RequestIDStorable {
-    package init(requestID: String) { self = requestID }
-}
-
-extension Optional: RequestIDStorable where Wrapped == String {
-    package init(requestID: String) { self = requestID }
-}

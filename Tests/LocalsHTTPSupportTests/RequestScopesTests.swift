@@ -27,6 +27,20 @@ struct RequestScopesTests {
         #expect(request.id == "-")
     }
 
+    @Test("the id is stored as a type of the user's own that conforms to RequestIDStorable")
+    func storesTheIDAsAnOwnType() async throws {
+        struct TraceableID: RequestIDStorable, Equatable {
+            let text: String
+            init(requestID: String) { text = "req-" + requestID }
+        }
+        struct Request: Sendable { var id = TraceableID(requestID: "none") }
+        let request = Local { Request() }
+        let scopes = RequestScopes(id: \.id, of: request, fields: [])
+        let seen = try await scopes.run(id: "abc") { request.id }
+        #expect(seen == TraceableID(requestID: "abc") && seen.text == "req-abc")
+        #expect(request.id.text == "req-none")
+    }
+
     #if compiler(>=6.2)
     @Test("a session Local with no current session gets no scope, and the request is served")
     func sessionLocalWithoutASession() async {
