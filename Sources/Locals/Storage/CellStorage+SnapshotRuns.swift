@@ -157,6 +157,7 @@ extension CellStorage {
     /// Nothing here is retained that someone holds already (the run, its chain, this storage's
     /// operations): a view is what a callback's first read of each Local pays.
     func enterRunView(_ cell: Cell<Value>, _ run: ActiveRun, madeInitial: Bool, epoch: UInt) {
+        if run.isEnding { return }  // a deinit while the run takes its views away (see `ActiveRun.end`)
         if let viewed = run.viewedCell(of: localID), viewed == nil || viewed === cell { return }
         run.setViewed(localID, on: cell)
         guard let ops = ops.map(Unmanaged.passUnretained) else { return }

@@ -64,6 +64,8 @@ class RunBoundary: ScopeLink, @unchecked Sendable {
 /// taken away when the run ends, in reverse.
 final class ActiveRun: RunBoundary, @unchecked Sendable {
     @exclusivity(unchecked) var stamp: UInt64
+    /// Set while `end` takes the views away: an access then puts no new view in place.
+    @exclusivity(unchecked) private(set) var isEnding = false
     /// The Locals whose view is in place (or was found absent, or was put in place with the run's
     /// first parts, with no cell), and on which cell (held, so that no other cell takes its
     /// address meanwhile): a cell made again inside the run (after a discard) gets the view again.
@@ -183,11 +185,23 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         context.runStamp = stamp
     }
 
-    /// Gives the thread back to the run it was in before, and takes away every view, in reverse.
+    /// Takes away every view, in reverse, then gives the thread back to the run it was in before.
+    ///
+    /// Taking a view away releases values (a scope's value, a replaced one), whose deinit is user
+    /// code that may touch Locals. Until every view is gone the thread stays in this run, which
+    /// puts no new view in place meanwhile (`isEnding`): such a touch sees a view not yet taken
+    /// away, or else what the context has outside the run. Given back first, the thread would be
+    /// in the enclosing run, whose view of a Local would go on top of this run's view still in
+    /// place, and be pointed under it when this one went.
     func end(in context: ThreadContext) {
-        context.activeRunLink = previous
-        context.runStamp = previousStamp
-        previous = nil
+        takeViewsAway()
+        giveBack(context)
+    }
+
+    /// The first half of `end`: every view goes, in reverse. A run that put parts in place at its
+    /// start takes them away after this and before `giveBack`, for the same reason.
+    func takeViewsAway() {
+        isEnding = true
         while undoCount > 0 {
             undoCount -= 1
             undos[undoCount]._withUnsafeGuaranteedRef { undo in
@@ -199,10 +213,18 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
                 withExtendedLifetime(storage) {}
             }
         }
+    }
+
+    /// The second half of `end`: the thread goes back to the run it was in before.
+    func giveBack(_ context: ThreadContext) {
+        context.activeRunLink = previous
+        context.runStamp = previousStamp
+        previous = nil
         for index in 0..<viewedCount {
             viewed[index].cell = nil  // the cells, and through them their tasks' pins
         }
         viewedCount = 0
+        isEnding = false
         endRun()
     }
 }

@@ -43,18 +43,20 @@ enum SnapshotRun {
                 let bound = publish(run.unsafelyUnwrapped, opened, base)
                 run.unsafelyUnwrapped.begin(in: context)
                 body()
-                run.unsafelyUnwrapped.end(in: context)
+                run.unsafelyUnwrapped.takeViewsAway()
                 close(opened, base, unbinding: bound)
             } else {
                 ScopeChain.key.withValue(run.unsafelyUnwrapped) {
                     nested(opened, base, from: 0) {
                         run.unsafelyUnwrapped.begin(in: context)
                         body()
-                        run.unsafelyUnwrapped.end(in: context)
+                        run.unsafelyUnwrapped.takeViewsAway()
                     }
                 }
                 close(opened, base, unbinding: 0)
             }
+            // Only now: taking the parts away runs deinits too (see `ActiveRun.end`).
+            run.unsafelyUnwrapped.giveBack(context)
             ActiveRun.recycle(&run, in: context)
         }
     }
