@@ -13,7 +13,7 @@ extension CellStorage {
     func makeCell(for owner: OwnerKey, context: ThreadContext) -> (Cell<Value>, Bool) {
         let task: TaskIdentity? = owner.isThread ? nil : owner
         let record = task.flatMap(TaskRegistry.adoptRecordForCurrentTask)
-        let frame = holdsTasks ? scopeForNewCell(for: owner) : nil
+        let (frame, inOwnRun) = holdsTasks ? scopeForNewCell(for: owner) : (nil, false)
         let cell: Cell<Value>
         var keptBy: ScopeFrame<Value>?
         var initial = false
@@ -35,8 +35,9 @@ extension CellStorage {
                 cell = Cell(owner: owner, record: record, route: route, scope: frame)
                 cell.overlay = overlay
             }
-            // A task with no pin is bounded by the scope it inherited, which outlives it.
-            if task != nil, record == nil {
+            // A task with no pin is bounded by the scope it inherited, which outlives it; not by
+            // a snapshot's scope that it runs, which may go first.
+            if task != nil, record == nil, !inOwnRun {
                 keptBy = frame
             }
         } else {

@@ -119,30 +119,34 @@ extension CellStorage {
     /// by it, or inherited. Inside a snapshot run of `owner`'s own, a Local the captured chain has
     /// a scope of is seen through it, any other as outside the run (see `RunBoundary`).
     func visibleScope(for owner: OwnerKey) -> ScopeFrame<Value>? {
-        scope(for: owner, newCell: false)
+        scope(for: owner, newCell: false).frame
     }
 
     /// What a cell `owner` makes starts from: the same, except that inside a synchronous run of
     /// its own the cell starts as outside the run (the run then puts its view in place on it).
-    func scopeForNewCell(for owner: OwnerKey) -> ScopeFrame<Value>? {
+    /// `inOwnRun` says that the scope was found through such a run, in the captured chain: it is
+    /// not an ancestor of `owner`, and need not outlive it.
+    func scopeForNewCell(for owner: OwnerKey) -> (frame: ScopeFrame<Value>?, inOwnRun: Bool) {
         scope(for: owner, newCell: true)
     }
 
-    private func scope(for owner: OwnerKey, newCell: Bool) -> ScopeFrame<Value>? {
+    private func scope(for owner: OwnerKey, newCell: Bool) -> (frame: ScopeFrame<Value>?, inOwnRun: Bool) {
         var link = ScopeChain.head
+        var inOwnRun = false
         while let current = link {
             if current.localID == localID {
-                return unsafeDowncast(current, to: ScopeFrame<Value>.self)
+                return (unsafeDowncast(current, to: ScopeFrame<Value>.self), inOwnRun)
             }
-            if current.localID == 0, let run = current as? RunBoundary, run.isRun(of: owner),
-                (newCell && run.isLazy) || ScopeChain.find(localID, from: run.parent) == nil
-            {
-                link = run.outside
-                continue
+            if current.localID == 0, let run = current as? RunBoundary, run.isRun(of: owner) {
+                if (newCell && run.isLazy) || ScopeChain.find(localID, from: run.parent) == nil {
+                    link = run.outside
+                    continue
+                }
+                inOwnRun = true
             }
             link = current.parent
         }
-        return nil
+        return (nil, inOwnRun)
     }
 
     /// Puts `run`'s view of this Local in place on `cell` (the running context's, who runs it) at
