@@ -282,6 +282,12 @@ extension CellStorage {
         }
         let dropped = cell.overlay
         cell.point(to: redirect.savedRoute, redirect.savedScope, overlay: redirect.savedOverlay)
+        if redirect.savedScope?.owner == redirect.owner, !(cell is OwnedCell<Value>) {
+            // A cell made inside the run (after a removal), now in a scope of the owner's own with
+            // no value of its own to go back to when that scope closes: what a cell made there is
+            // (see `makeCell`), a placeholder, which the scope's close removes.
+            cell.isPlaceholder = true
+        }
         withExtendedLifetime(dropped) {}
     }
 }
