@@ -122,7 +122,10 @@ enum Access {
         case .own:
             return try body(&cell.own.value)
         case .scope, .sharedScope:
-            return try cell.withScope { frame throws(E) in try frame.mutate(body) }
+            // Held strongly: the body is user code, and may reset the key, which releases a frame
+            // that only the cell holds (an `.overlay` child's frozen copy).
+            let frame = cell.scope.unsafelyUnwrapped
+            return try frame.mutate(body)
         case .overlay:
             return try overlayUpdate(cell, body)
         }
