@@ -45,7 +45,8 @@ extension CellStorage {
 
     @usableFromInline
     struct Redirect {
-        @usableFromInline let cell: Unmanaged<Cell<Value>>
+        /// Held: `undoSlowly` tells this cell from one made after it was removed by its identity.
+        @usableFromInline let cell: Cell<Value>
         @usableFromInline let epoch: UInt
         @usableFromInline let owner: OwnerKey
         @usableFromInline let route: Route
@@ -56,7 +57,7 @@ extension CellStorage {
 
         @inlinable
         init(
-            cell: Unmanaged<Cell<Value>>, epoch: UInt, owner: OwnerKey, route: Route, frame: ScopeFrame<Value>,
+            cell: Cell<Value>, epoch: UInt, owner: OwnerKey, route: Route, frame: ScopeFrame<Value>,
             savedRoute: Route, savedScope: ScopeFrame<Value>?, savedOverlay: OverlayState<Value>?
         ) {
             self.cell = cell
@@ -247,7 +248,7 @@ extension CellStorage {
     ) -> Redirect {
         held.cell._withUnsafeGuaranteedRef { cell in
             let redirect = Redirect(
-                cell: held.cell, epoch: held.epoch, owner: cell.owner, route: route, frame: frame,
+                cell: cell, epoch: held.epoch, owner: cell.owner, route: route, frame: frame,
                 savedRoute: cell.route, savedScope: cell.scope, savedOverlay: cell.overlay
             )
             cell.point(to: route, frame, overlay: overlay)
@@ -256,25 +257,40 @@ extension CellStorage {
     }
 
     /// Puts back what `redirect` changed. If the running context's cell was dropped meanwhile
-    /// (by `discard(key:)` from elsewhere), its new cell goes unless it can take the old route
-    /// (as when a scope closes, see `closeScopeSlowly`).
+    /// (by `discard(key:)` or `reset()`), see `undoSlowly`. `lazyView`: the redirect is a
+    /// synchronous run's view, put in place at the first access, rather than a part put in place
+    /// when the run started.
     @inlinable
-    func undo(_ redirect: Redirect) {
-        if isStillHeld(HeldCell(cell: redirect.cell, epoch: redirect.epoch)) {
-            let dropped = redirect.cell._withUnsafeGuaranteedRef { cell -> OverlayState<Value>? in
+    func undo(_ redirect: Redirect, lazyView: Bool) {
+        let cell = Unmanaged.passUnretained(redirect.cell)
+        if isStillHeld(HeldCell(cell: cell, epoch: redirect.epoch)) {
+            let dropped = cell._withUnsafeGuaranteedRef { cell -> OverlayState<Value>? in
                 let dropped = cell.overlay
                 cell.point(to: redirect.savedRoute, redirect.savedScope, overlay: redirect.savedOverlay)
                 return dropped
             }
             withExtendedLifetime(dropped) {}  // released once the cell is whole again
         } else {
-            undoSlowly(redirect)
+            undoSlowly(redirect, lazyView: lazyView)
         }
     }
 
+    /// `undo` once some cell of this Local was removed meanwhile. The redirected cell, if the
+    /// running context still has it, goes back as `undo` puts it, unless it cannot take the old
+    /// route (as when a scope closes, see `closeScopeSlowly`): then it goes. A cell made after the
+    /// redirected one was removed, inside the run, has none of the redirected cell's state to
+    /// take back (its overlay layer was the discarded one's): a synchronous run's view of it
+    /// was taken away already, and it stays; one that a part's run made from the captured chain
+    /// goes, so that the next touch makes it as outside the run.
     @usableFromInline
-    func undoSlowly(_ redirect: Redirect) {
+    func undoSlowly(_ redirect: Redirect, lazyView: Bool) {
         guard let cell = existingCell(), cell.scope === redirect.frame, cell.route == redirect.route else { return }
+        guard cell === redirect.cell else {
+            if !lazyView {
+                withExtendedLifetime(removeCell(of: redirect.owner, byOwner: true)) {}
+            }
+            return
+        }
         let fits = redirect.savedRoute != .own || cell is OwnedCell<Value>
         guard fits, !cell.isPlaceholder else {
             withExtendedLifetime(removeCell(of: redirect.owner, byOwner: true)) {}
@@ -282,12 +298,6 @@ extension CellStorage {
         }
         let dropped = cell.overlay
         cell.point(to: redirect.savedRoute, redirect.savedScope, overlay: redirect.savedOverlay)
-        if redirect.savedScope?.owner == redirect.owner, !(cell is OwnedCell<Value>) {
-            // A cell made inside the run (after a removal), now in a scope of the owner's own with
-            // no value of its own to go back to when that scope closes: what a cell made there is
-            // (see `makeCell`), a placeholder, which the scope's close removes.
-            cell.isPlaceholder = true
-        }
         withExtendedLifetime(dropped) {}
     }
 }

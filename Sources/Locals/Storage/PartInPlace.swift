@@ -124,7 +124,10 @@ extension PartInPlace {
             storage.closeScope(inPlace.cell.unsafelyUnwrapped, inPlace.frame.take().unsafelyUnwrapped, inPlace.epoch)
         case .redirect:
             let storage = inPlace.cells.takeRetainedValue()
-            storage.undo(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: UndoBox<CellStorage<Value>.Redirect>.self).saved)
+            storage.undo(
+                unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: UndoBox<CellStorage<Value>.Redirect>.self).saved,
+                lazyView: false
+            )
         case .thread:
             let storage = inPlace.cells.takeRetainedValue()
             storage.restore(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: UndoBox<ThreadSaved<Value>>.self).saved)

@@ -286,7 +286,7 @@ extension CellStorage {
                 let frame = unsafeDowncast(undo.frame.take().unsafelyUnwrapped, to: ScopeFrame<Value>.self)
                 undo.operations = nil
                 if let redirect = undo.redirect.take() {
-                    storage.undo(unsafeDowncast(redirect, to: UndoBox<Redirect>.self).saved)
+                    storage.undo(unsafeDowncast(redirect, to: UndoBox<Redirect>.self).saved, lazyView: true)
                     withExtendedLifetime(frame) {}
                 } else {
                     let cell = Unmanaged<Cell<Value>>.fromOpaque(undo.cell.unsafelyUnwrapped)
