@@ -161,19 +161,32 @@ extension CellStorage {
     ///
     /// Nothing here is retained that someone holds already (the run, its chain, this storage's
     /// operations): a view is what a callback's first read of each Local pays.
-    func enterRunView(_ cell: Cell<Value>, _ run: ActiveRun, madeInitial: Bool, epoch: UInt) {
+    ///
+    /// A Local the run put in place as a part when it started has nothing to do here, unless the
+    /// running context's cell was removed since and `cell` was `made` inside the run: the part
+    /// then goes in place again on it, as a view.
+    func enterRunView(_ cell: Cell<Value>, _ run: ActiveRun, made: Bool, madeInitial: Bool, epoch: UInt) {
         if run.isEnding { return }  // a deinit while the run takes its views away (see `ActiveRun.end`)
-        if let viewed = run.viewedCell(of: localID), viewed == nil || viewed === cell { return }
+        var part: AnyObject?
+        if let viewed = run.viewed(of: localID) {
+            if viewed.cell === cell { return }
+            if let data = viewed.part {
+                if viewed.cell == nil, !made { return }  // the cell the part went on at the start
+                part = data
+            } else if viewed.cell == nil {
+                return
+            }
+        }
         run.setViewed(localID, on: cell)
         guard let ops = ops.map(Unmanaged.passUnretained) else { return }
-        let view = ScopeChain.find(localID, from: run.parentLink)
+        let view = part == nil ? ScopeChain.find(localID, from: run.parentLink) : nil
         let record = run.nextUndo()
         let placed = record._withUnsafeGuaranteedRef { undo in
             undo.operations = ops
             return ops._withUnsafeGuaranteedRef { ops in
                 // Through the snapshot operations, which are specialized for `Value`: out here the
                 // value type is not concrete, and every step would look up generic type metadata.
-                ops.enterView(self, view, cell, madeInitial, epoch, undo)
+                ops.enterView(self, view, part, cell, madeInitial, epoch, undo)
             }
         }
         if !placed {
@@ -198,8 +211,13 @@ extension CellStorage {
     /// find the cell again through the run, and put a second view under this one.)
     @inlinable
     func enterRunView(
-        _ view: Unmanaged<ScopeLink>?, on cell: Cell<Value>, madeInitial: Bool, epoch: UInt, _ undo: RunUndo
+        _ view: Unmanaged<ScopeLink>?, part: AnyObject?, on cell: Cell<Value>, madeInitial: Bool, epoch: UInt,
+        _ undo: RunUndo
     ) -> Bool {
+        if let part {
+            // A part again, on a cell made inside the run: no user code runs here.
+            return keep(enter(unsafeDowncast(part, to: PartData<Value>.self)), in: undo)
+        }
         let held = HeldCell(cell: Unmanaged.passUnretained(cell), epoch: epoch)
         guard let view else {
             // No scope in the chain: a child created at the capture point starts from the initial

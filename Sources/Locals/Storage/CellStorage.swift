@@ -196,6 +196,7 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
             let epoch = self.epoch.load(ordering: .relaxed)
             let index = ThreadContext.slotIndex(local: localID, address: cacheAddress)
             let cell: Cell<Value>
+            var made = false
             var madeInitial = false
             let slot = context.slots[index]
             if slot.local == localID, slot.address == cacheAddress, slot.id == cacheID, slot.epoch == epoch,
@@ -217,6 +218,7 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
                     cell = found
                 } else {
                     (cell, madeInitial) = makeCell(for: owner, context: context)
+                    made = true
                 }
             }
             context.store(
@@ -229,7 +231,7 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
             if holdsTasks, let run = context.run(of: owner) {
                 // A cell just made from the initializer: a view from the initial value (a Local the
                 // snapshot holds nothing of) takes the same one, with no second initializer call.
-                run._withUnsafeGuaranteedRef { enterRunView(cell, $0, madeInitial: madeInitial, epoch: epoch) }
+                run._withUnsafeGuaranteedRef { enterRunView(cell, $0, made: made, madeInitial: madeInitial, epoch: epoch) }
                 if self.epoch.load(ordering: .relaxed) != epoch {
                     // A removal while the view went in place (a discard from elsewhere): this cell
                     // may be the one it took away; the running context's cell now has the view.

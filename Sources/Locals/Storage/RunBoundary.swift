@@ -126,23 +126,25 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         context.spareRun = run.take()
     }
 
-    /// The cell the view of `local` is in place on; `.some(nil)` where none is needed.
-    func viewedCell(of local: UInt64) -> AnyObject?? {
+    /// What the run has put in place of `local`, if anything yet.
+    func viewed(of local: UInt64) -> Viewed? {
         for index in 0..<viewedCount where viewed[index].local == local {
-            return .some(viewed[index].cell)
+            return viewed[index]
         }
         return nil
     }
 
-    func setViewed(_ local: UInt64, on cell: AnyObject?) {
+    /// Notes that `local`'s view is in place on `cell`; with `part`, that the part is in place
+    /// (on whatever cell the running context had when the run started, if `cell` is nil).
+    func setViewed(_ local: UInt64, on cell: AnyObject?, part: AnyObject? = nil) {
         for index in 0..<viewedCount where viewed[index].local == local {
             viewed[index].cell = cell
             return
         }
         if viewedCount < viewed.count {
-            viewed[viewedCount] = Viewed(local: local, cell: cell)
+            viewed[viewedCount] = Viewed(local: local, cell: cell, part: part)
         } else {
-            viewed.append(Viewed(local: local, cell: cell))
+            viewed.append(Viewed(local: local, cell: cell, part: part))
         }
         viewedCount += 1
     }
@@ -153,6 +155,7 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
             viewedCount -= 1
             viewed.swapAt(index, viewedCount)
             viewed[viewedCount].cell = nil
+            viewed[viewedCount].part = nil
             return
         }
     }
@@ -160,6 +163,9 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
     struct Viewed {
         var local: UInt64
         var cell: AnyObject?
+        /// The part the run put in place at its start, which goes again on a cell the running
+        /// context makes inside the run (after its cell was removed).
+        var part: AnyObject?
     }
 
     /// A record for the next view, reused if an earlier run left one.
@@ -222,6 +228,7 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         previous = nil
         for index in 0..<viewedCount {
             viewed[index].cell = nil  // the cells, and through them their tasks' pins
+            viewed[index].part = nil
         }
         viewedCount = 0
         isEnding = false

@@ -37,7 +37,9 @@ enum SnapshotRun {
             // Held only here (and by the binding while it lasts), so that it can be recycled.
             var run: ActiveRun? = ActiveRun.make(chain: chain, owner: runningOwner(), in: context)
             for part in parts {
-                run.unsafelyUnwrapped.setViewed(part.ops.localID, on: nil)  // in place now, on whatever cell
+                // In place now, on whatever cell the running context has (again on a cell made
+                // inside the run, if that one is removed).
+                run.unsafelyUnwrapped.setViewed(part.ops.localID, on: nil, part: part.data)
             }
             if canBind {
                 let bound = publish(run.unsafelyUnwrapped, opened, base)

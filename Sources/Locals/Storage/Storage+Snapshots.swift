@@ -50,11 +50,11 @@ final class SnapshotOps: Sendable {
     /// The part for a scope of this Local found in a captured chain.
     let scopePart: @Sendable (ScopeLink) -> any Sendable & AnyObject
     /// Puts a synchronous run's view of the Local (the storage, then the scope of the captured
-    /// chain) in place for the running context, with what takes it away in the record; and takes
-    /// it away.
+    /// chain, or the part the run put in place at its start, then the cell) in place for the
+    /// running context, with what takes it away in the record; and takes it away.
     /// (Only `.task` Locals call these: the others have no views. Not optional: a closure called
     /// out of an optional goes through a reabstraction thunk allocated afresh on every call.)
-    let enterView: @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool
+    let enterView: @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject?, AnyObject, Bool, UInt, RunUndo) -> Bool
     let leaveView: @Sendable (RunUndo, AnyObject) -> Void
     let listing: @Sendable (AnyObject) -> String
     /// A run's steps (see `SnapshotRun`): put the part in place and keep what undoes it in a slot
@@ -73,7 +73,7 @@ final class SnapshotOps: Sendable {
         holdsThreadValues: Bool,
         capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: (any Sendable & AnyObject)?),
         scopePart: @escaping @Sendable (ScopeLink) -> any Sendable & AnyObject,
-        enterView: @escaping @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool,
+        enterView: @escaping @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject?, AnyObject, Bool, UInt, RunUndo) -> Bool,
         leaveView: @escaping @Sendable (RunUndo, AnyObject) -> Void,
         listing: @escaping @Sendable (AnyObject) -> String,
         open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
@@ -185,8 +185,8 @@ extension Storage {
         holdsThreadValues: Bool,
         capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: (any Sendable & AnyObject)?),
         open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
-        enterView: @escaping @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject, Bool, UInt, RunUndo) -> Bool = {
-            _, _, _, _, _, _ in preconditionFailure("swift-locals: only a .task Local has a run's views")
+        enterView: @escaping @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject?, AnyObject, Bool, UInt, RunUndo) -> Bool = {
+            _, _, _, _, _, _, _ in preconditionFailure("swift-locals: only a .task Local has a run's views")
         },
         leaveView: @escaping @Sendable (RunUndo, AnyObject) -> Void = { _, _ in
             preconditionFailure("swift-locals: only a .task Local has a run's views")
@@ -276,9 +276,10 @@ extension CellStorage {
                 retained._withUnsafeGuaranteedRef { $0.open(part, at: slot, retained) }
                 return true
             },
-            enterView: { storage, view, cell, madeInitial, epoch, undo in
+            enterView: { storage, view, part, cell, madeInitial, epoch, undo in
                 unsafeDowncast(storage, to: CellStorage<Value>.self).enterRunView(
-                    view, on: unsafeDowncast(cell, to: Cell<Value>.self), madeInitial: madeInitial, epoch: epoch, undo
+                    view, part: part, on: unsafeDowncast(cell, to: Cell<Value>.self), madeInitial: madeInitial,
+                    epoch: epoch, undo
                 )
             },
             leaveView: { undo, storage in
