@@ -33,4 +33,28 @@ struct AsyncRunUndoTests {
         }.value
         #expect(seen == [[7], [5], [0]])
     }
+
+    /// The same with a captured `.overlay` scope and a runner outside any scope of its own: the cell
+    /// made inside the run (an `.overlay` child of the captured scope) freezes at a whole-value
+    /// write, so its route no longer matches the redirect's and `undoSlowly` leaves it as it is.
+    /// After the run the task reads the run's write, and its `reset()` (a frozen child going back
+    /// to the scope it sees, which is none outside the run) points the cell at no scope: a debug
+    /// build stops at `Cell.checkRoute`.
+    @Test("a cell frozen inside an async run keeps the run's write, and reset() finds no scope")
+    func asyncRunFrozenCellOutlivesRun() async {
+        let x = Local<RunPair>(inheritance: .overlay) { RunPair() }
+        let snapshot = x.withValue(\.a, 1) { LocalsSnapshot.capture() }
+        let (after, afterReset) = await Task { () -> (RunPair, RunPair) in
+            await snapshot.run {
+                x.discard(key: TaskID.current!)
+                x.value = RunPair(a: 40, b: 41)  // a whole-value write: the new child cell freezes
+                await Task.yield()
+            }
+            let after = x.value
+            x.reset()
+            return (after, x.value)
+        }.value
+        #expect(after == RunPair())  // the discard dropped the task's value; the run's write went with the run
+        #expect(afterReset == RunPair())
+    }
 }

@@ -299,16 +299,18 @@ extension CellStorage {
     /// redirected one was removed, inside the run, has none of the redirected cell's state to
     /// take back (its overlay layer was the discarded one's): a synchronous run's view of it
     /// was taken away already, and it stays; one that a part's run made from the captured chain
-    /// goes, so that the next touch makes it as outside the run.
+    /// goes, whatever the run did with it (a whole-value write freezes an `.overlay` child's), so
+    /// that the next touch makes it as outside the run.
     @usableFromInline
     func undoSlowly(_ redirect: Redirect, lazyView: Bool) {
-        guard let cell = existingCell(), cell.scope === redirect.frame, cell.route == redirect.route else { return }
+        guard let cell = existingCell() else { return }
         guard cell === redirect.cell else {
             if !lazyView {
                 withExtendedLifetime(removeCell(of: redirect.owner, byOwner: true)) {}
             }
             return
         }
+        guard cell.scope === redirect.frame, cell.route == redirect.route else { return }
         let fits = redirect.savedRoute != .own || cell is OwnedCell<Value>
         guard fits, !cell.isPlaceholder else {
             withExtendedLifetime(removeCell(of: redirect.owner, byOwner: true)) {}
