@@ -167,6 +167,12 @@ extension CellStorage {
     /// then goes in place again on it, as a view.
     func enterRunView(_ cell: Cell<Value>, _ run: ActiveRun, made: Bool, madeInitial: Bool, epoch: UInt) {
         if run.isEnding { return }  // a deinit while the run takes its views away (see `ActiveRun.end`)
+        if made, cell.isPlaceholder, let scope = cell.scope, Self.isOpened(scope, inside: run) {
+            // Made again inside a scope the context opened inside the run (its cell was removed
+            // there): that scope, not the run's view under it, is what the context sees until it
+            // closes, when the placeholder goes and the next touch gets the view again.
+            return
+        }
         var part: AnyObject?
         if let viewed = run.viewed(of: localID) {
             if viewed.cell === cell { return }
@@ -198,6 +204,19 @@ extension CellStorage {
             record._withUnsafeGuaranteedRef { $0.operations = nil }
             run.forgetViewed(localID)
         }
+    }
+
+    /// Whether `frame` is a scope opened inside `run`: in front of the run's boundary in the
+    /// running context's chain.
+    static func isOpened(_ frame: ScopeFrame<Value>, inside run: ActiveRun) -> Bool {
+        var link = ScopeChain.head
+        while let current = link, current !== run {
+            if current === frame {
+                return true
+            }
+            link = current.parent
+        }
+        return false
     }
 
     /// What `enterRunView` does once the value type is concrete: a scope of the running
