@@ -265,8 +265,10 @@ extension CellStorage {
             frame.isRunView = true
             undo.cell = cell.toOpaque()
             undo.epoch = epoch
+            undo.wasListed = cell._withUnsafeGuaranteedRef { $0.isListed }
         case .redirect(let redirect):
             undo.redirect = UndoBox(redirect)
+            undo.wasListed = redirect.cell.isListed
         }
         undo.frame = frame
         return true

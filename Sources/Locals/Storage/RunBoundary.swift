@@ -250,6 +250,8 @@ final class RunUndo {
     @exclusivity(unchecked) @usableFromInline var cell: UnsafeMutableRawPointer?
     @exclusivity(unchecked) @usableFromInline var epoch: UInt = 0
     @exclusivity(unchecked) @usableFromInline var redirect: AnyObject?
+    /// Whether the cell was listed (see `Cell.isListed`) before the view went in place.
+    @exclusivity(unchecked) @usableFromInline var wasListed = false
 
     @usableFromInline
     init() {}
