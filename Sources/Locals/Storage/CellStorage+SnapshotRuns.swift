@@ -54,12 +54,16 @@ extension CellStorage {
         @usableFromInline let savedRoute: Route
         @usableFromInline unowned(unsafe) let savedScope: ScopeFrame<Value>?
         @usableFromInline let savedOverlay: OverlayState<Value>?
+        /// Whether the cell was listed (see `Cell.isListed`): a write through the redirect (an
+        /// `.overlay` child's layer) lists it only while the run lasts.
+        @usableFromInline let wasListed: Bool
 
         @inlinable
         init(
             cell: Cell<Value>, epoch: UInt, owner: OwnerKey, route: Route, frame: ScopeFrame<Value>,
             savedRoute: Route, savedScope: ScopeFrame<Value>?, savedOverlay: OverlayState<Value>?
         ) {
+            self.wasListed = cell.isListed
             self.cell = cell
             self.epoch = epoch
             self.owner = owner
@@ -267,8 +271,7 @@ extension CellStorage {
             undo.epoch = epoch
             undo.wasListed = cell._withUnsafeGuaranteedRef { $0.isListed }
         case .redirect(let redirect):
-            undo.redirect = UndoBox(redirect)
-            undo.wasListed = redirect.cell.isListed
+            undo.redirect = UndoBox(redirect)  // which puts the listing back itself
         }
         undo.frame = frame
         return true
@@ -306,6 +309,7 @@ extension CellStorage {
             let dropped = cell._withUnsafeGuaranteedRef { cell -> OverlayState<Value>? in
                 let dropped = cell.overlay
                 cell.point(to: redirect.savedRoute, redirect.savedScope, overlay: redirect.savedOverlay)
+                cell.isListed = redirect.wasListed
                 return dropped
             }
             withExtendedLifetime(dropped) {}  // released once the cell is whole again
@@ -339,6 +343,7 @@ extension CellStorage {
         }
         let dropped = cell.overlay
         cell.point(to: redirect.savedRoute, redirect.savedScope, overlay: redirect.savedOverlay)
+        cell.isListed = redirect.wasListed
         withExtendedLifetime(dropped) {}
     }
 }

@@ -250,7 +250,7 @@ final class RunUndo {
     @exclusivity(unchecked) @usableFromInline var cell: UnsafeMutableRawPointer?
     @exclusivity(unchecked) @usableFromInline var epoch: UInt = 0
     @exclusivity(unchecked) @usableFromInline var redirect: AnyObject?
-    /// Whether the cell was listed (see `Cell.isListed`) before the view went in place.
+    /// Whether the cell was listed (see `Cell.isListed`) before a scope view went in place.
     @exclusivity(unchecked) @usableFromInline var wasListed = false
 
     @usableFromInline

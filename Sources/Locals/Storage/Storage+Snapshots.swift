@@ -286,16 +286,12 @@ extension CellStorage {
                 let storage = unsafeDowncast(storage, to: CellStorage<Value>.self)
                 let frame = unsafeDowncast(undo.frame.take().unsafelyUnwrapped, to: ScopeFrame<Value>.self)
                 undo.operations = nil
-                // A write to the view listed the cell, so that a capture inside the run took the
-                // view's value: the cell goes back as listed (or not) as it was before.
-                if let box = undo.redirect.take() {
-                    let redirect = unsafeDowncast(box, to: UndoBox<Redirect>.self).saved
-                    storage.undo(redirect, lazyView: true)
-                    if storage.isStillHeld(HeldCell(cell: Unmanaged.passUnretained(redirect.cell), epoch: redirect.epoch)) {
-                        redirect.cell.isListed = undo.wasListed
-                    }
+                if let redirect = undo.redirect.take() {
+                    storage.undo(unsafeDowncast(redirect, to: UndoBox<Redirect>.self).saved, lazyView: true)
                     withExtendedLifetime(frame) {}
                 } else {
+                    // A write to the view listed the cell, so that a capture inside the run took
+                    // the view's value: the cell goes back as listed (or not) as it was before.
                     let cell = Unmanaged<Cell<Value>>.fromOpaque(undo.cell.unsafelyUnwrapped)
                     undo.cell = nil
                     if storage.isStillHeld(HeldCell(cell: cell, epoch: undo.epoch)) {

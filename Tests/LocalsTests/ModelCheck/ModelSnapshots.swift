@@ -105,6 +105,14 @@ extension ModelState {
         for saved in layer.savedOwn.reversed() {
             task.own[saved.local] = saved.cell
         }
+        // What the run wrote was the run's: the task's own values are listed as before it.
+        for saved in layer.savedListed.reversed() {
+            if saved.listed {
+                task.listed.insert(saved.local)
+            } else {
+                task.listed.remove(saved.local)
+            }
+        }
         return observed
     }
 
@@ -126,6 +134,7 @@ extension ModelState {
         let makesInitial = task.own[local] == nil
             && (frame == nil || (frame!.policy == .fresh && frame!.owner != task.id))
         _ = touch(task, local)
+        layer.savedListed.append((local, task.listed.contains(local)))
         let block: ModelBlock
         switch part {
         case .initial:
@@ -178,6 +187,9 @@ final class ModelRunLayer {
     var placed = 0
     var pending: [Int: ModelSnapshot.Part] = [:]
     var savedOwn: [(local: Int, cell: ModelCell?)] = []
+    /// Whether each Local the run put in place was listed before: a write inside the run lists
+    /// it only while the run lasts.
+    var savedListed: [(local: Int, listed: Bool)] = []
 
     init(base: Int, lazily: Bool) {
         self.base = base
