@@ -142,14 +142,20 @@ extension CellStorage {
             if current.localID == localID {
                 return (unsafeDowncast(current, to: ScopeFrame<Value>.self), inOwnRun)
             }
-            if current.localID == 0, let run = current as? RunBoundary, run.isRun(of: owner) {
+            guard current.localID == 0, let run = current as? RunBoundary else {
+                link = current.parent
+                continue
+            }
+            if run.isRun(of: owner) {
                 if (newCell && run.isLazy) || ScopeChain.find(localID, from: run.parent) == nil {
                     link = run.outside
+                    run.noteWalked()
                     continue
                 }
                 inOwnRun = true
             }
-            link = current.parent
+            link = run.parent
+            run.noteWalked()
         }
         return (nil, inOwnRun)
     }

@@ -65,6 +65,7 @@ enum LiveLocals {
         // build a chain of them).
         while let boundary = chain, boundary.localID == 0, let run = boundary as? RunBoundary {
             chain = run.parent
+            run.noteWalked()
         }
         var parts: [SnapshotPart] = []
         func take(_ listed: [SnapshotOps]) {

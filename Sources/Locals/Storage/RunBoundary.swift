@@ -24,6 +24,8 @@ class RunBoundary: ScopeLink, @unchecked Sendable {
     /// may keep the boundary, which every walk from then on passes into the captured chain, the
     /// owner's too. Read by the owner only.
     @exclusivity(unchecked) final var hasEnded = false
+    /// Counts the walks through the boundary (see `noteWalked`).
+    final let walks = Atomic<Int>(0)
 
     init(chain: ScopeLink?, owner: OwnerKey, outside: Unmanaged<ScopeLink>?) {
         self.owner = owner
@@ -48,6 +50,14 @@ class RunBoundary: ScopeLink, @unchecked Sendable {
     final func endRun() {
         hasEnded = true
         outsideLink = nil
+    }
+
+    /// Called by a context that walked through the boundary once it has read all it reads of it.
+    /// The boundary of a synchronous run is reused once nobody holds it, which the reference count
+    /// orders after every holder's reads; this makes that order visible to Thread Sanitizer too,
+    /// through `ActiveRun.recycle`'s acquiring load. (One atomic add, at a first touch.)
+    final func noteWalked() {
+        walks.add(1, ordering: .releasing)
     }
 
     /// Whether the run puts the chain's scopes in place lazily.
@@ -115,13 +125,16 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
     /// Keeps `run` as its thread's spare once it has ended, if nothing else holds it (a child task
     /// created inside it holds its boundary for as long as it runs).
     static func recycle(_ run: inout ActiveRun?, in context: ThreadContext) {
-        // Ordered after whatever another thread did with the run before it let go of it (a child
-        // that held the boundary), as `ScopeFrame.recycle` is.
-        atomicMemoryFence(ordering: .acquiring)
         guard isKnownUniquelyReferenced(&run) else {
             run.unsafelyUnwrapped.keepParent()  // its holder walks into the chain, after the snapshot goes
             return
         }
+        // Ordered after whatever another thread did with the run before it let go of it (a child
+        // that held the boundary), as `ScopeFrame.recycle` is; and, for Thread Sanitizer, which
+        // does not see that ordering (it comes from the reference count), after every walk
+        // through the boundary (see `noteWalked`).
+        atomicMemoryFence(ordering: .acquiring)
+        _ = run.unsafelyUnwrapped.walks.load(ordering: .acquiring)
         _ = run.unsafelyUnwrapped.unlink()  // never retained (see `make`)
         context.spareRun = run.take()
     }
