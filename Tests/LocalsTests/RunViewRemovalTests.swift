@@ -12,14 +12,15 @@ import Testing
 struct RunViewRemovalTests {
     /// Inside a synchronous run, the first access of a Local the snapshot holds nothing of puts a
     /// view from the initial value in place, running the initializer; here the initializer
-    /// resets the key (as a `discard(key:)` from another thread would), which removes the cell the
-    /// view was going on. The value read inside the run, and the task's own after it (read again
+    /// discards its own key (as a `discard(key:)` from another thread would; a `reset()` there
+    /// would be a touch of its own key, which stops the program), which removes the cell the view
+    /// was going on. The value read inside the run, and the task's own after it (read again
     /// after freed memory is reused), are the initializer's.
     @Test("a cell removed while a run's view runs the initializer leaves no dangling scope")
     func cellRemovedWhileRunViewInitializes() async {
         let result = await Task { () async -> Int in
-            // The reset removes the running task's cell, as a discard would.
-            let local = Self.local { $0.reset() }
+            // Removes the running task's cell, as a discard from another thread would.
+            let local = Self.local { $0.discard(key: TaskID.current!) }
             _ = local.value  // a cell of the task's own, route .own, not listed
             return Self.runAndReadAfter(local)
         }.value
@@ -58,7 +59,7 @@ struct RunViewRemovalTests {
             let other = Local<[Int]> { [5] }
             let local = Self.local {
                 _ = other.value  // its first access inside the run: a view, the next undo record
-                $0.reset()
+                $0.discard(key: TaskID.current!)
             }
             _ = local.value
             let snapshot = LocalsSnapshot.capture()

@@ -192,6 +192,11 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
         // The thread's context, unretained: the thread's key holds it while the thread runs.
         ThreadContext.currentUnmanaged._withUnsafeGuaranteedRef { context in
             let (owner, cacheAddress, cacheID) = currentOwner(context)
+            if !context.initializing.isEmpty, context.isInitializing(ObjectIdentifier(facts), owner) {
+                // The initializer of this Local, for this very key, touches it: the documented stop,
+                // where the key's cell exists already (a snapshot run's view runs the initializer).
+                facts.reentrantInitializer(key: owner.description)
+            }
             // Read the epoch before the lookup: a removal after it makes the cached entry stale.
             let epoch = self.epoch.load(ordering: .relaxed)
             let index = ThreadContext.slotIndex(local: localID, address: cacheAddress)
@@ -221,13 +226,6 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
                     made = true
                 }
             }
-            context.store(
-                CacheSlot(
-                    local: localID, address: cacheAddress, id: cacheID, epoch: epoch, stamp: context.runStamp,
-                    cell: Unmanaged.passUnretained(cell).toOpaque()
-                ),
-                at: index
-            )
             if holdsTasks, let run = context.run(of: owner) {
                 // A cell just made from the initializer: a view from the initial value (a Local the
                 // snapshot holds nothing of) takes the same one, with no second initializer call.
@@ -238,6 +236,15 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
                     return resolveCell()
                 }
             }
+            // Cached only now: an initializer that a view runs (a Local the snapshot holds nothing
+            // of) and that touches this Local again comes back here, and stops (see above).
+            context.store(
+                CacheSlot(
+                    local: localID, address: cacheAddress, id: cacheID, epoch: epoch, stamp: context.runStamp,
+                    cell: Unmanaged.passUnretained(cell).toOpaque()
+                ),
+                at: index
+            )
             return cell
         }
     }
