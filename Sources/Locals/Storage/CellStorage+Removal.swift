@@ -64,7 +64,7 @@ extension CellStorage {
                 """
             )
         }
-        let removed = removeCell(of: owner, byOwner: isCurrent(owner))
+        let removed = removeCell(of: owner, byOwner: isCurrent(owner), discarding: true)
         withExtendedLifetime(removed) {}
     }
 
@@ -72,7 +72,7 @@ extension CellStorage {
 
     /// Takes out `owner`'s cell. Returns it for release when the caller is its owner or the owner
     /// task has ended; parks it otherwise (the owner may be reading it now).
-    func removeCell(of owner: OwnerKey, byOwner: Bool) -> [Cell<Value>] {
+    func removeCell(of owner: OwnerKey, byOwner: Bool, discarding: Bool = false) -> [Cell<Value>] {
         tables.withLock { tables -> [Cell<Value>] in
             let removed: Cell<Value>?
             if owner.isThread {
@@ -81,6 +81,7 @@ extension CellStorage {
                 removed = tables.tasks.remove(at: owner.address) { $0.owner.id == owner.id }
             }
             guard let removed else { return [] }
+            removed.wasDiscarded = discarding
             epoch.add(1, ordering: .relaxed)
             if byOwner || removed.ownerHasEnded {
                 return [removed]
@@ -101,11 +102,12 @@ extension CellStorage {
 
     /// Swaps `owner`'s cell (a thread's) for a new one holding `value`, from somewhere other than
     /// the owner, and parks the old one: its owner may be reading it. Only where the owner still
-    /// has a cell: a scope never brings back an exited thread's value.
-    func replaceCell(of owner: OwnerKey, with value: Value) {
+    /// has a cell, and `started` (the one its scope started on) was not discarded: a scope never
+    /// brings back an exited thread's value, nor a discarded one.
+    func replaceCell(of owner: OwnerKey, with value: Value, startedOn started: Cell<Value>) {
         let cell = OwnedCell(value, owner: owner, record: nil)
         tables.withLock { tables in
-            guard let old = tables.threads[owner.id] else { return }
+            guard let old = tables.threads[owner.id], old === started || !started.wasDiscarded else { return }
             tables.threads[owner.id] = cell
             tables.parked.append(old)
             epoch.add(1, ordering: .relaxed)

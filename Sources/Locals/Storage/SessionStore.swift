@@ -9,8 +9,11 @@
 @usableFromInline
 class SessionCell<Value: Sendable>: LockedBox, @unchecked Sendable {
     @usableFromInline final let value: UnsafeMutablePointer<Value>
-    /// False once the session was discarded (or its Local released).
+    /// False once the session was discarded or reset (or its Local released).
     @exclusivity(unchecked) @usableFromInline final var isLive = true
+    /// Set (with `isLive` cleared) by `discard(key:)`, not by `reset()`: a scope on the session
+    /// puts its saved value back after a reset inside it, never after a discard.
+    @exclusivity(unchecked) final var wasDiscarded = false
     /// Keeps the subclass's key off the cache lines of the fields above, which the session's
     /// threads write on every access (its reference count, its lock): a thread of another session
     /// reads the key when it finds this cell in its lookup cache (see `KeyedSessionCell`).
@@ -33,12 +36,20 @@ class SessionCell<Value: Sendable>: LockedBox, @unchecked Sendable {
     }
 
     /// Empties the cell and hands back its value, to be released outside the lock.
-    final func take() -> Value? {
+    final func take(discarding: Bool = false) -> Value? {
         lock()
         defer { unlock() }
         guard isLive else { return nil }
         isLive = false
+        wasDiscarded = discarding
         return value.move()
+    }
+
+    /// Whether the session was discarded (under the lock: another thread may have done it).
+    final var isDiscarded: Bool {
+        lock()
+        defer { unlock() }
+        return wasDiscarded
     }
 
     /// The session's key, for listings.
@@ -95,9 +106,11 @@ protocol SessionStore<Value>: AnyObject, Sendable {
     func releaseAll()
 }
 
-/// What a scope on a session saved: the session's key and its value before the scope.
+/// What a scope on a session saved: the session's key, its storage (held, so that a session
+/// discarded and made again inside the scope is not taken for it), and its value before the scope.
 @usableFromInline
 struct SessionScopeSaved<Value: Sendable> {
     let key: AnyHashable
+    let cell: AnyObject
     let value: Value
 }

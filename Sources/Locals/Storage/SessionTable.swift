@@ -160,12 +160,12 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
                 """
             )
         }
-        remove(key)
+        remove(key, discarding: true)
     }
 
-    private func remove(_ key: D.Key) {
+    private func remove(_ key: D.Key, discarding: Bool = false) {
         let cell = shard(key).withLock { $0.cells.removeValue(forKey: key) }
-        let value = cell?.take()
+        let value = cell?.take(discarding: discarding)
         withExtendedLifetime((cell, value)) {}
     }
 
@@ -194,13 +194,18 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         let current = storage.liveSessionCell(cell)
         swap(&changed, &current.value.pointee)
         current.unlock()
-        return SessionScopeSaved(key: AnyHashable(unsafeDowncast(current, to: Cell.self).key), value: changed)
+        return SessionScopeSaved(
+            key: AnyHashable(unsafeDowncast(current, to: Cell.self).key), cell: current, value: changed
+        )
     }
 
 
     @usableFromInline
     func restore(_ saved: SessionScopeSaved<Value>) {
         guard let key = saved.key.base as? D.Key, let cell = shard(key).withLock({ $0.cells[key] }) else { return }
+        // A session made again after a discard inside the scope is not the one the scope saved
+        // (after a reset it is: the scope restores the previous value).
+        if cell !== saved.cell, unsafeDowncast(saved.cell, to: Cell.self).isDiscarded { return }
         cell.lock()
         var replaced: Value?
         if cell.isLive {

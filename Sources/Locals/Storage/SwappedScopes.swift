@@ -12,16 +12,19 @@ protocol SwappedScopes<Value>: AnyObject {
     /// copy with no lock held.
     func swapIn(_ change: (inout Value) -> Void) -> Saved
 
-    /// Puts a scope's saved value back, into the key's storage as it is now. Storage dropped
-    /// inside the scope (by `reset()` or `discard(key:)`) stays dropped: a scope never brings back
-    /// a discarded session or an exited thread's value.
+    /// Puts a scope's saved value back, into the key's storage as it is now: after a `reset()`
+    /// inside the scope, into the storage a touch made again. Storage dropped by
+    /// `discard(key:)` inside the scope stays dropped, made again by a touch there or not: a scope
+    /// never brings back a discarded session or an exited thread's value.
     func restore(_ saved: Saved)
 }
 
-/// What a `.thread` scope restores: the thread and its value before the scope.
+/// What a `.thread` scope restores: the thread, its cell (held, so that a cell made again after a
+/// discard inside the scope is not taken for it), and its value before the scope.
 @usableFromInline
 struct ThreadSaved<Value: Sendable> {
     let owner: OwnerKey
+    let cell: Cell<Value>
     let value: Value
 }
 
@@ -38,19 +41,22 @@ extension CellStorage: SwappedScopes {
         if !cell.isListed {
             list(cell)  // a value of the thread's own now: snapshots take it
         }
-        return ThreadSaved(owner: cell.owner, value: changed)
+        return ThreadSaved(owner: cell.owner, cell: cell, value: changed)
     }
 
     @usableFromInline
     func restore(_ saved: ThreadSaved<Value>) {
         if isCurrent(saved.owner) {
-            guard let cell = existingCell()?.own else { return }
+            guard let cell = existingCell() else { return }
+            // A cell made again after a discard inside the scope is not the one the scope saved
+            // (after a reset it is: the scope restores the previous value).
+            if cell !== saved.cell, tables.withLock({ _ in saved.cell.wasDiscarded }) { return }
             var replaced = saved.value
-            swap(&replaced, &cell.value)
+            swap(&replaced, &cell.own.value)
             withExtendedLifetime(replaced) {}  // after the swap: its deinit may use this Local
         } else {
             // An async scope that ended on another thread: the owner may be reading its cell.
-            replaceCell(of: saved.owner, with: saved.value)
+            replaceCell(of: saved.owner, with: saved.value, startedOn: saved.cell)
         }
     }
 }
