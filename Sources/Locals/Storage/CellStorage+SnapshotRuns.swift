@@ -183,13 +183,13 @@ extension CellStorage {
             // closes, when the placeholder goes and the next touch gets the view again.
             return
         }
-        var part: AnyObject?
-        if let viewed = run.viewed(of: localID) {
-            if viewed.cell === cell { return }
+        var part: Unmanaged<AnyObject>?
+        if let viewed = run.viewed(of: localID, on: cell) {
+            if viewed.onCell { return }
             if let data = viewed.part {
-                if viewed.cell == nil, !made { return }  // the cell the part went on at the start
+                if !viewed.onOther, !made { return }  // the cell the part went on at the start
                 part = data
-            } else if viewed.cell == nil {
+            } else if !viewed.onOther {
                 return
             }
         }
@@ -202,7 +202,7 @@ extension CellStorage {
             return ops._withUnsafeGuaranteedRef { ops in
                 // Through the snapshot operations, which are specialized for `Value`: out here the
                 // value type is not concrete, and every step would look up generic type metadata.
-                ops.enterView(self, view, part, cell, madeInitial, epoch, undo)
+                ops.enterView(self, view, part?.takeUnretainedValue(), cell, madeInitial, epoch, undo)
             }
         }
         if !placed {

@@ -139,10 +139,14 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         context.spareRun = run.take()
     }
 
-    /// What the run has put in place of `local`, if anything yet.
-    func viewed(of local: UInt64) -> Viewed? {
+    /// What the run has put in place of `local`: nothing yet (nil); else whether it is on `cell`,
+    /// whether it is on some other cell, and the part it put in place at its start, if any.
+    /// (Nothing retained: the run holds them.)
+    func viewed(of local: UInt64, on cell: AnyObject) -> (onCell: Bool, onOther: Bool, part: Unmanaged<AnyObject>?)? {
         for index in 0..<viewedCount where viewed[index].local == local {
-            return viewed[index]
+            let onCell = viewed[index].cell === cell
+            let onOther = !onCell && viewed[index].cell != nil
+            return (onCell, onOther, viewed[index].part.map { Unmanaged.passUnretained($0) })
         }
         return nil
     }
