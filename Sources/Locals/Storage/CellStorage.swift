@@ -45,7 +45,7 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
     @usableFromInline let pthreadKey = ThreadContext.pthreadKey
     /// The scope chain's task-local (`ScopeChain.key`), copied here for the same reason.
     @usableFromInline let chainKey = ScopeChain.key
-    @usableFromInline let tables = Locked.make(Tables())
+    let tables = Locked.make(Tables())
 
     @usableFromInline
     struct Tables {

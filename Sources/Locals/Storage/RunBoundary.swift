@@ -253,6 +253,5 @@ final class RunUndo {
     /// Whether the cell was listed (see `Cell.isListed`) before the view went in place.
     @exclusivity(unchecked) @usableFromInline var wasListed = false
 
-    @usableFromInline
     init() {}
 }
