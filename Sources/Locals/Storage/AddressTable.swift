@@ -19,16 +19,16 @@ struct AddressTable<Entry: AddressKeyed> {
 
     static var minimumCapacity: Int { 16 }
     /// Fibonacci hashing: spreads the aligned addresses of task objects over the slots.
-    @inlinable static var multiplier: UInt { UInt(truncatingIfNeeded: 0x9E37_79B9_7F4A_7C15 as UInt64) }
+    static var multiplier: UInt { UInt(truncatingIfNeeded: 0x9E37_79B9_7F4A_7C15 as UInt64) }
 
-    @inlinable var mask: Int { slots.count - 1 }
+    var mask: Int { slots.count - 1 }
 
-    @inlinable func home(_ address: UInt) -> Int {
+    func home(_ address: UInt) -> Int {
         Int(truncatingIfNeeded: ((address >> 4) &* Self.multiplier) >> 16) & mask
     }
 
     /// The entry at `address`, whoever its task is.
-    @inlinable func entry(at address: UInt) -> Entry? {
+    func entry(at address: UInt) -> Entry? {
         var index = home(address)
         while let entry = slots[index] {
             if entry.tableAddress == address { return entry }

@@ -9,7 +9,7 @@ extension OwnerKey {
         self.init(address: 0, id: thread.serial)
     }
 
-    @inlinable var isThread: Bool { address == 0 }
+    var isThread: Bool { address == 0 }
 
     /// The key of a custom discriminator's context that has none (`currentKey` is nil): nothing
     /// is stored under it, but an initializer can still recurse.

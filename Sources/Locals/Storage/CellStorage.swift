@@ -177,7 +177,6 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
     }
 
     /// The running task's or thread's key, and the names its cache slots use.
-    @inlinable
     func currentOwner(_ context: ThreadContext) -> (owner: OwnerKey, cacheAddress: UInt, cacheID: UInt64) {
         if holdsTasks, let task = TaskIdentity.current {
             return (task, task.address, task.id)
@@ -273,7 +272,6 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
         return cell
     }
 
-    @inlinable
     static func cell(of owner: OwnerKey, in tables: Tables) -> Cell<Value>? {
         if owner.isThread {
             return tables.threads[owner.id]

@@ -8,7 +8,6 @@ struct Locked<State>: @unchecked Sendable {
     // @unchecked: the state is only touched inside `withLock`, with the mutex held.
     @usableFromInline let storage: LockedStorage<State>
 
-    @inlinable
     init(storage: LockedStorage<State>) {
         self.storage = storage
     }

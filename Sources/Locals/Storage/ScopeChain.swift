@@ -33,7 +33,6 @@ class ScopeLink: LockedBox, @unchecked Sendable {
     }
 
     /// The next scope out, of any Local.
-    @inlinable
     final var parent: ScopeLink? { parentLink?.takeUnretainedValue() }
 
     /// Links `parent` without retaining it, for a scope being opened in front of it (see above).
@@ -173,7 +172,6 @@ enum ScopeChain {
     nonisolated(unsafe) private static let linkType = unsafeBitCast(ScopeLink.self as Any.Type, to: UnsafeRawPointer.self)
 
     /// `find`, not retained: for a chain some caller holds (a run's, held by its snapshot).
-    @inlinable
     static func find(_ localID: UInt64, from head: Unmanaged<ScopeLink>?) -> Unmanaged<ScopeLink>? {
         var link = head
         while let current = link {
