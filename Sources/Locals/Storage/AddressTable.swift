@@ -1,5 +1,4 @@
 /// An object kept in an `AddressTable`, under the address of the task it belongs to.
-@usableFromInline
 protocol AddressKeyed: AnyObject {
     var tableAddress: UInt { get }
 }
@@ -10,9 +9,8 @@ protocol AddressKeyed: AnyObject {
 ///
 /// At most one entry per address: a task's address is not reused while its entry pins it, and an
 /// entry found at a reused address belongs to a task that has ended. Used under a lock.
-@usableFromInline
 struct AddressTable<Entry: AddressKeyed> {
-    @usableFromInline private(set) var slots: [Entry?] = Array(repeating: nil, count: AddressTable.minimumCapacity)
+    private(set) var slots: [Entry?] = Array(repeating: nil, count: AddressTable.minimumCapacity)
     private(set) var count = 0
     /// Where the next sweep starts.
     private var cursor = 0

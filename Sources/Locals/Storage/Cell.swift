@@ -142,7 +142,7 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
         }
     }
 
-    @usableFromInline final var tableAddress: UInt { owner.address }
+    final var tableAddress: UInt { owner.address }
 
     /// Whether the owner is a task that has ended (never true for threads or unpinned tasks).
     final var ownerHasEnded: Bool {

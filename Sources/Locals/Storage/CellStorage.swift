@@ -47,10 +47,9 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
     @usableFromInline let chainKey = ScopeChain.key
     let tables = Locked.make(Tables())
 
-    @usableFromInline
     struct Tables {
-        @usableFromInline var tasks = AddressTable<Cell<Value>>()
-        @usableFromInline var threads: [UInt64: Cell<Value>] = [:]
+        var tasks = AddressTable<Cell<Value>>()
+        var threads: [UInt64: Cell<Value>] = [:]
         /// Cells removed by someone other than their owner, which the owner may be reading through
         /// its lookup cache right now (see the type's documentation).
         var parked: [Cell<Value>] = []
