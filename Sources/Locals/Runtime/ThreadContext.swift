@@ -33,7 +33,7 @@ struct CacheSlot {
 @usableFromInline
 final class ThreadContext {
     /// This thread's identity; never reused by a later thread.
-    @usableFromInline let id: ThreadID
+    let id: ThreadID
     @usableFromInline let slots: UnsafeMutablePointer<CacheSlot>
     @inlinable static var slotMask: Int { 63 }
     /// Keys whose initializer is running on this thread right now, to stop re-entrant touches.

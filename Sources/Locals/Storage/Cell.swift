@@ -4,7 +4,6 @@
 typealias OwnerKey = TaskIdentity
 
 extension OwnerKey {
-    @inlinable
     init(_ thread: ThreadID) {
         self.init(address: 0, id: thread.serial)
     }
