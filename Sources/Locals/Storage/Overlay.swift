@@ -102,13 +102,14 @@ final class OverlayState<Value: Sendable> {
 @usableFromInline
 final class OverlayLayer<Value>: @unchecked Sendable {
     // @unchecked: a layer belongs to one cell's owner; a snapshot takes a copy of it.
+    @usableFromInline
     struct Write {
         /// The bytes of the value the write covers.
         let range: Range<Int>
         let apply: (inout Value) -> Void
     }
 
-    @exclusivity(unchecked) private(set) var writes: [Write] = []
+    @exclusivity(unchecked) @usableFromInline private(set) var writes: [Write] = []
 
     init() {}
 
