@@ -74,9 +74,8 @@ extension PartInPlace {
     }
 
     /// Runs `body` with the part in `slot` published (where the runtime gives no way to bind
-    /// without a closure). Out of line: a runtime that exports the task-local push and pop never
-    /// gets here.
-    @usableFromInline
+    /// without a closure).
+    @inlinable
     static func withPublished(at slot: UnsafeMutableRawPointer, _ body: () -> Void) {
         let inPlace = slot.assumingMemoryBound(to: PartInPlace<Value>.self)
         switch inPlace.pointee.kind {

@@ -1,4 +1,4 @@
-public import _LocalsRuntime  // public: `unbind` is inlined into the Locals' snapshot operations
+public import _LocalsRuntime  // public: `bind` is inlined into the Locals' snapshot operations
 
 /// A `LocalsSnapshot.run`, in a loop rather than one nested call per part.
 ///
@@ -172,9 +172,8 @@ enum SnapshotRun {
     }
 
     /// Binds `key` to `value` for the running task (or thread), as `key.withValue(value)` does
-    /// before its operation; `unbind()` removes the innermost binding. Out of line: only a run
-    /// that makes a captured session current binds this way.
-    @usableFromInline
+    /// before its operation; `unbind()` removes the innermost binding.
+    @inlinable
     static func bind<T: AnyObject>(_ key: TaskLocal<T?>, to value: T?) {
         // The runtime takes the value over: a retained reference, as an optional's bit pattern.
         var taken: UnsafeMutableRawPointer? = value.map { Unmanaged.passRetained($0).toOpaque() }
