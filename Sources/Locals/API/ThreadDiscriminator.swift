@@ -27,7 +27,7 @@ public struct ThreadDiscriminator: Discriminator {
 /// Identifies an OS thread for the lifetime of the process: a later thread never gets the same
 /// identifier, even where the system reuses the thread's `pthread_t`.
 public struct ThreadID: Hashable, Sendable, CustomStringConvertible {
-    @usableFromInline let serial: UInt64
+    let serial: UInt64
 
     init(serial: UInt64) {
         self.serial = serial

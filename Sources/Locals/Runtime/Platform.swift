@@ -20,7 +20,6 @@ public import Android
 /// the runtime probe's executor queues jobs under one). A pthread mutex rather than
 /// `Synchronization.Mutex`: on Linux with Swift 6.3, `Mutex` waits with raw futex calls that
 /// Thread Sanitizer does not see, and the test suite runs under Thread Sanitizer.
-@usableFromInline
 final class PlatformMutex: @unchecked Sendable {
     // @unchecked: the mutex and condition are only used through the calls below.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -40,12 +39,10 @@ final class PlatformMutex: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    @usableFromInline
     func lock() {
         Platform.check(pthread_mutex_lock(mutex), "pthread_mutex_lock")
     }
 
-    @usableFromInline
     func unlock() {
         Platform.check(pthread_mutex_unlock(mutex), "pthread_mutex_unlock")
     }

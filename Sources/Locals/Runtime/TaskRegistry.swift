@@ -177,7 +177,7 @@ final class TaskRecord: @unchecked Sendable, AddressKeyed {
     }
 
     /// The pinned task's address (read under the shard's lock, as the pin is).
-    @usableFromInline var tableAddress: UInt {
+    var tableAddress: UInt {
         UInt(bitPattern: Unmanaged.passUnretained(pin).toOpaque())
     }
 }

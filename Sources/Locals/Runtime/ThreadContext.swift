@@ -20,7 +20,7 @@ struct CacheSlot {
     @usableFromInline var stamp: UInt64 = 0
     @usableFromInline var cell: UnsafeMutableRawPointer? = nil
     /// Whether the slot holds a retain on `cell` (a session cell).
-    @usableFromInline var retained = false
+    var retained = false
 }
 
 /// What swift-locals keeps for one OS thread, in a single pthread key whose destructor runs when
@@ -33,7 +33,7 @@ struct CacheSlot {
 @usableFromInline
 final class ThreadContext {
     /// This thread's identity; never reused by a later thread.
-    @usableFromInline let id: ThreadID
+    let id: ThreadID
     @usableFromInline let slots: UnsafeMutablePointer<CacheSlot>
     @inlinable static var slotMask: Int { 63 }
     /// Keys whose initializer is running on this thread right now, to stop re-entrant touches.
@@ -188,5 +188,5 @@ final class ThreadContext {
     }
 
     /// The library's one thread-specific key: each thread's context, released when it exits.
-    @usableFromInline static let pthreadKey = Platform.makeObjectKey()
+    static let pthreadKey = Platform.makeObjectKey()
 }

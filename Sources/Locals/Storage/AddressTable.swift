@@ -1,5 +1,4 @@
 /// An object kept in an `AddressTable`, under the address of the task it belongs to.
-@usableFromInline
 protocol AddressKeyed: AnyObject {
     var tableAddress: UInt { get }
 }
@@ -10,25 +9,24 @@ protocol AddressKeyed: AnyObject {
 ///
 /// At most one entry per address: a task's address is not reused while its entry pins it, and an
 /// entry found at a reused address belongs to a task that has ended. Used under a lock.
-@usableFromInline
 struct AddressTable<Entry: AddressKeyed> {
-    @usableFromInline private(set) var slots: [Entry?] = Array(repeating: nil, count: AddressTable.minimumCapacity)
+    private(set) var slots: [Entry?] = Array(repeating: nil, count: AddressTable.minimumCapacity)
     private(set) var count = 0
     /// Where the next sweep starts.
     private var cursor = 0
 
     static var minimumCapacity: Int { 16 }
     /// Fibonacci hashing: spreads the aligned addresses of task objects over the slots.
-    @inlinable static var multiplier: UInt { UInt(truncatingIfNeeded: 0x9E37_79B9_7F4A_7C15 as UInt64) }
+    static var multiplier: UInt { UInt(truncatingIfNeeded: 0x9E37_79B9_7F4A_7C15 as UInt64) }
 
-    @inlinable var mask: Int { slots.count - 1 }
+    var mask: Int { slots.count - 1 }
 
-    @inlinable func home(_ address: UInt) -> Int {
+    func home(_ address: UInt) -> Int {
         Int(truncatingIfNeeded: ((address >> 4) &* Self.multiplier) >> 16) & mask
     }
 
     /// The entry at `address`, whoever its task is.
-    @inlinable func entry(at address: UInt) -> Entry? {
+    func entry(at address: UInt) -> Entry? {
         var index = home(address)
         while let entry = slots[index] {
             if entry.tableAddress == address { return entry }

@@ -4,12 +4,11 @@
 typealias OwnerKey = TaskIdentity
 
 extension OwnerKey {
-    @inlinable
     init(_ thread: ThreadID) {
         self.init(address: 0, id: thread.serial)
     }
 
-    @inlinable var isThread: Bool { address == 0 }
+    var isThread: Bool { address == 0 }
 
     /// The key of a custom discriminator's context that has none (`currentKey` is nil): nothing
     /// is stored under it, but an initializer can still recurse.
@@ -145,7 +144,7 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
         }
     }
 
-    @usableFromInline final var tableAddress: UInt { owner.address }
+    final var tableAddress: UInt { owner.address }
 
     /// Whether the owner is a task that has ended (never true for threads or unpinned tasks).
     final var ownerHasEnded: Bool {

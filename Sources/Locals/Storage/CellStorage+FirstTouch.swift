@@ -166,7 +166,6 @@ extension CellStorage {
 
     /// Lists this Local among the Locals with values of `cell`'s owner's own (see `Cell.isListed`):
     /// in its task's record, or its thread's context. Called by the owner.
-    @usableFromInline
     @inline(never)
     func list(_ cell: Cell<Value>) {
         cell.isListed = true

@@ -45,12 +45,11 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
     @usableFromInline let pthreadKey = ThreadContext.pthreadKey
     /// The scope chain's task-local (`ScopeChain.key`), copied here for the same reason.
     @usableFromInline let chainKey = ScopeChain.key
-    @usableFromInline let tables = Locked.make(Tables())
+    let tables = Locked.make(Tables())
 
-    @usableFromInline
     struct Tables {
-        @usableFromInline var tasks = AddressTable<Cell<Value>>()
-        @usableFromInline var threads: [UInt64: Cell<Value>] = [:]
+        var tasks = AddressTable<Cell<Value>>()
+        var threads: [UInt64: Cell<Value>] = [:]
         /// Cells removed by someone other than their owner, which the owner may be reading through
         /// its lookup cache right now (see the type's documentation).
         var parked: [Cell<Value>] = []
@@ -177,7 +176,6 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
     }
 
     /// The running task's or thread's key, and the names its cache slots use.
-    @inlinable
     func currentOwner(_ context: ThreadContext) -> (owner: OwnerKey, cacheAddress: UInt, cacheID: UInt64) {
         if holdsTasks, let task = TaskIdentity.current {
             return (task, task.address, task.id)
@@ -280,7 +278,6 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
         return cell
     }
 
-    @inlinable
     static func cell(of owner: OwnerKey, in tables: Tables) -> Cell<Value>? {
         if owner.isThread {
             return tables.threads[owner.id]

@@ -3,7 +3,6 @@ import Synchronization
 /// Every live Local, for snapshots: by id, so that a scope found in a captured chain leads to its
 /// Local's operations. Held weakly (through `SnapshotOps`), so that no snapshot keeps a Local
 /// alive, and a Local that goes leaves the table.
-@usableFromInline
 enum LiveLocals {
     private static let entries = Locked.make(Entries())
     /// How many custom discriminators' Locals are alive: a capture with none skips the lock.
@@ -22,7 +21,6 @@ enum LiveLocals {
         }
     }
 
-    @usableFromInline
     static func add(_ id: UInt64, _ ops: SnapshotOps, isSession: Bool) {
         entries.withLock { entries in
             entries.all[id] = ops

@@ -3,12 +3,10 @@
 ///
 /// The shape of `Synchronization.Mutex` (and of swift-nio's `NIOLockedValueBox`), on a pthread
 /// mutex: see `PlatformMutex` for why.
-@usableFromInline
 struct Locked<State>: @unchecked Sendable {
     // @unchecked: the state is only touched inside `withLock`, with the mutex held.
-    @usableFromInline let storage: LockedStorage<State>
+    let storage: LockedStorage<State>
 
-    @inlinable
     init(storage: LockedStorage<State>) {
         self.storage = storage
     }
@@ -17,7 +15,6 @@ struct Locked<State>: @unchecked Sendable {
         Locked(storage: LockedStorage(state))
     }
 
-    @inlinable
     func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
         try storage.withLock(body)
     }
@@ -36,18 +33,16 @@ struct Locked<State>: @unchecked Sendable {
 }
 
 /// The state and its mutex.
-@usableFromInline
 final class LockedStorage<State> {
-    @usableFromInline let mutex = PlatformMutex()
+    let mutex = PlatformMutex()
     /// Unchecked: only reached inside `withLock`, under the mutex, which is what excludes; the
     /// runtime's dynamic check on every access cost more than the lock.
-    @exclusivity(unchecked) @usableFromInline var state: State
+    @exclusivity(unchecked) var state: State
 
     init(_ state: State) {
         self.state = state
     }
 
-    @inlinable
     func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
         mutex.lock()
         defer { mutex.unlock() }

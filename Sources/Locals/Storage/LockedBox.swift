@@ -91,7 +91,6 @@ class LockedBox: @unchecked Sendable {
     }
 
     /// Runs `body` with the lock held.
-    @inlinable
     final func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         lock()
         defer { unlock() }

@@ -111,7 +111,6 @@ final class OverlayLayer<Value>: @unchecked Sendable {
 
     @exclusivity(unchecked) @usableFromInline private(set) var writes: [Write] = []
 
-    @usableFromInline
     init() {}
 
     @usableFromInline var isEmpty: Bool { writes.isEmpty }

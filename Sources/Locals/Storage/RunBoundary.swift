@@ -270,6 +270,5 @@ final class RunUndo {
     /// Whether the cell was listed (see `Cell.isListed`) before a scope view went in place.
     @exclusivity(unchecked) @usableFromInline var wasListed = false
 
-    @usableFromInline
     init() {}
 }

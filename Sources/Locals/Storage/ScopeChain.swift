@@ -33,7 +33,6 @@ class ScopeLink: LockedBox, @unchecked Sendable {
     }
 
     /// The next scope out, of any Local.
-    @inlinable
     final var parent: ScopeLink? { parentLink?.takeUnretainedValue() }
 
     /// Links `parent` without retaining it, for a scope being opened in front of it (see above).
@@ -102,7 +101,7 @@ enum ScopeChain {
     @usableFromInline static let key = TaskLocal<ScopeLink>(wrappedValue: unbound)
 
     /// The key's value where nothing is bound: never bound, never linked; `head` reads it as nil.
-    @usableFromInline static let unbound = ScopeLink(localID: 0)
+    static let unbound = ScopeLink(localID: 0)
 
     /// The running context's innermost scope, of any Local: read with the runtime's entry point
     /// for task-local values, as `TaskLocal.get()` reads it, without the generic copy through the
@@ -129,7 +128,6 @@ enum ScopeChain {
 
     /// `head`, with the key passed in: a Local keeps it in a stored property, so that a scope reads
     /// a field instead of running the global's one-time initialization check.
-    @usableFromInline
     @inline(never)
     static func head(of key: TaskLocal<ScopeLink>) -> ScopeLink? {
         guard locals_runtime_has_task_local_get() else {
@@ -143,7 +141,6 @@ enum ScopeChain {
     /// Whether the runtime exports the task-local push and pop, which bind without a closure to
     /// nest in (tests can force the nesting fallback with `LOCALS_FORCE_FALLBACK=taskLocalPush` in a
     /// debug build).
-    @usableFromInline
     static let canBind =
         locals_runtime_has_task_local_push() && !TaskRuntime.namesForcedByEnvironment().contains("taskLocalPush")
 
@@ -175,7 +172,6 @@ enum ScopeChain {
     nonisolated(unsafe) private static let linkType = unsafeBitCast(ScopeLink.self as Any.Type, to: UnsafeRawPointer.self)
 
     /// `find`, not retained: for a chain some caller holds (a run's, held by its snapshot).
-    @inlinable
     static func find(_ localID: UInt64, from head: Unmanaged<ScopeLink>?) -> Unmanaged<ScopeLink>? {
         var link = head
         while let current = link {

@@ -53,7 +53,7 @@ class SessionCell<Value: Sendable>: LockedBox, @unchecked Sendable {
     }
 
     /// The session's key, for listings.
-    @usableFromInline var keyDescription: String { "" }
+    var keyDescription: String { "" }
 }
 
 /// A session cell with its key, which a cached lookup compares with the running context's key.
@@ -68,7 +68,7 @@ final class KeyedSessionCell<Key: Hashable & Sendable, Value: Sendable>: Session
         super.init(value)
     }
 
-    @usableFromInline override var keyDescription: String { "\(key)" }
+    override var keyDescription: String { "\(key)" }
 }
 
 /// The sessions of a Local with a custom discriminator. The discriminator's key type is known only

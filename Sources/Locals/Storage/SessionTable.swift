@@ -16,22 +16,20 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     // @unchecked: `shards` is only touched through their locks; `discriminator` is Sendable.
     @usableFromInline typealias Cell = KeyedSessionCell<D.Key, Value>
 
-    @usableFromInline
     struct Shard {
-        @usableFromInline var cells: [D.Key: Cell] = [:]
+        var cells: [D.Key: Cell] = [:]
         /// Keys whose initializer is running now, on some thread.
         var initializing: Set<D.Key> = []
     }
 
     @usableFromInline let discriminator: D
-    @usableFromInline let shards = (0..<16).map { _ in Locked.make(Shard()) }
+    let shards = (0..<16).map { _ in Locked.make(Shard()) }
 
     @usableFromInline
     init(_ discriminator: D) {
         self.discriminator = discriminator
     }
 
-    @inlinable
     func shard(_ key: D.Key) -> Locked<Shard> {
         shards[key.hashValue & 15]
     }
@@ -127,7 +125,14 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     func existingCell(_ storage: SessionStorage<Value>) -> SessionCell<Value>? {
         let context = ThreadContext.current
         guard let key = currentKey(context) else { return nil }
-        return storage.cachedSessionCell(key, as: Cell.self, context) ?? shard(key).withLock { $0.cells[key] }
+        return storage.cachedSessionCell(key, as: Cell.self, context) ?? storedCell(key)
+    }
+
+    /// `existingCell` past the lookup cache: the key's cell in its shard, if any. Out of line: a
+    /// capture that gets this far has missed the cache, and takes a lock anyway.
+    @usableFromInline
+    func storedCell(_ key: D.Key) -> Cell? {
+        shard(key).withLock { $0.cells[key] }
     }
 
     @usableFromInline

@@ -20,7 +20,6 @@
 // specialized for one looks up generic metadata at every step, several times slower.
 
 /// One Local's part of a snapshot: what the context held (`data`) and how to put it back (`ops`).
-@usableFromInline
 struct SnapshotPart: Sendable {
     let data: any Sendable & AnyObject
     let ops: SnapshotOps

@@ -35,7 +35,7 @@ protocol Storage<Value>: AnyObject, Sendable {
 @usableFromInline
 final class LocalFacts<Value: Sendable>: Sendable {
     /// Never reused by another Local: names the Local in the threads' lookup caches.
-    @usableFromInline let localID = LocalIDs.next()
+    let localID = LocalIDs.next()
     let initialValue: @Sendable () -> Value
     /// The policy of this Local's scopes where the scope names none.
     @usableFromInline let inheritance: Inheritance

@@ -2,7 +2,6 @@
 // and puts the old one back when it ends. Nothing is inherited.
 
 /// A backend whose scopes swap the current key's value in and out (`.thread`, sessions).
-@usableFromInline
 protocol SwappedScopes<Value>: AnyObject {
     associatedtype Value: Sendable
     /// What a scope restores.
@@ -62,12 +61,10 @@ extension CellStorage: SwappedScopes {
 }
 
 extension SessionStorage: SwappedScopes {
-    @usableFromInline
     func swapIn(_ change: (inout Value) -> Void) -> SessionScopeSaved<Value> {
         sessions.swapIn(change, self)
     }
 
-    @usableFromInline
     func restore(_ saved: SessionScopeSaved<Value>) {
         sessions.restore(saved)
     }
