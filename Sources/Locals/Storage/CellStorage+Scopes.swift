@@ -209,7 +209,7 @@ extension CellStorage {
         cell._withUnsafeGuaranteedRef { cell in
             cell.point(to: frame.unsafelyUnwrapped.savedRoute, frame.unsafelyUnwrapped.savedScope)
             guard isKnownUniquelyReferenced(&frame) else {
-                frame.unsafelyUnwrapped.keepParent()  // its holders may walk on after the outer scope closes
+                frame.unsafelyUnwrapped.closeShared()  // its holders may walk on after the outer scope closes
                 return
             }
             // Into the cell first, and emptied there: `recycle` releases the value last, and its
@@ -230,7 +230,7 @@ extension CellStorage {
     /// after any `discard(key:)`.
     @usableFromInline
     func closeScopeSlowly(_ frame: ScopeFrame<Value>) {
-        frame.keepParent()  // not recycled: whoever else holds it may walk on (see `ScopeLink`)
+        defer { frame.closeShared() }  // not recycled: whoever else holds it may walk on
         guard let cell = tables.withLock({ Self.cell(of: frame.owner, in: $0) }), cell.scope === frame else { return }
         if cell.isPlaceholder {
             let removed = removeCell(of: frame.owner, byOwner: true)

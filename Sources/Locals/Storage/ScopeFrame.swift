@@ -161,6 +161,18 @@ final class ScopeFrame<Value: Sendable>: ScopeLink, @unchecked Sendable {
         return result
     }
 
+    /// Closes a frame that others still hold (children that inherited it, snapshots): they may
+    /// walk on from it after the outer scope closes, so it holds its parent from now on (see
+    /// `ScopeLink`); and it lets go of the frame it restored, which no one reads any more (a
+    /// synchronous run's view, whose value would otherwise outlive the run). Released here, after
+    /// the owner's cell points back there: its value's deinit may use this Local.
+    @usableFromInline
+    func closeShared() {
+        keepParent()
+        let restored = savedScope.take()
+        withExtendedLifetime(restored) {}
+    }
+
     /// Bounds the cell of `child` (a task with no pin) by this frame's life.
     func keep(_ child: OwnerKey, in storage: CellStorage<Value>) {
         withLock {
