@@ -14,25 +14,7 @@ struct RunCellLifetimeTests {
     func asyncRunRemadeCellKeptBySnapshotFrame() async {
         let local = Local<[Int]>(inheritance: .shared) { [1] }
         let holder = Protected<LocalsSnapshot?>(local.withValue(\.self, [7]) { LocalsSnapshot.capture() })
-        let result = await Task.detached { () async -> [Int] in
-            var seen: [Int] = []
-            do {
-                let snapshot = holder.withLock { $0.take() }!
-                await snapshot.run {
-                    local.discard(key: TaskID.current!)  // own key: the cell goes at once
-                    seen.append(local.value.first!)  // made again, reading through the captured scope
-                    await Task.yield()
-                }
-                local.value = [3]  // after the run: a cell of the task's own, cached
-                seen.append(local.value.first!)
-            }  // the snapshot goes here, and its frame with it
-            Self.reuseFreedMemory()
-            seen.append(local.value.first!)
-            local.value = [4]
-            Self.reuseFreedMemory()
-            seen.append(local.value.first!)
-            return seen
-        }.value
+        let result = await Task.detached { await Self.readAcrossTheRun(local, holder) }.value
         #expect(result == [7, 3, 3, 4])
     }
 
@@ -42,31 +24,30 @@ struct RunCellLifetimeTests {
     func asyncLetChildRemadeCellKeptBySnapshotFrame() async {
         let local = Local<[Int]>(inheritance: .shared) { [1] }
         let holder = Protected<LocalsSnapshot?>(local.withValue(\.self, [7]) { LocalsSnapshot.capture() })
-        async let child: [Int] = {
-            var seen: [Int] = []
-            do {
-                let snapshot = holder.withLock { $0.take() }!
-                await snapshot.run {
-                    local.discard(key: TaskID.current!)
-                    seen.append(local.value.first!)
-                    await Task.yield()
-                }
-                local.value = [3]
-                seen.append(local.value.first!)
-            }
-            Self.reuseFreedMemory()
-            seen.append(local.value.first!)
-            local.value = [4]
-            Self.reuseFreedMemory()
-            seen.append(local.value.first!)
-            return seen
-        }()
-        let result = await child
-        #expect(result == [7, 3, 3, 4])
+        async let child = Self.readAcrossTheRun(local, holder)
+        #expect(await child == [7, 3, 3, 4])
     }
 
-    static func reuseFreedMemory() {
-        let big = (0..<64).map { _ in [Int](repeating: 0x5555, count: 16) }
-        withExtendedLifetime(big) {}
+    /// Runs the snapshot in `holder` (the only reference to it, so that it goes after the run),
+    /// discarding the running task's key inside and reading again, then writes and reads after
+    /// the run and after the snapshot went, with freed memory reused in between.
+    static func readAcrossTheRun(_ local: Local<[Int]>, _ holder: Protected<LocalsSnapshot?>) async -> [Int] {
+        var seen: [Int] = []
+        do {
+            let snapshot = holder.withLock { $0.take() }!
+            await snapshot.run {
+                local.discard(key: TaskID.current!)  // own key: the cell goes at once
+                seen.append(local.value.first!)  // made again, reading through the captured scope
+                await Task.yield()
+            }
+            local.value = [3]  // after the run: a cell of the task's own, cached
+            seen.append(local.value.first!)
+        }  // the snapshot goes here, and its frame with it
+        RunViewRemovalTests.reuseFreedMemory()
+        seen.append(local.value.first!)
+        local.value = [4]
+        RunViewRemovalTests.reuseFreedMemory()
+        seen.append(local.value.first!)
+        return seen
     }
 }
