@@ -147,7 +147,7 @@ extension CellStorage {
                 continue
             }
             if run.isRun(of: owner) {
-                if (newCell && run.isLazy) || ScopeChain.find(localID, from: run.parent) == nil {
+                if (newCell && run.isLazy) || run.isEndingRun || ScopeChain.find(localID, from: run.parent) == nil {
                     link = run.outside
                     run.noteWalked()
                     continue
@@ -177,10 +177,11 @@ extension CellStorage {
     /// then goes in place again on it, as a view.
     func enterRunView(_ cell: Cell<Value>, _ run: ActiveRun, made: Bool, madeInitial: Bool, epoch: UInt) {
         if run.isEnding { return }  // a deinit while the run takes its views away (see `ActiveRun.end`)
-        if made, cell.isPlaceholder, let scope = cell.scope, Self.isOpened(scope, inside: run) {
+        if cell.isPlaceholder, let scope = cell.scope, Self.isOpened(scope, inside: run) {
             // Made again inside a scope the context opened inside the run (its cell was removed
-            // there): that scope, not the run's view under it, is what the context sees until it
-            // closes, when the placeholder goes and the next touch gets the view again.
+            // there), at this touch or an earlier one whose cache slot has gone since: that scope,
+            // not the run's view under it, is what the context sees until it closes, when the
+            // placeholder goes and the next touch gets the view again.
             return
         }
         var part: Unmanaged<AnyObject>?
@@ -341,7 +342,6 @@ extension CellStorage {
             }
             return
         }
-        guard cell.scope === redirect.frame, cell.route == redirect.route else { return }
         let fits = redirect.savedRoute != .own || cell is OwnedCell<Value>
         guard fits, !cell.isPlaceholder else {
             withExtendedLifetime(removeCell(of: redirect.owner, byOwner: true)) {}
@@ -351,5 +351,15 @@ extension CellStorage {
         cell.point(to: redirect.savedRoute, redirect.savedScope, overlay: redirect.savedOverlay)
         cell.isListed = redirect.wasListed
         withExtendedLifetime(dropped) {}
+    }
+
+    /// A scope view's listing put back once some cell was removed: on the cell still in the view
+    /// (found by the view's frame, which no other cell points into).
+    @usableFromInline
+    func relistSlowly(_ frame: ScopeFrame<Value>, _ wasListed: Bool) {
+        guard let cell = tables.withLock({ Self.cell(of: frame.owner, in: $0) }), cell.scope === frame,
+            !cell.isPlaceholder
+        else { return }
+        cell.isListed = wasListed
     }
 }

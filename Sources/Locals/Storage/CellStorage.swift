@@ -266,6 +266,9 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
         let epoch = self.epoch.load(ordering: .relaxed)
         guard let cell = tables.withLock({ Self.cell(of: owner, in: $0) }) else { return nil }
         if holdsTasks, context.run(of: owner) != nil {
+            if !context.initializing.isEmpty, context.isInitializing(ObjectIdentifier(facts), owner) {
+                return nil  // the initializer of this key's view (a capture inside it): no view yet
+            }
             return resolveCell()  // in the run's view, as every access inside the run
         }
         context.store(

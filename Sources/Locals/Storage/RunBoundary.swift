@@ -62,6 +62,9 @@ class RunBoundary: ScopeLink, @unchecked Sendable {
 
     /// Whether the run puts the chain's scopes in place lazily.
     final var isLazy: Bool { self is ActiveRun }
+
+    /// Whether a synchronous run is taking its views away: its owner sees what it has outside.
+    final var isEndingRun: Bool { (self as? ActiveRun)?.isEnding ?? false }
 }
 
 /// A synchronous snapshot run on one thread, which is also its boundary in the scope chain: what
@@ -240,14 +243,16 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
 
     /// The second half of `end`: the thread goes back to the run it was in before.
     func giveBack(_ context: ThreadContext) {
-        context.activeRunLink = previous
-        context.runStamp = previousStamp
-        previous = nil
+        // Released while the thread is still in this (ending) run: a deinit sees what the
+        // context has outside it.
         for index in 0..<viewedCount {
             viewed[index].cell = nil  // the cells, and through them their tasks' pins
             viewed[index].part = nil
         }
         viewedCount = 0
+        context.activeRunLink = previous
+        context.runStamp = previousStamp
+        previous = nil
         isEnding = false
         endRun()
     }

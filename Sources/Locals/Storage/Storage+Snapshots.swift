@@ -295,6 +295,8 @@ extension CellStorage {
                     undo.cell = nil
                     if storage.isStillHeld(HeldCell(cell: cell, epoch: undo.epoch)) {
                         cell._withUnsafeGuaranteedRef { $0.isListed = undo.wasListed }
+                    } else {
+                        storage.relistSlowly(frame, undo.wasListed)
                     }
                     storage.closeScope(cell, frame, undo.epoch)
                 }
