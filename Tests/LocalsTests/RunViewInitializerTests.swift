@@ -34,4 +34,23 @@ struct RunViewInitializerTests {
         #expect(stderr.contains("touched the same Local for the same key"))
     }
     #endif
+
+    /// A `reset()` of the same Local from its initializer is no touch of a value: the key has
+    /// none yet. Inside a run, where the initializer runs for the run's view, the same holds:
+    /// nothing stops, and the view shows the initializer's value.
+    @Test("a view's initializer that resets its own Local does not stop the program")
+    func viewInitializerResetsOwnLocal() async {
+        let box = Protected<Local<[Int]>?>(nil)
+        let x = Local<[Int]> {
+            box.withLock { $0 }?.reset()
+            return [1]
+        }
+        box.withLock { $0 = x }
+        let (outside, inside) = await Task { () -> ([Int], [Int]) in
+            let outside = x.value  // the initializer's first call: the reset finds nothing
+            x.value = [5]
+            return (outside, LocalsSnapshot().run { x.value })  // the view: its second call
+        }.value
+        #expect(outside == [1] && inside == [1])
+    }
 }

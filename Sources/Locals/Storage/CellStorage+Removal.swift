@@ -5,12 +5,17 @@ extension CellStorage {
 
     /// Drops the running context's own storage (see ``Local/reset()``).
     func resetCurrent() {
-        if holdsTasks, let run = ThreadContext.current.activeRun, run.owner == currentOwner(ThreadContext.current).owner {
-            _ = resolveCell()  // inside a synchronous snapshot run: its view of this Local, put in place first
+        let context = ThreadContext.current
+        let owner = currentOwner(context).owner
+        // Inside a synchronous snapshot run: its view of this Local, put in place first. Not from
+        // the initializer that the view itself runs: as outside runs, the key has no value yet.
+        if holdsTasks, let run = context.activeRun, run.owner == owner,
+            context.initializing.isEmpty || !context.isInitializing(ObjectIdentifier(facts), owner)
+        {
+            _ = resolveCell()
         }
         guard let cell = existingCell() else {
             // No cell yet: a scope the running task owns, or shares, still has a value to reset.
-            let owner = currentOwner(ThreadContext.current).owner
             if holdsTasks, let frame = visibleScope(for: owner), frame.inheritance == .shared || frame.owner == owner {
                 let replaced = frame.exchangeValue(facts.makeInitialValue(for: frame.owner))
                 withExtendedLifetime(replaced) {}
