@@ -12,9 +12,8 @@ import Testing
 struct RunViewRemovalTests {
     /// Inside a synchronous run, the first access of a Local the snapshot holds nothing of puts a
     /// view from the initial value in place, running the initializer; here the initializer
-    /// discards its own key (as a `discard(key:)` from another thread would; a `reset()` there
-    /// would be a touch of its own key, which stops the program), which removes the cell the view
-    /// was going on. The value read inside the run, and the task's own after it (read again
+    /// discards its own key (as a `discard(key:)` from another thread would), which removes the
+    /// cell the view was going on. The value read inside the run, and the task's own after it (read again
     /// after freed memory is reused), are the initializer's.
     @Test("a cell removed while a run's view runs the initializer leaves no dangling scope")
     func cellRemovedWhileRunViewInitializes() async {
