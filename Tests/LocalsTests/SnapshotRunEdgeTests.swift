@@ -2,15 +2,18 @@ import Foundation
 import Locals
 import Testing
 
-@Suite("A discard inside a scope inside a run, touched again from a nested run")
+@Suite("A discard inside a scope, touched again from a run inside it")
 struct NestedRunDiscardTests {
-    @Test("discard in a scope inside a run, nested run touches it again")
-    func discardInScopeNestedRunTouches() async {
+    /// The task discards its own key inside a scope of its own (opened inside a run, or not), and
+    /// a run inside that scope writes and reads the Local: after everything closed, the task reads
+    /// the initial value (the discard dropped its own), with nothing left of the scope or the runs.
+    @Test("discard in a scope, a run inside it touches the Local again", arguments: [true, false])
+    func discardInScopeRunTouches(insideAnOuterRun: Bool) async {
         let copy = Local<RunPair>(inheritance: .copy) { RunPair() }
         let after = await Task { () -> [RunPair] in
             copy.value = RunPair(a: 1, b: 1)
             var seen: [RunPair] = []
-            LocalsSnapshot().run {
+            let scope = {
                 copy.withValue(\.a, 46, inheritance: .fresh) {
                     copy.discard(key: TaskID.current!)
                     LocalsSnapshot().run {
@@ -21,106 +24,42 @@ struct NestedRunDiscardTests {
                 }
                 seen.append(copy.value)
             }
-            seen.append(copy.value)
-            return seen
-        }.value
-        #expect(after.last == RunPair())
-    }
-
-    @Test("discard in a scope, a run touches it again, no outer run")
-    func discardInScopeRunTouchesNoOuterRun() async {
-        let copy = Local<RunPair>(inheritance: .copy) { RunPair() }
-        let after = await Task { () -> [RunPair] in
-            copy.value = RunPair(a: 1, b: 1)
-            var seen: [RunPair] = []
-            copy.withValue(\.a, 46, inheritance: .fresh) {
-                copy.discard(key: TaskID.current!)
-                LocalsSnapshot().run {
-                    copy.a = 4
-                    seen.append(copy.value)
-                }
-                seen.append(copy.value)
+            if insideAnOuterRun {
+                LocalsSnapshot().run(scope)
+            } else {
+                scope()
             }
             seen.append(copy.value)
             return seen
         }.value
         #expect(after.last == RunPair())
-    }
-}
-
-@Suite("A placeholder made in a nested run")
-struct RunEndNestedRunPlaceholderTests {
-    /// A case the nested-run fuzz test found (NestedRunFuzzTests), reduced. Inside a synchronous run R0 the task opens a
-    /// scope S1 of `x` and discards its own key there; a nested run R1 touches `x` (a placeholder
-    /// cell P in S1 is made, and R1's view goes on it and away again); back in R0, the next touch
-    /// finds P, which is not the cell R0 viewed (`onOther`) and was not `made` now, so R0 puts a
-    /// second view on P, on top of S1. S1's close then finds P not in S1 and leaves it; R0's end
-    /// points P back at S1, which is freed: the read after the run is a use-after-free.
-    @Test("a placeholder made in a nested run gets the enclosing run's view on top of its scope")
-    func placeholderFromNestedRunViewedByEnclosingRun() async {
-        let x = Local<[Int]>(inheritance: .overlay) { [0] }
-        let seen = await Task { () -> [[Int]] in
-            x.value = [1]
-            var seen: [[Int]] = []
-            LocalsSnapshot().run {
-                x.withValue(\.self, [2]) {
-                    x.discard(key: TaskID.current!)
-                    LocalsSnapshot().run {
-                        seen.append(x.value)  // P made in S1, R1's view (initial value) on it
-                    }
-                    x.value = [3]  // R0's view again, on top of S1
-                    seen.append(x.value)
-                }
-                seen.append(x.value)
-            }
-            RunViewRemovalTests.reuseFreedMemory()
-            seen.append(x.value)  // the task's own value after a discard: the initial value
-            return seen
-        }.value
-        #expect(seen == [[0], [3], [0], [0]])
     }
 }
 
 @Suite("A frozen redirect, and a view's listing, undone after another key's removal")
 struct RunEndFrozenRedirectSlowUndoTests {
-    /// A run's view of a captured `.overlay` scope is a redirect of the runner's cell. A whole-value
-    /// write freezes the cell (route `.scope`, a private frame). If any other cell of the Local is
-    /// removed during the run (here: another task's key discarded), `undo` takes the slow path, and
-    /// `undoSlowly` finds the redirected cell itself but off the redirect's route, and returns
-    /// without putting it back: the run's write stays the task's value after the run.
-    @Test("sync run: freeze, then another key discarded")
-    func syncRunFreezeThenOtherDiscard() async {
+    /// A run's view of a captured `.overlay` scope is a redirect of the runner's cell, and a
+    /// whole-value write freezes the cell (its own private frame). When some other cell of the
+    /// Local is removed during the run (here: another task's key discarded), the redirect is
+    /// undone on the slow path: the cell must go back all the same, and the run's write with it.
+    @Test("a run's frozen redirect, then another key discarded", arguments: [false, true])
+    func runFreezeThenOtherDiscard(async: Bool) async {
         let x = Local<[Int]>(inheritance: .overlay) { [0] }
         let snapshot = x.withValue(\.self, [1]) { LocalsSnapshot.capture() }
         let seen = await Task { () -> [[Int]] in
             x.value = [5]
             let other = await Task { () -> TaskID in x.value = [8]; return TaskID.current! }.value
             var seen: [[Int]] = []
-            snapshot.run {
+            func body() {
                 seen.append(x.value)
                 x.value = [7]  // freezes the view
                 x.discard(key: other)  // some other cell goes: the epoch moves
                 seen.append(x.value)
             }
-            seen.append(x.value)
-            return seen
-        }.value
-        #expect(seen == [[1], [7], [5]])
-    }
-
-    @Test("async run: freeze, then another key discarded")
-    func asyncRunFreezeThenOtherDiscard() async {
-        let x = Local<[Int]>(inheritance: .overlay) { [0] }
-        let snapshot = x.withValue(\.self, [1]) { LocalsSnapshot.capture() }
-        let seen = await Task { () -> [[Int]] in
-            x.value = [5]
-            let other = await Task { () -> TaskID in x.value = [8]; return TaskID.current! }.value
-            var seen: [[Int]] = []
-            await snapshot.run {
-                seen.append(x.value)
-                x.value = [7]
-                x.discard(key: other)
-                seen.append(x.value)
+            if async {
+                await snapshot.run { body() }
+            } else {
+                snapshot.run { body() }
             }
             seen.append(x.value)
             return seen
@@ -128,7 +67,8 @@ struct RunEndFrozenRedirectSlowUndoTests {
         #expect(seen == [[1], [7], [5]])
     }
 
-    /// The same with a scope view (.copy capture): the listing put back only on the fast path.
+    /// The same with a scope view (a `.copy` capture): a write to the view lists the cell for the
+    /// run only, also when the view is taken away on the slow path.
     @Test("sync run: a view written, then another key discarded: listing stays")
     func syncRunListingAfterOtherDiscard() async {
         let x = Local<[Int]>(inheritance: .copy) { [0] }
@@ -148,15 +88,16 @@ struct RunEndFrozenRedirectSlowUndoTests {
     }
 }
 
-@Suite("A placeholder inside a scope opened in a run, after a cache miss")
-struct RunEndPlaceholderCacheMissTests {
-    /// The same defect with a single run: `enterRunView` skips the view for a placeholder made in a
-    /// scope opened inside the run only when the cell was `made` by that very touch. Its cache slot
-    /// evicted (here by touching many other Locals), the next touch of the placeholder goes back
-    /// through `resolveCell` with `made == false`, sees a cell other than the one the run viewed
-    /// (`onOther`), and puts the run's view on top of the task's own scope.
-    @Test("placeholder in a scope opened inside a run, cache slot evicted")
-    func placeholderViewedAgainAfterEviction() async {
+@Suite("A placeholder inside a scope opened in a run, touched again")
+struct RunEndPlaceholderTests {
+    /// Inside a synchronous run the task opens a scope of `x` and discards its own key there: its
+    /// next touch makes a placeholder cell in that scope, which is what the task sees there, not
+    /// the run's view. A later touch that misses the cache must not put the run's view on top of
+    /// the scope either: one after a nested run that touched `x` (a case the nested-run fuzz test
+    /// found), or one after touches of other Locals evicted `x`'s cache slot. (It did, and the
+    /// run's end then pointed the cell at the scope's freed frame.)
+    @Test("a placeholder in a scope opened inside a run, touched again after a cache miss", arguments: [true, false])
+    func placeholderTouchedAgain(afterANestedRun: Bool) async {
         let x = Local<[Int]>(inheritance: .overlay) { [0] }
         let others = (0..<3000).map { _ in Local<Int> { 0 } }
         let seen = await Task { () -> [[Int]] in
@@ -165,18 +106,24 @@ struct RunEndPlaceholderCacheMissTests {
             LocalsSnapshot().run {
                 x.withValue(\.self, [2]) {
                     x.discard(key: TaskID.current!)
-                    seen.append(x.value)  // a placeholder in this scope: [2]
-                    for other in others { _ = other.value }  // evicts x's cache slot
-                    x.value = [3]  // the run's view again, on top of the scope
+                    if afterANestedRun {
+                        LocalsSnapshot().run {
+                            seen.append(x.value)  // the nested run's view on the placeholder: [0]
+                        }
+                    } else {
+                        seen.append(x.value)  // the placeholder in this scope: [2]
+                        for other in others { _ = other.value }  // evicts x's cache slot
+                    }
+                    x.value = [3]  // the scope's value
                     seen.append(x.value)
                 }
-                seen.append(x.value)
+                seen.append(x.value)  // the run's view of x: the initial value
             }
             RunViewRemovalTests.reuseFreedMemory()
-            seen.append(x.value)
+            seen.append(x.value)  // the task's own value after a discard: the initial value
             return seen
         }.value
-        #expect(seen == [[2], [3], [0], [0]])
+        #expect(seen == [afterANestedRun ? [0] : [2], [3], [0], [0]])
     }
 }
 
@@ -234,52 +181,35 @@ struct RunEndGiveBackTests {
     }
 }
 
-@Suite("A frozen child's reset while a run gives the thread back")
-struct RunEndGiveBackFrozenResetTests {
-    /// The same window, with a frozen `.overlay` child: its `reset()` points the cell back at
-    /// `visibleScope`, which (the run's boundary still bound and not ended) is the snapshot's
-    /// captured scope, not the child's parent's. After the run the child reads the snapshot's
-    /// scope; once the snapshot goes, freed memory.
-    @Test("a frozen overlay child reset by a deinit in giveBack")
-    func frozenChildResetInGiveBack() async {
+@Suite("A frozen child's reset while a run ends")
+struct RunEndFrozenResetTests {
+    /// A frozen `.overlay` child (it wrote its whole value) runs a snapshot holding another
+    /// `.overlay` scope of the same Local; a deinit that runs while the run ends (as the run takes
+    /// its views away, or as it lets go of the cells it held) resets the child, which goes back to
+    /// reading through the scope it sees: its parent's, never the snapshot's, which goes soon
+    /// after.
+    @Test("a frozen overlay child reset by a deinit while the run ends", arguments: [true, false])
+    func frozenChildResetWhileRunEnds(asTheViewGoes: Bool) async {
         let x = Local<[Int]>(inheritance: .overlay) { [0] }
         let y = Local<OnDeinit?> { nil }
         let holder = Protected<LocalsSnapshot?>(x.withValue(\.self, [9]) { LocalsSnapshot.capture() })
         let seen = await x.withValue(\.self, [1]) {
             await Task { () -> [Int] in
                 x.value = [2]  // the whole value: frozen, the child's own
-                y.value = OnDeinit { x.reset() }  // back to reading through the parent's scope
+                if !asTheViewGoes {
+                    y.value = OnDeinit { x.reset() }  // back to reading through the parent's scope
+                }
                 do {
                     let snapshot = holder.withLock { $0.take() }!
                     snapshot.run {
-                        _ = y.value
-                        y.discard(key: TaskID.current!)  // released in giveBack: the hook runs there
+                        if asTheViewGoes {
+                            y.value = OnDeinit { x.reset() }  // the view's value: released as the view goes
+                        } else {
+                            _ = y.value
+                            y.discard(key: TaskID.current!)  // released as the run lets go of its cells
+                        }
                     }
                 }  // the snapshot, and its scope of x, go
-                RunViewRemovalTests.reuseFreedMemory()
-                return x.value  // the parent's scope: [1]
-            }.value
-        }
-        #expect(seen == [1])
-    }
-}
-
-@Suite("A frozen child's reset while a run takes its views away")
-struct RunEndTakeViewsAwayFrozenResetTests {
-    @Test("a frozen overlay child reset by a deinit in takeViewsAway")
-    func frozenChildResetInTakeViewsAway() async {
-        let x = Local<[Int]>(inheritance: .overlay) { [0] }
-        let y = Local<OnDeinit?> { nil }
-        let holder = Protected<LocalsSnapshot?>(x.withValue(\.self, [9]) { LocalsSnapshot.capture() })
-        let seen = await x.withValue(\.self, [1]) {
-            await Task { () -> [Int] in
-                x.value = [2]  // frozen
-                do {
-                    let snapshot = holder.withLock { $0.take() }!
-                    snapshot.run {
-                        y.value = OnDeinit { x.reset() }  // the view's value: released as the view goes
-                    }
-                }
                 RunViewRemovalTests.reuseFreedMemory()
                 return x.value  // the parent's scope: [1]
             }.value

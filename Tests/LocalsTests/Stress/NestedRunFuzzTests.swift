@@ -12,20 +12,8 @@ import Testing
 /// `LOCALS_FUZZ_SEED=253 LOCALS_FUZZ_PROGRAMS=1 swift test --filter NestedRunFuzzTests`.
 @Suite("Nested synchronous runs, fuzzed")
 struct NestedRunFuzzTests {
-    struct Rng {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
-
     final class Program: @unchecked Sendable {
-        var rng: Rng
+        var rng: ModelRandom
         let locals: [Local<RunPair>]
         var snapshots: [LocalsSnapshot] = [LocalsSnapshot()]
         var children: [Task<Void, Never>] = []
@@ -36,7 +24,7 @@ struct NestedRunFuzzTests {
             if log { FileHandle.standardError.write("\(String(repeating: "  ", count: depth))\(text)\n".data(using: .utf8)!) }
         }
         init(seed: UInt64, locals: [Local<RunPair>]) {
-            rng = Rng(state: seed)
+            rng = ModelRandom(seed: seed)
             self.locals = locals
         }
 
@@ -109,26 +97,11 @@ struct NestedRunFuzzTests {
 
     @Test("async runs and scopes around nested synchronous runs")
     func fuzzAsyncRuns() async {
-        let env = ProcessInfo.processInfo.environment
-        let first = UInt64(env["LOCALS_FUZZ_SEED"] ?? "") ?? 1
-        let programs = UInt64(env["LOCALS_FUZZ_PROGRAMS"] ?? "") ?? 300
-        let policies: [Inheritance] = [.copy, .shared, .overlay, .fresh]
-        for seed in first..<(first + programs) {
-            if env["LOCALS_FUZZ_TRACE"] != nil { FileHandle.standardError.write("fuzz seed \(seed)\n".data(using: .utf8)!) }
-            let locals = policies.map { policy in Local<RunPair>(inheritance: policy) { RunPair() } }
-            let (before, after) = await Task { () -> ([RunPair], [RunPair]) in
-                for (index, local) in locals.enumerated() { local.value = RunPair(a: index, b: index) }
-                let before = locals.map(\.value)
-                let program = Program(seed: seed, locals: locals)
-                await LocalsSnapshot().run { await Self.asyncBody(program, 0) }
-                RunViewRemovalTests.reuseFreedMemory()
-                let after = locals.map(\.value)
-                for child in program.children { await child.value }
-                return (before, after)
-            }.value
+        await Self.forEachProgram { program in
+            await LocalsSnapshot().run { await Self.asyncBody(program, 0) }
+        } check: { _, _, _ in
             // An async run shows a Local its snapshot holds nothing of as the task has it: writes
-            // there are the task's own, and stay. Only crashes (and Address Sanitizer) judge here.
-            _ = (before, after)
+            // there are the task's own, and stay. Only crashes (and the sanitizers) judge here.
         }
     }
 
@@ -136,6 +109,36 @@ struct NestedRunFuzzTests {
     /// of their own, which a run puts in place at its start (parts) rather than lazily (views).
     @Test("nested synchronous runs, scopes, captures, discards", arguments: [false, true])
     func fuzzNestedRuns(withParts: Bool) async {
+        await Self.forEachProgram { program in
+            if withParts {
+                // Snapshots of .overlay children with writes of their own: parts, not views.
+                for local in program.locals {
+                    let taken = await local.withValue(\.a, 70, inheritance: .overlay) {
+                        await Task { () -> LocalsSnapshot in
+                            local.b = 71
+                            return LocalsSnapshot.capture()
+                        }.value
+                    }
+                    program.snapshots.append(taken)
+                }
+            }
+            LocalsSnapshot().run { program.body(0) }
+        } check: { seed, before, after in
+            // The whole program ran inside a run: nothing of it may stay in the task's values, but
+            // a discard of the task's own key drops its value (the initial value then).
+            if zip(before, after).contains(where: { $0 != $1 && $1 != RunPair() }) {
+                Issue.record("seed \(seed): \(before) became \(after)")
+            }
+        }
+    }
+
+    /// Runs `run` for each program of the seeds chosen (see above), in a task of its own that gave
+    /// each of four Locals (one per policy) a value of its own first; `check` gets the task's
+    /// values before and after (read again after freed memory was reused).
+    static func forEachProgram(
+        _ run: @escaping @Sendable (Program) async -> Void,
+        check: (UInt64, [RunPair], [RunPair]) -> Void
+    ) async {
         let env = ProcessInfo.processInfo.environment
         let first = UInt64(env["LOCALS_FUZZ_SEED"] ?? "") ?? 1
         let programs = UInt64(env["LOCALS_FUZZ_PROGRAMS"] ?? "") ?? 300
@@ -147,29 +150,18 @@ struct NestedRunFuzzTests {
                 for (index, local) in locals.enumerated() { local.value = RunPair(a: index, b: index) }
                 let before = locals.map(\.value)
                 let program = Program(seed: seed, locals: locals)
-                if withParts {
-                    // Snapshots of .overlay children with writes of their own: parts, not views.
-                    for local in locals {
-                        let taken = await local.withValue(\.a, 70, inheritance: .overlay) {
-                            await Task { () -> LocalsSnapshot in
-                                local.b = 71
-                                return LocalsSnapshot.capture()
-                            }.value
-                        }
-                        program.snapshots.append(taken)
-                    }
-                }
-                LocalsSnapshot().run { program.body(0) }
+                await run(program)
                 RunViewRemovalTests.reuseFreedMemory()
                 let after = locals.map(\.value)
                 for child in program.children { await child.value }
                 return (before, after)
             }.value
-            // The whole program ran inside a run: nothing of it may stay in the task's values, but
-            // a discard of the task's own key drops its value (the initial value then).
-            if zip(before, after).contains(where: { $0 != $1 && $1 != RunPair() }) {
-                Issue.record("seed \(seed): \(before) became \(after)")
-            }
+            check(seed, before, after)
         }
     }
+}
+
+extension ModelRandom {
+    /// A number in `0..<n`, as the fuzz test's programs were first generated with.
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
 }
