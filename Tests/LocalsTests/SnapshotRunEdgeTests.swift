@@ -57,7 +57,7 @@ struct RunEndFrozenRedirectSlowUndoTests {
                 seen.append(x.value)
             }
             if async {
-                await snapshot.run { body() }
+                await snapshot.run { () async in body() }  // the async run: an async body
             } else {
                 snapshot.run { body() }
             }
