@@ -162,7 +162,7 @@ final class ThreadContext {
     }
 
     func isInitializing(_ local: ObjectIdentifier, _ key: OwnerKey) -> Bool {
-        initializing.contains { $0.local == local && $0.key == key }
+        !initializing.isEmpty && initializing.contains { $0.local == local && $0.key == key }
     }
 
     func isInitializingSession(_ table: ObjectIdentifier, _ key: AnyHashable) -> Bool {

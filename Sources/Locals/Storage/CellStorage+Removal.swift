@@ -10,7 +10,7 @@ extension CellStorage {
         // Inside a synchronous snapshot run: its view of this Local, put in place first. Not from
         // the initializer that the view itself runs: as outside runs, the key has no value yet.
         if holdsTasks, let run = context.activeRun, run.owner == owner,
-            context.initializing.isEmpty || !context.isInitializing(ObjectIdentifier(facts), owner)
+            !context.isInitializing(ObjectIdentifier(facts), owner)
         {
             _ = resolveCell()
         }

@@ -190,7 +190,7 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
         // The thread's context, unretained: the thread's key holds it while the thread runs.
         ThreadContext.currentUnmanaged._withUnsafeGuaranteedRef { context in
             let (owner, cacheAddress, cacheID) = currentOwner(context)
-            if !context.initializing.isEmpty, context.isInitializing(ObjectIdentifier(facts), owner) {
+            if context.isInitializing(ObjectIdentifier(facts), owner) {
                 // The initializer of this Local, for this very key, touches it: the documented stop,
                 // where the key's cell exists already (a snapshot run's view runs the initializer).
                 facts.reentrantInitializer(key: owner.description)
@@ -266,7 +266,7 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
         let epoch = self.epoch.load(ordering: .relaxed)
         guard let cell = tables.withLock({ Self.cell(of: owner, in: $0) }) else { return nil }
         if holdsTasks, context.run(of: owner) != nil {
-            if !context.initializing.isEmpty, context.isInitializing(ObjectIdentifier(facts), owner) {
+            if context.isInitializing(ObjectIdentifier(facts), owner) {
                 return nil  // the initializer of this key's view (a capture inside it): no view yet
             }
             return resolveCell()  // in the run's view, as every access inside the run

@@ -208,8 +208,8 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     @usableFromInline
     func restore(_ saved: SessionScopeSaved<Value>) {
         guard let key = saved.key.base as? D.Key, let cell = shard(key).withLock({ $0.cells[key] }) else { return }
-        // A session made again after a discard inside the scope is not the one the scope saved
-        // (after a reset it is: the scope restores the previous value).
+        // A session made again after a discard inside the scope gets nothing back; one made
+        // again after a reset does (the scope undoes the reset, as a `.task` scope does).
         if cell !== saved.cell, unsafeDowncast(saved.cell, to: Cell.self).isDiscarded { return }
         cell.lock()
         var replaced: Value?

@@ -47,8 +47,8 @@ extension CellStorage: SwappedScopes {
     func restore(_ saved: ThreadSaved<Value>) {
         if isCurrent(saved.owner) {
             guard let cell = existingCell() else { return }
-            // A cell made again after a discard inside the scope is not the one the scope saved
-            // (after a reset it is: the scope restores the previous value).
+            // A cell made again after a discard inside the scope gets nothing back; one made again
+            // after a reset does (the scope undoes the reset, as a `.task` scope does).
             if cell !== saved.cell, tables.withLock({ _ in saved.cell.wasDiscarded }) { return }
             var replaced = saved.value
             swap(&replaced, &cell.own.value)
