@@ -48,9 +48,6 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
     /// the owner's scopes, and goes when the scope it was made in closes. (Beside `route`, so
     /// that the two share a word.)
     @exclusivity(unchecked) final var isPlaceholder = false
-    /// Set, under the storage's lock, when `discard(key:)` removed the cell (not `reset()`): a
-    /// `.thread` scope puts its saved value back after a reset inside it, never after a discard.
-    @exclusivity(unchecked) final var wasDiscarded = false
     /// Whether `extras` holds the overlay state (else the spare frame, or nothing). In the same
     /// word as `route`.
     @exclusivity(unchecked) @usableFromInline final var extrasIsOverlay = false

@@ -85,8 +85,10 @@ extension CellStorage {
             } else {
                 removed = tables.tasks.remove(at: owner.address) { $0.owner.id == owner.id }
             }
+            if discarding {
+                tables.openScopes.noteDiscard(owner)  // also when the key has no storage now
+            }
             guard let removed else { return [] }
-            removed.wasDiscarded = discarding
             epoch.add(1, ordering: .relaxed)
             if byOwner || removed.ownerHasEnded {
                 return [removed]
@@ -107,12 +109,11 @@ extension CellStorage {
 
     /// Swaps `owner`'s cell (a thread's) for a new one holding `value`, from somewhere other than
     /// the owner, and parks the old one: its owner may be reading it. Only where the owner still
-    /// has a cell, and `started` (the one its scope started on) was not discarded: a scope never
-    /// brings back an exited thread's value, nor a discarded one.
-    func replaceCell(of owner: OwnerKey, with value: Value, startedOn started: Cell<Value>) {
+    /// has a cell: a scope never brings back an exited thread's value.
+    func replaceCell(of owner: OwnerKey, with value: Value) {
         let cell = OwnedCell(value, owner: owner, record: nil)
         tables.withLock { tables in
-            guard let old = tables.threads[owner.id], old === started || !started.wasDiscarded else { return }
+            guard let old = tables.threads[owner.id] else { return }
             tables.threads[owner.id] = cell
             tables.parked.append(old)
             epoch.add(1, ordering: .relaxed)

@@ -54,6 +54,8 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
         /// its lookup cache right now (see the type's documentation).
         var parked: [Cell<Value>] = []
         var parkedCursor = 0
+        /// The `.thread` scopes open on each key (see `OpenScopes`).
+        var openScopes: [OwnerKey: OpenScopes] = [:]
     }
 
     /// How many cells each first touch looks at for ended tasks.

@@ -11,9 +11,6 @@ class SessionCell<Value: Sendable>: LockedBox, @unchecked Sendable {
     @usableFromInline final let value: UnsafeMutablePointer<Value>
     /// False once the session was discarded or reset (or its Local released).
     @exclusivity(unchecked) @usableFromInline final var isLive = true
-    /// Set (with `isLive` cleared) by `discard(key:)`, not by `reset()`: a scope on the session
-    /// puts its saved value back after a reset inside it, never after a discard.
-    @exclusivity(unchecked) final var wasDiscarded = false
     /// Keeps the subclass's key off the cache lines of the fields above, which the session's
     /// threads write on every access (its reference count, its lock): a thread of another session
     /// reads the key when it finds this cell in its lookup cache (see `KeyedSessionCell`).
@@ -36,20 +33,12 @@ class SessionCell<Value: Sendable>: LockedBox, @unchecked Sendable {
     }
 
     /// Empties the cell and hands back its value, to be released outside the lock.
-    final func take(discarding: Bool = false) -> Value? {
+    final func take() -> Value? {
         lock()
         defer { unlock() }
         guard isLive else { return nil }
         isLive = false
-        wasDiscarded = discarding
         return value.move()
-    }
-
-    /// Whether the session was discarded (under the lock: another thread may have done it).
-    final var isDiscarded: Bool {
-        lock()
-        defer { unlock() }
-        return wasDiscarded
     }
 
     /// The session's key, for listings.
@@ -99,18 +88,19 @@ protocol SessionStore<Value>: AnyObject, Sendable {
     /// restores.
     func swapIn(_ change: (inout Value) -> Void, _ storage: SessionStorage<Value>) -> SessionScopeSaved<Value>
 
-    /// Puts a scope's saved value back, if its session still has storage.
-    func restore(_ saved: SessionScopeSaved<Value>)
+    /// Puts a scope's saved value back, unless its session was discarded meanwhile (see
+    /// `SwappedScopes.restore`).
+    func restore(_ saved: SessionScopeSaved<Value>, _ storage: SessionStorage<Value>)
 
     /// Empties every session's cell: the Local is being released.
     func releaseAll()
 }
 
-/// What a scope on a session saved: the session's key, its storage (held, so that a session
-/// discarded and made again inside the scope is not taken for it), and its value before the scope.
+/// What a scope on a session saved: the session's key, its value before the scope, and the key's
+/// discard count when the scope opened (see `OpenScopes`).
 @usableFromInline
 struct SessionScopeSaved<Value: Sendable> {
     let key: AnyHashable
-    let cell: AnyObject
     let value: Value
+    let discards: UInt
 }

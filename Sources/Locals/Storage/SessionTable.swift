@@ -20,6 +20,8 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         var cells: [D.Key: Cell] = [:]
         /// Keys whose initializer is running now, on some thread.
         var initializing: Set<D.Key> = []
+        /// The scopes open on each key (see `OpenScopes`).
+        var openScopes: [D.Key: OpenScopes] = [:]
     }
 
     @usableFromInline let discriminator: D
@@ -169,8 +171,13 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     }
 
     private func remove(_ key: D.Key, discarding: Bool = false) {
-        let cell = shard(key).withLock { $0.cells.removeValue(forKey: key) }
-        let value = cell?.take(discarding: discarding)
+        let cell = shard(key).withLock { shard in
+            if discarding {
+                shard.openScopes.noteDiscard(key)  // also when the session has no storage now
+            }
+            return shard.cells.removeValue(forKey: key)
+        }
+        let value = cell?.take()
         withExtendedLifetime((cell, value)) {}
     }
 
@@ -199,18 +206,20 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         let current = storage.liveSessionCell(cell)
         swap(&changed, &current.value.pointee)
         current.unlock()
-        return SessionScopeSaved(
-            key: AnyHashable(unsafeDowncast(current, to: Cell.self).key), cell: current, value: changed
-        )
+        let key = unsafeDowncast(current, to: Cell.self).key
+        let discards = shard(key).withLock { $0.openScopes.open(key) }
+        return SessionScopeSaved(key: AnyHashable(key), value: changed, discards: discards)
     }
 
-
     @usableFromInline
-    func restore(_ saved: SessionScopeSaved<Value>) {
-        guard let key = saved.key.base as? D.Key, let cell = shard(key).withLock({ $0.cells[key] }) else { return }
-        // A session made again after a discard inside the scope gets nothing back; one made
-        // again after a reset does (the scope undoes the reset, as a `.task` scope does).
-        if cell !== saved.cell, unsafeDowncast(saved.cell, to: Cell.self).isDiscarded { return }
+    func restore(_ saved: SessionScopeSaved<Value>, _ storage: SessionStorage<Value>) {
+        guard let key = saved.key.base as? D.Key else { return }
+        let (discarded, stored) = shard(key).withLock { shard in
+            (shard.openScopes.close(key, openedAt: saved.discards), shard.cells[key])
+        }
+        guard !discarded else { return }
+        // After a reset inside the scope, the session a touch made again, or one made now.
+        let cell = stored ?? lookUp(key, ThreadContext.current, storage)
         cell.lock()
         var replaced: Value?
         if cell.isLive {

@@ -12,19 +12,57 @@ protocol SwappedScopes<Value>: AnyObject {
     func swapIn(_ change: (inout Value) -> Void) -> Saved
 
     /// Puts a scope's saved value back, into the key's storage as it is now: after a `reset()`
-    /// inside the scope, into the storage a touch made again. Storage dropped by
-    /// `discard(key:)` inside the scope stays dropped, made again by a touch there or not: a scope
-    /// never brings back a discarded session or an exited thread's value.
+    /// inside the scope, into the storage a touch made again, or made now (the initializer runs
+    /// again, as after any reset). A key discarded by `discard(key:)` while the scope was open
+    /// gets nothing back, made again by a touch there or not: a scope never brings back a
+    /// discarded session or an exited thread's value.
     func restore(_ saved: Saved)
 }
 
-/// What a `.thread` scope restores: the thread, its cell (held, so that a cell made again after a
-/// discard inside the scope is not taken for it), and its value before the scope.
+/// The swapped scopes open on one key, and how many times the key was discarded while any was.
+///
+/// A scope notes the count when it opens and compares it when it ends: a discard in between,
+/// whatever happened to the key's storage around it (reset, touched again, discarded again), means
+/// the scope puts nothing back. An entry exists only while a scope is open on its key, so the
+/// table never grows with keys that were discarded or never scoped.
+struct OpenScopes {
+    var count = 0
+    var discards: UInt = 0
+}
+
+extension Dictionary where Value == OpenScopes {
+    /// Notes a scope opened on `key`; returns the discard count to hand back to `close`.
+    mutating func open(_ key: Key) -> UInt {
+        self[key, default: OpenScopes()].count += 1
+        return self[key].unsafelyUnwrapped.discards
+    }
+
+    /// Notes that a scope opened on `key` (when the count was `discards`) ended; returns whether
+    /// the key was discarded meanwhile.
+    mutating func close(_ key: Key, openedAt discards: UInt) -> Bool {
+        guard var scopes = self[key] else {
+            preconditionFailure("swift-locals: a scope ended that was never noted as open")
+        }
+        scopes.count -= 1
+        self[key] = scopes.count == 0 ? nil : scopes
+        return scopes.discards != discards
+    }
+
+    /// Notes a discard of `key`, for the scopes open on it (if any).
+    mutating func noteDiscard(_ key: Key) {
+        self[key]?.discards &+= 1
+    }
+}
+
+/// What a `.thread` scope restores: the thread, its cell (held, so that the value can be put back
+/// when the scope ends on another thread), its value before the scope, and the thread key's
+/// discard count when the scope opened (see `OpenScopes`).
 @usableFromInline
 struct ThreadSaved<Value: Sendable> {
     let owner: OwnerKey
     let cell: Cell<Value>
     let value: Value
+    let discards: UInt
 }
 
 extension CellStorage: SwappedScopes {
@@ -40,22 +78,24 @@ extension CellStorage: SwappedScopes {
         if !cell.isListed {
             list(cell)  // a value of the thread's own now: snapshots take it
         }
-        return ThreadSaved(owner: cell.owner, cell: cell, value: changed)
+        let discards = tables.withLock { $0.openScopes.open(cell.owner) }
+        return ThreadSaved(owner: cell.owner, cell: cell, value: changed, discards: discards)
     }
 
     @usableFromInline
     func restore(_ saved: ThreadSaved<Value>) {
+        guard !tables.withLock({ $0.openScopes.close(saved.owner, openedAt: saved.discards) }) else {
+            return  // discarded inside the scope
+        }
         if isCurrent(saved.owner) {
-            guard let cell = existingCell() else { return }
-            // A cell made again after a discard inside the scope gets nothing back; one made again
-            // after a reset does (the scope undoes the reset, as a `.task` scope does).
-            if cell !== saved.cell, tables.withLock({ _ in saved.cell.wasDiscarded }) { return }
+            // After a reset inside the scope, the storage a touch made again, or one made now.
+            let cell = existingCell() ?? holdCell().cell.takeUnretainedValue()
             var replaced = saved.value
             swap(&replaced, &cell.own.value)
             withExtendedLifetime(replaced) {}  // after the swap: its deinit may use this Local
         } else {
             // An async scope that ended on another thread: the owner may be reading its cell.
-            replaceCell(of: saved.owner, with: saved.value, startedOn: saved.cell)
+            replaceCell(of: saved.owner, with: saved.value)
         }
     }
 }
@@ -66,6 +106,6 @@ extension SessionStorage: SwappedScopes {
     }
 
     func restore(_ saved: SessionScopeSaved<Value>) {
-        sessions.restore(saved)
+        sessions.restore(saved, self)
     }
 }
