@@ -8,7 +8,8 @@
 //
 // MODE is what the loop does: `task` (the default: `local.x` of a `.task` Local, no scope), `scope`
 // (the same inside `local.withValue`), `thread` (a `.thread` Local), `write` (`local.x = i`),
-// `scopes` (a scope entered and left: `local.withValue(\.x, i) {}`), or an anchor: `identity` (the
+// `scopes` (a scope entered and left: `local.withValue(\.x, i) {}`), `threadscopes` and
+// `sessionscopes` (the same for a `.thread` Local and for a session), or an anchor: `identity` (the
 // identity call), `tasklocal` (a bound `@TaskLocal` read), `tasklocalscopes` (`@TaskLocal`'s
 // `withValue(i) {}`, the anchor of `scopes`); or, with LOCALS Locals (a third argument, 10 if
 // none) that each hold a value of the task's own, `capture` (`LocalsSnapshot.capture()`) or `run`
@@ -54,6 +55,12 @@ struct LocalsProfile {
                 for index in 0..<operations { local.x = index }
             case "scopes":
                 for index in 0..<operations { local.withValue(\.x, index) {} }
+            case "threadscopes":
+                for index in 0..<operations { perThread.withValue(\.x, index) {} }
+            case "sessionscopes":
+                SessionDiscriminator.$sessionID.withValue(sessionIDs[0]) {
+                    for index in 0..<operations { sessionLocal.withValue(\.x, index) {} }
+                }
             case "tasklocalscopes":
                 for index in 0..<operations { Anchor.$value.withValue(index) {} }
             case "identity":

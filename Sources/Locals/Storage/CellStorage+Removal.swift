@@ -78,15 +78,15 @@ extension CellStorage {
     /// Takes out `owner`'s cell. Returns it for release when the caller is its owner or the owner
     /// task has ended; parks it otherwise (the owner may be reading it now).
     func removeCell(of owner: OwnerKey, byOwner: Bool, discarding: Bool = false) -> [Cell<Value>] {
-        tables.withLock { tables -> [Cell<Value>] in
+        if discarding {
+            openScopes.noteDiscard(owner)  // also when the key has no storage now
+        }
+        return tables.withLock { tables -> [Cell<Value>] in
             let removed: Cell<Value>?
             if owner.isThread {
                 removed = tables.threads.removeValue(forKey: owner.id)
             } else {
                 removed = tables.tasks.remove(at: owner.address) { $0.owner.id == owner.id }
-            }
-            if discarding {
-                tables.openScopes.noteDiscard(owner)  // also when the key has no storage now
             }
             guard let removed else { return [] }
             epoch.add(1, ordering: .relaxed)

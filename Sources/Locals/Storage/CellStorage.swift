@@ -46,6 +46,8 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
     /// The scope chain's task-local (`ScopeChain.key`), copied here for the same reason.
     @usableFromInline let chainKey = ScopeChain.key
     let tables = Locked.make(Tables())
+    /// The `.thread` scopes open on each key (see `SwappedScopes`).
+    let openScopes = OpenScopeTable<OwnerKey>()
 
     struct Tables {
         var tasks = AddressTable<Cell<Value>>()
@@ -54,8 +56,6 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
         /// its lookup cache right now (see the type's documentation).
         var parked: [Cell<Value>] = []
         var parkedCursor = 0
-        /// The `.thread` scopes open on each key (see `OpenScopes`).
-        var openScopes: [OwnerKey: OpenScopes] = [:]
     }
 
     /// How many cells each first touch looks at for ended tasks.

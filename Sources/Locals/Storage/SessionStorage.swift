@@ -21,6 +21,8 @@ final class SessionStorage<Value: Sendable>: Storage, @unchecked Sendable {
     @usableFromInline let pthreadKey = ThreadContext.pthreadKey
     /// The values of the discriminator's keys.
     @usableFromInline let sessions: any SessionStore<Value>
+    /// The scopes open on each session (see `SwappedScopes`).
+    let openScopes = OpenScopeTable<AnyHashable>()
     /// The cached session lookup of `sessions`, specialized for the discriminator (see
     /// `SessionTable`).
     @usableFromInline let currentSessionCell: SessionLookup

@@ -97,7 +97,7 @@ protocol SessionStore<Value>: AnyObject, Sendable {
 }
 
 /// What a scope on a session saved: the session's key, its value before the scope, and the key's
-/// discard count when the scope opened (see `OpenScopes`).
+/// discard count when the scope opened (see `OpenScopeTable`).
 @usableFromInline
 struct SessionScopeSaved<Value: Sendable> {
     let key: AnyHashable

@@ -20,8 +20,6 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         var cells: [D.Key: Cell] = [:]
         /// Keys whose initializer is running now, on some thread.
         var initializing: Set<D.Key> = []
-        /// The scopes open on each key (see `OpenScopes`).
-        var openScopes: [D.Key: OpenScopes] = [:]
     }
 
     @usableFromInline let discriminator: D
@@ -167,16 +165,12 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
                 """
             )
         }
-        remove(key, discarding: true)
+        storage.openScopes.noteDiscard(AnyHashable(key))  // also when the session has no storage now
+        remove(key)
     }
 
-    private func remove(_ key: D.Key, discarding: Bool = false) {
-        let cell = shard(key).withLock { shard in
-            if discarding {
-                shard.openScopes.noteDiscard(key)  // also when the session has no storage now
-            }
-            return shard.cells.removeValue(forKey: key)
-        }
+    private func remove(_ key: D.Key) {
+        let cell = shard(key).withLock { $0.cells.removeValue(forKey: key) }
         let value = cell?.take()
         withExtendedLifetime((cell, value)) {}
     }
@@ -206,20 +200,18 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         let current = storage.liveSessionCell(cell)
         swap(&changed, &current.value.pointee)
         current.unlock()
-        let key = unsafeDowncast(current, to: Cell.self).key
-        let discards = shard(key).withLock { $0.openScopes.open(key) }
-        return SessionScopeSaved(key: AnyHashable(key), value: changed, discards: discards)
+        let key = AnyHashable(unsafeDowncast(current, to: Cell.self).key)
+        return SessionScopeSaved(key: key, value: changed, discards: storage.openScopes.open(key))
     }
 
     @usableFromInline
     func restore(_ saved: SessionScopeSaved<Value>, _ storage: SessionStorage<Value>) {
-        guard let key = saved.key.base as? D.Key else { return }
-        let (discarded, stored) = shard(key).withLock { shard in
-            (shard.openScopes.close(key, openedAt: saved.discards), shard.cells[key])
+        guard !storage.openScopes.close(saved.key, openedAt: saved.discards) else {
+            return  // discarded inside the scope
         }
-        guard !discarded else { return }
+        let key = saved.key.base as! D.Key
         // After a reset inside the scope, the session a touch made again, or one made now.
-        let cell = stored ?? lookUp(key, ThreadContext.current, storage)
+        let cell = storedCell(key) ?? lookUp(key, ThreadContext.current, storage)
         cell.lock()
         var replaced: Value?
         if cell.isLive {

@@ -19,44 +19,64 @@ protocol SwappedScopes<Value>: AnyObject {
     func restore(_ saved: Saved)
 }
 
-/// The swapped scopes open on one key, and how many times the key was discarded while any was.
+/// The swapped scopes open on each key of a Local, and how many times each such key was
+/// discarded while any was.
 ///
 /// A scope notes the count when it opens and compares it when it ends: a discard in between,
 /// whatever happened to the key's storage around it (reset, touched again, discarded again), means
-/// the scope puts nothing back. An entry exists only while a scope is open on its key, so the
-/// table never grows with keys that were discarded or never scoped.
-struct OpenScopes {
-    var count = 0
-    var discards: UInt = 0
-}
+/// the scope puts nothing back. A key has an entry only while a scope is open on it, so the table
+/// never grows with keys that were discarded or never scoped. Its own lock, and a key type that is
+/// known here (not the Local's value type), keep it off the storage's lock and out of generic code.
+struct OpenScopeTable<Key: Hashable>: Sendable {
+    private struct Entry {
+        var count = 0
+        var discards: UInt = 0
+    }
 
-extension Dictionary where Value == OpenScopes {
+    private let entries = Locked.make([Key: Entry]())
+
     /// Notes a scope opened on `key`; returns the discard count to hand back to `close`.
-    mutating func open(_ key: Key) -> UInt {
-        self[key, default: OpenScopes()].count += 1
-        return self[key].unsafelyUnwrapped.discards
+    func open(_ key: Key) -> UInt {
+        entries.withLock { entries in
+            guard let index = entries.index(forKey: key) else {
+                entries[key] = Entry(count: 1)
+                return 0
+            }
+            entries.values[index].count += 1
+            return entries.values[index].discards
+        }
     }
 
     /// Notes that a scope opened on `key` (when the count was `discards`) ended; returns whether
     /// the key was discarded meanwhile.
-    mutating func close(_ key: Key, openedAt discards: UInt) -> Bool {
-        guard var scopes = self[key] else {
-            preconditionFailure("swift-locals: a scope ended that was never noted as open")
+    func close(_ key: Key, openedAt discards: UInt) -> Bool {
+        entries.withLock { entries in
+            guard let index = entries.index(forKey: key) else {
+                preconditionFailure("swift-locals: a scope ended that was never noted as open")
+            }
+            let entry = entries.values[index]
+            if entry.count == 1 {
+                entries.remove(at: index)
+            } else {
+                entries.values[index].count -= 1
+            }
+            return entry.discards != discards
         }
-        scopes.count -= 1
-        self[key] = scopes.count == 0 ? nil : scopes
-        return scopes.discards != discards
     }
 
     /// Notes a discard of `key`, for the scopes open on it (if any).
-    mutating func noteDiscard(_ key: Key) {
-        self[key]?.discards &+= 1
+    func noteDiscard(_ key: Key) {
+        entries.withLock { entries in
+            if let index = entries.index(forKey: key) {
+                entries.values[index].discards &+= 1
+            }
+        }
     }
 }
 
 /// What a `.thread` scope restores: the thread, its cell (held, so that the value can be put back
 /// when the scope ends on another thread), its value before the scope, and the thread key's
-/// discard count when the scope opened (see `OpenScopes`).
+/// discard count when the scope opened (see `OpenScopeTable`).
 @usableFromInline
 struct ThreadSaved<Value: Sendable> {
     let owner: OwnerKey
@@ -78,13 +98,13 @@ extension CellStorage: SwappedScopes {
         if !cell.isListed {
             list(cell)  // a value of the thread's own now: snapshots take it
         }
-        let discards = tables.withLock { $0.openScopes.open(cell.owner) }
+        let discards = openScopes.open(cell.owner)
         return ThreadSaved(owner: cell.owner, cell: cell, value: changed, discards: discards)
     }
 
     @usableFromInline
     func restore(_ saved: ThreadSaved<Value>) {
-        guard !tables.withLock({ $0.openScopes.close(saved.owner, openedAt: saved.discards) }) else {
+        guard !openScopes.close(saved.owner, openedAt: saved.discards) else {
             return  // discarded inside the scope
         }
         if isCurrent(saved.owner) {
