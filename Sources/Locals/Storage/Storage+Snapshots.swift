@@ -42,7 +42,6 @@ final class SnapshotOps: Sendable {
     let isAlive: @Sendable () -> Bool
     /// Whether the Local is a `.thread` Local.
     let holdsThreadValues: Bool
-    /// What the running context holds of the Local beyond its scopes, or nil.
     /// What the running context holds of the Local beyond its scopes: its own value as a frame in
     /// front of the given chain (`link`), or a part (`data`), or neither.
     let capture: @Sendable (ScopeLink?) -> (link: ScopeLink?, data: (any Sendable & AnyObject)?)
