@@ -69,7 +69,8 @@ extension CellStorage {
                 """
             )
         }
-        let removed = removeCell(of: owner, byOwner: isCurrent(owner), discarding: true)
+        let byOwner = isCurrent(owner)
+        let removed = openScopes.discard(HashedKey(owner)) { removeCell(of: owner, byOwner: byOwner) }
         withExtendedLifetime(removed) {}
     }
 
@@ -77,11 +78,8 @@ extension CellStorage {
 
     /// Takes out `owner`'s cell. Returns it for release when the caller is its owner or the owner
     /// task has ended; parks it otherwise (the owner may be reading it now).
-    func removeCell(of owner: OwnerKey, byOwner: Bool, discarding: Bool = false) -> [Cell<Value>] {
-        if discarding {
-            openScopes.noteDiscard(owner)  // also when the key has no storage now
-        }
-        return tables.withLock { tables -> [Cell<Value>] in
+    func removeCell(of owner: OwnerKey, byOwner: Bool) -> [Cell<Value>] {
+        tables.withLock { tables -> [Cell<Value>] in
             let removed: Cell<Value>?
             if owner.isThread {
                 removed = tables.threads.removeValue(forKey: owner.id)
@@ -107,17 +105,38 @@ extension CellStorage {
         withExtendedLifetime(removed) {}
     }
 
-    /// Swaps `owner`'s cell (a thread's) for a new one holding `value`, from somewhere other than
-    /// the owner, and parks the old one: its owner may be reading it. Only where the owner still
-    /// has a cell: a scope never brings back an exited thread's value.
-    func replaceCell(of owner: OwnerKey, with value: Value) {
+    /// Takes out `cell` if it is still its owner's (see `removeCell(of:byOwner:)`).
+    func removeCell(_ cell: Cell<Value>) -> [Cell<Value>] {
+        let owner = cell.owner
+        let byOwner = isCurrent(owner)
+        return tables.withLock { tables in
+            guard Self.cell(of: owner, in: tables) === cell else { return [] }
+            if owner.isThread {
+                tables.threads[owner.id] = nil
+            } else {
+                _ = tables.tasks.remove(at: owner.address) { $0 === cell }
+            }
+            epoch.add(1, ordering: .relaxed)
+            guard byOwner || cell.ownerHasEnded else {
+                tables.parked.append(cell)
+                return []
+            }
+            return [cell]
+        }
+    }
+
+    /// Puts a new cell holding `value` in place of `owner`'s (a thread's), from somewhere other
+    /// than the owner, and parks the old one, if any: its owner may be reading it. Returns the new
+    /// cell. (A thread that exited meanwhile is told by `OpenScopeTable`, which takes it out again.)
+    func replaceCell(of owner: OwnerKey, with value: Value) -> Cell<Value> {
         let cell = OwnedCell(value, owner: owner, record: nil)
         tables.withLock { tables in
-            guard let old = tables.threads[owner.id] else { return }
-            tables.threads[owner.id] = cell
-            tables.parked.append(old)
+            if let old = tables.threads.updateValue(cell, forKey: owner.id) {
+                tables.parked.append(old)
+            }
             epoch.add(1, ordering: .relaxed)
         }
+        return cell
     }
 
     /// Whether `owner` is the running task or thread.
@@ -132,8 +151,11 @@ extension CellStorage {
 
     func threadExited(_ thread: ThreadID) {
         let owner = OwnerKey(thread)
-        let cells = tables.withLock { tables in
-            (tables.threads.removeValue(forKey: thread.serial), Self.takeParked(of: owner, from: &tables))
+        // As a discard: an async scope that started on the thread and ends elsewhere puts nothing back.
+        let cells = openScopes.discard(HashedKey(owner)) {
+            tables.withLock { tables in
+                (tables.threads.removeValue(forKey: thread.serial), Self.takeParked(of: owner, from: &tables))
+            }
         }
         withExtendedLifetime(cells) {}
     }

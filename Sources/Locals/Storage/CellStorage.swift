@@ -46,7 +46,7 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
     /// The scope chain's task-local (`ScopeChain.key`), copied here for the same reason.
     @usableFromInline let chainKey = ScopeChain.key
     let tables = Locked.make(Tables())
-    /// The `.thread` scopes open on each key (see `SwappedScopes`).
+    /// The swapped scopes open on each key (see `SwappedScopes`).
     let openScopes = OpenScopeTable<OwnerKey>()
 
     struct Tables {

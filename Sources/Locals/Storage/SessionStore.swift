@@ -86,21 +86,11 @@ protocol SessionStore<Value>: AnyObject, Sendable {
     /// Applies `change` to the running context's session (made on first touch), on a copy with no
     /// lock held; returns the session's key and the value the changed copy replaced: what a scope
     /// restores.
-    func swapIn(_ change: (inout Value) -> Void, _ storage: SessionStorage<Value>) -> SessionScopeSaved<Value>
+    func swapIn(_ change: (inout Value) -> Void, _ storage: SessionStorage<Value>) -> SwappedOut<AnyHashable, Value>
 
-    /// Puts a scope's saved value back, unless its session was discarded meanwhile (see
-    /// `SwappedScopes.restore`).
-    func restore(_ saved: SessionScopeSaved<Value>, _ storage: SessionStorage<Value>)
+    /// The cell of the session `key` names, made now if it has none.
+    func storedCell(_ key: AnyHashable, _ storage: SessionStorage<Value>) -> SessionCell<Value>
 
     /// Empties every session's cell: the Local is being released.
     func releaseAll()
-}
-
-/// What a scope on a session saved: the session's key, its value before the scope, and the key's
-/// discard count when the scope opened (see `OpenScopeTable`).
-@usableFromInline
-struct SessionScopeSaved<Value: Sendable> {
-    let key: AnyHashable
-    let value: Value
-    let discards: UInt
 }

@@ -165,14 +165,20 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
                 """
             )
         }
-        storage.openScopes.noteDiscard(AnyHashable(key))  // also when the session has no storage now
-        remove(key)
+        // Emptied under the open-scope table's lock: a scope on the session that opens or ends
+        // meanwhile sees the discard together with its effect (see `OpenScopeTable`).
+        let removed = storage.openScopes.discard(HashedKey(AnyHashable(key))) { take(key) }
+        withExtendedLifetime(removed) {}
     }
 
     private func remove(_ key: D.Key) {
+        withExtendedLifetime(take(key)) {}
+    }
+
+    /// Takes `key`'s cell out and empties it; returns both, to be released by the caller.
+    private func take(_ key: D.Key) -> (SessionCell<Value>?, Value?) {
         let cell = shard(key).withLock { $0.cells.removeValue(forKey: key) }
-        let value = cell?.take()
-        withExtendedLifetime((cell, value)) {}
+        return (cell, cell?.take())
     }
 
     @usableFromInline
@@ -188,11 +194,18 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     /// `change` is user code: it runs on a copy, with no lock held (it may wait for another thread
     /// that uses this session, or reset it), and the copy replaces the session's value when it
     /// returns. So the change is not atomic with other contexts' writes: one made meanwhile is
-    /// overwritten, and what the scope saves (and puts back) is the value it replaced.
+    /// overwritten, and what the scope saves (and puts back) is the value it replaced. The scope is
+    /// noted as open before the value is read (see `OpenScopeTable`).
     @usableFromInline
-    func swapIn(_ change: (inout Value) -> Void, _ storage: SessionStorage<Value>) -> SessionScopeSaved<Value> {
+    func swapIn(_ change: (inout Value) -> Void, _ storage: SessionStorage<Value>) -> SwappedOut<AnyHashable, Value> {
         // The current session: a snapshot's, inside its `run`, or else the discriminator's.
-        guard let cell = storage.lockedSessionCell() else { storage.facts.missingKeyForWrite() }
+        guard let first = storage.lockedSessionCell() else { storage.facts.missingKeyForWrite() }
+        let key = AnyHashable(unsafeDowncast(first, to: Cell.self).key)
+        first.unlock()
+        let hashed = HashedKey(key)  // the key's hash is user code: no lock held
+        let opened = storage.openScopes.open(hashed)
+        first.lock()
+        let cell = storage.liveSessionCell(first)
         var changed = cell.value.pointee
         cell.unlock()
         change(&changed)
@@ -200,26 +213,14 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         let current = storage.liveSessionCell(cell)
         swap(&changed, &current.value.pointee)
         current.unlock()
-        let key = AnyHashable(unsafeDowncast(current, to: Cell.self).key)
-        return SessionScopeSaved(key: key, value: changed, discards: storage.openScopes.open(key))
+        return SwappedOut(key: hashed, value: changed, opened: opened)
     }
 
+    /// The cell of the session `key` names, made now if it has none (after a reset).
     @usableFromInline
-    func restore(_ saved: SessionScopeSaved<Value>, _ storage: SessionStorage<Value>) {
-        guard !storage.openScopes.close(saved.key, openedAt: saved.discards) else {
-            return  // discarded inside the scope
-        }
-        let key = saved.key.base as! D.Key
-        // After a reset inside the scope, the session a touch made again, or one made now.
-        let cell = storedCell(key) ?? lookUp(key, ThreadContext.current, storage)
-        cell.lock()
-        var replaced: Value?
-        if cell.isLive {
-            replaced = saved.value
-            swap(&replaced!, &cell.value.pointee)
-        }
-        cell.unlock()
-        withExtendedLifetime(replaced) {}  // after the lock: its deinit may use this Local
+    func storedCell(_ key: AnyHashable, _ storage: SessionStorage<Value>) -> SessionCell<Value> {
+        let key = key.base as! D.Key  // made from a `D.Key` by `swapIn`
+        return storedCell(key) ?? lookUp(key, ThreadContext.current, storage)
     }
 
     @usableFromInline

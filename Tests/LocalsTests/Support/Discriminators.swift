@@ -19,3 +19,30 @@ struct CollidingDiscriminator: Discriminator {
     @TaskLocal static var key: CollidingKey?
     var currentKey: CollidingKey? { Self.key }
 }
+
+/// A discriminator whose current key is a Double: NaN is a value of the key type.
+struct DoubleDiscriminator: Discriminator {
+    @TaskLocal static var key: Double?
+    var currentKey: Double? { Self.key }
+}
+
+/// A session key that runs a hook (once) the next time it is hashed: user code at the points
+/// where the library hashes a key, e.g. between a session scope's swap and the note of its open.
+struct HookKey: Hashable, Sendable {
+    let name: String
+    static let hook = Protected<(@Sendable () -> Void)?>(nil)
+
+    static func == (a: HookKey, b: HookKey) -> Bool { a.name == b.name }
+
+    func hash(into hasher: inout Hasher) {
+        if let hook = Self.hook.withLock({ hook in defer { hook = nil }; return hook }) {
+            hook()
+        }
+        hasher.combine(name)
+    }
+}
+
+struct HookKeyDiscriminator: Discriminator {
+    @TaskLocal static var key: HookKey?
+    var currentKey: HookKey? { Self.key }
+}
