@@ -130,7 +130,7 @@ extension PartInPlace {
             )
         case .thread:
             let storage = inPlace.cells.takeRetainedValue()
-            storage.restoreThreadPart(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: UndoBox<SwappedOut<OwnerKey, Value>>.self).saved)
+            storage.restore(unsafeDowncast(inPlace.other.unsafelyUnwrapped, to: UndoBox<SwappedOut<OwnerKey, Value>>.self).saved)
         case .session:
             inPlace.storage.release()
         }

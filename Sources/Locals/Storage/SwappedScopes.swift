@@ -11,39 +11,19 @@ import Synchronization
 /// while the scope was open gets nothing back, made again by a touch there or not: a scope never
 /// brings back a discarded session or an exited thread's value. The backend's `OpenScopeTable`
 /// tells which: `restore` asks it before putting the value back, and again after, in case a discard
-/// came in between, when it takes the value out again.
+/// came in between, when it takes the value out again. (Each backend has its own `restore`, where
+/// the key type is concrete: in a generic one, every step would look up type metadata.)
 protocol SwappedScopes<Value>: AnyObject {
     associatedtype Value: Sendable
-    /// The key a scope saves and restores (the thread, the session's key).
-    associatedtype ScopeKey: Hashable
-    /// Where a restore put the value back, and what it replaced there.
-    associatedtype PutBack
-
-    var openScopes: OpenScopeTable<ScopeKey> { get }
+    /// What a scope restores.
+    associatedtype Saved
 
     /// Changes the current key's value for a scope; returns what to restore. `change` runs on a
     /// copy with no lock held. Notes the scope as open before it finds the storage it swaps into.
-    func swapIn(_ change: (inout Value) -> Void) -> SwappedOut<ScopeKey, Value>
+    func swapIn(_ change: (inout Value) -> Void) -> Saved
 
-    /// Puts `saved`'s value into its key's storage as it is now (see above).
-    func putBack(_ saved: SwappedOut<ScopeKey, Value>) -> PutBack
-
-    /// Undoes a `putBack` that a discard overtook; returns what to release.
-    func takeBack(_ putBack: PutBack) -> Value?
-}
-
-extension SwappedScopes {
-    /// Puts a scope's saved value back, unless its key was discarded while the scope was open.
-    func restore(_ saved: SwappedOut<ScopeKey, Value>) {
-        if openScopes.wasDiscarded(saved.key, since: saved.opened) {
-            _ = openScopes.close(saved.key, saved.opened)
-            return
-        }
-        let putBack = putBack(saved)
-        // A discard between the question above and the put-back: its storage goes back as it was.
-        let released = openScopes.close(saved.key, saved.opened) ? takeBack(putBack) : nil
-        withExtendedLifetime((putBack, released)) {}  // last: a value's deinit may use this Local
-    }
+    /// Puts a scope's saved value back (see above).
+    func restore(_ saved: Saved)
 }
 
 /// What a swapped scope saved: its key, its value before the scope, and where the key's discards
@@ -190,29 +170,27 @@ extension CellStorage: SwappedScopes {
     /// thread (an async scope that ended elsewhere), into a new cell for that thread, which takes
     /// the old one's place (the owner may be reading it, so it is parked), unless the thread has
     /// exited.
-    func putBack(_ saved: SwappedOut<OwnerKey, Value>) -> (cell: Cell<Value>, replaced: Value?) {
-        guard isCurrent(saved.key.base) else {
-            return (replaceCell(of: saved.key.base, with: saved.value), nil)
+    @usableFromInline
+    func restore(_ saved: SwappedOut<OwnerKey, Value>) {
+        if openScopes.wasDiscarded(saved.key, since: saved.opened) {
+            _ = openScopes.close(saved.key, saved.opened)
+            return
+        }
+        let owner = saved.key.base
+        guard isCurrent(owner) else {
+            let cell = replaceCell(of: owner, with: saved.value)
+            if openScopes.close(saved.key, saved.opened) {
+                withExtendedLifetime(removeCell(cell)) {}  // a discard came in between: out again
+            }
+            return
         }
         let cell = existingCell() ?? holdCell().cell.takeUnretainedValue()
         var replaced = saved.value
         swap(&replaced, &cell.own.value)
-        return (cell, replaced)
-    }
-
-    /// `restore`, for a snapshot's `.thread` part (see `PartInPlace`).
-    @usableFromInline
-    func restoreThreadPart(_ saved: SwappedOut<OwnerKey, Value>) {
-        restore(saved)
-    }
-
-    func takeBack(_ putBack: (cell: Cell<Value>, replaced: Value?)) -> Value? {
-        guard var replaced = putBack.replaced else {
-            withExtendedLifetime(removeCell(putBack.cell)) {}
-            return nil
+        if openScopes.close(saved.key, saved.opened) {
+            swap(&replaced, &cell.own.value)  // a discard came in between: back as it was
         }
-        swap(&replaced, &putBack.cell.own.value)
-        return replaced
+        withExtendedLifetime(replaced) {}  // after the swaps: its deinit may use this Local
     }
 }
 
@@ -222,25 +200,27 @@ extension SessionStorage: SwappedScopes {
     }
 
     /// Into the session's cell, made now after a reset; nothing if it was discarded meanwhile.
-    func putBack(_ saved: SwappedOut<AnyHashable, Value>) -> (cell: SessionCell<Value>, replaced: Value?) {
+    func restore(_ saved: SwappedOut<AnyHashable, Value>) {
+        if openScopes.wasDiscarded(saved.key, since: saved.opened) {
+            _ = openScopes.close(saved.key, saved.opened)
+            return
+        }
         let cell = sessions.storedCell(saved.key.base, self)
-        cell.lock()
         var replaced: Value?
+        cell.lock()
         if cell.isLive {
             replaced = saved.value
             swap(&replaced!, &cell.value.pointee)
         }
         cell.unlock()
-        return (cell, replaced)
-    }
-
-    func takeBack(_ putBack: (cell: SessionCell<Value>, replaced: Value?)) -> Value? {
-        guard var replaced = putBack.replaced else { return nil }
-        putBack.cell.lock()
-        if putBack.cell.isLive {
-            swap(&replaced, &putBack.cell.value.pointee)
+        if openScopes.close(saved.key, saved.opened), replaced != nil {
+            // A discard came in between: back as it was, if the session is still there.
+            cell.lock()
+            if cell.isLive {
+                swap(&replaced!, &cell.value.pointee)
+            }
+            cell.unlock()
         }
-        putBack.cell.unlock()
-        return replaced
+        withExtendedLifetime(replaced) {}  // after the lock: its deinit may use this Local
     }
 }
