@@ -42,82 +42,145 @@ struct LocalsProfile {
         let mode = arguments.dropFirst().first ?? "task"
         let done = DispatchSemaphore(value: 0)
         Task.detached {
-            let local = taskLocal
-            let perThread = threadLocal
-            switch mode {
-            case "scope":
-                local.withValue(\.x, 1) {
-                    for _ in 0..<operations { sink(local.x) }
-                }
-            case "thread":
-                for _ in 0..<operations { sink(perThread.x) }
-            case "write":
-                for index in 0..<operations { local.x = index }
-            case "scopes":
-                for index in 0..<operations { local.withValue(\.x, index) {} }
-            case "threadscopes":
-                for index in 0..<operations { perThread.withValue(\.x, index) {} }
-            case "sessionscopes":
-                SessionDiscriminator.$sessionID.withValue(sessionIDs[0]) {
-                    for index in 0..<operations { sessionLocal.withValue(\.x, index) {} }
-                }
-            case "tasklocalscopes":
-                for index in 0..<operations { Anchor.$value.withValue(index) {} }
-            case "identity":
-                for _ in 0..<operations { sink(withUnsafeCurrentTask { unsafeBitCast($0, to: Int.self) }) }
-            case "tasklocal":
-                Anchor.$value.withValue(1) {
-                    for _ in 0..<operations { sink(Anchor.value) }
-                }
-            case "runread":
-                let locals = (0..<10).map { _ in Local { RequestState() } }
-                var snapshot = LocalsSnapshot()
-                locals[0].withValue(\.x, 1) { snapshot = LocalsSnapshot.capture() }
-                let first = locals[0]
-                for _ in 0..<operations { snapshot.run { sink(first.x) } }
-                withExtendedLifetime(locals) {}
-            case "scopedcapture", "scopedrun":
-                // LOCALS Locals each in a scope of its own, as the benchmark's snapshot rows have
-                // them: capture inside, or run (in the same task, after the scopes close).
-                let count = arguments.dropFirst(2).first.flatMap { Int($0) } ?? 10
-                let locals = (0..<count).map { _ in Local { RequestState() } }
-                var snapshot = LocalsSnapshot()
-                if arguments.dropFirst(3).first == "thread" || arguments.dropFirst(3).first == "both" {
-                    perThread.x = 1  // a value of the thread's own, which every capture on it copies
-                }
-                if arguments.dropFirst(3).first == "session" || arguments.dropFirst(3).first == "both" {
-                    // A session Local alive (as in the full benchmark), whose discriminator each
-                    // capture asks for its current key: none here.
-                    SessionDiscriminator.$sessionID.withValue(sessionIDs[0]) { sessionLocal.x = 1 }
-                }
-                withScopes(locals[...]) {
-                    if mode == "scopedcapture" {
-                        for _ in 0..<operations { sink(LocalsSnapshot.capture()) }
-                    }
-                    snapshot = LocalsSnapshot.capture()
-                }
-                if mode == "scopedrun" {
-                    for _ in 0..<operations { snapshot.run {} }
-                }
-                withExtendedLifetime(locals) {}
-            case "capture", "run":
-                let count = arguments.dropFirst(2).first.flatMap { Int($0) } ?? 10
-                let locals = (0..<count).map { _ in Local { RequestState() } }
-                for (index, local) in locals.enumerated() { local.x = index }
-                if mode == "capture" {
-                    for _ in 0..<operations { sink(LocalsSnapshot.capture()) }
-                } else {
-                    let snapshot = LocalsSnapshot.capture()
-                    for _ in 0..<operations { snapshot.run {} }
-                }
-                withExtendedLifetime(locals) {}
-            default:
-                for _ in 0..<operations { sink(local.x) }
-            }
+            run(mode, operations, arguments.dropFirst(2))
             done.signal()
         }
         done.wait()
         print("\(mode): \(operations) operations")
+    }
+
+    /// Runs one mode. Each loop is in a function of its own: in one function with all of them,
+    /// how much the compiler inlines at one mode's call sites (a Local's read, its write) would
+    /// depend on how much code the other modes have.
+    static func run(_ mode: String, _ operations: Int, _ more: ArraySlice<String>) {
+        switch mode {
+        case "scope": readInScope(operations)
+        case "thread": readThread(operations)
+        case "write": write(operations)
+        case "scopes": scopes(operations)
+        case "threadscopes": threadScopes(operations)
+        case "sessionscopes": sessionScopes(operations)
+        case "tasklocalscopes": taskLocalScopes(operations)
+        case "identity": identity(operations)
+        case "tasklocal": taskLocalRead(operations)
+        case "runread": runAndRead(operations)
+        case "scopedcapture", "scopedrun": scopedSnapshots(mode, operations, more)
+        case "capture", "run": ownValueSnapshots(mode, operations, more)
+        default: readTask(operations)
+        }
+    }
+
+    @inline(never)
+    static func readTask(_ operations: Int) {
+        let local = taskLocal
+        for _ in 0..<operations { sink(local.x) }
+    }
+
+    @inline(never)
+    static func readInScope(_ operations: Int) {
+        let local = taskLocal
+        local.withValue(\.x, 1) {
+            for _ in 0..<operations { sink(local.x) }
+        }
+    }
+
+    @inline(never)
+    static func readThread(_ operations: Int) {
+        let perThread = threadLocal
+        for _ in 0..<operations { sink(perThread.x) }
+    }
+
+    @inline(never)
+    static func write(_ operations: Int) {
+        let local = taskLocal
+        for index in 0..<operations { local.x = index }
+    }
+
+    @inline(never)
+    static func scopes(_ operations: Int) {
+        let local = taskLocal
+        for index in 0..<operations { local.withValue(\.x, index) {} }
+    }
+
+    @inline(never)
+    static func threadScopes(_ operations: Int) {
+        let perThread = threadLocal
+        for index in 0..<operations { perThread.withValue(\.x, index) {} }
+    }
+
+    @inline(never)
+    static func sessionScopes(_ operations: Int) {
+        SessionDiscriminator.$sessionID.withValue(sessionIDs[0]) {
+            for index in 0..<operations { sessionLocal.withValue(\.x, index) {} }
+        }
+    }
+
+    @inline(never)
+    static func taskLocalScopes(_ operations: Int) {
+        for index in 0..<operations { Anchor.$value.withValue(index) {} }
+    }
+
+    @inline(never)
+    static func identity(_ operations: Int) {
+        for _ in 0..<operations { sink(withUnsafeCurrentTask { unsafeBitCast($0, to: Int.self) }) }
+    }
+
+    @inline(never)
+    static func taskLocalRead(_ operations: Int) {
+        Anchor.$value.withValue(1) {
+            for _ in 0..<operations { sink(Anchor.value) }
+        }
+    }
+
+    @inline(never)
+    static func runAndRead(_ operations: Int) {
+        let locals = (0..<10).map { _ in Local { RequestState() } }
+        var snapshot = LocalsSnapshot()
+        locals[0].withValue(\.x, 1) { snapshot = LocalsSnapshot.capture() }
+        let first = locals[0]
+        for _ in 0..<operations { snapshot.run { sink(first.x) } }
+        withExtendedLifetime(locals) {}
+    }
+
+    /// LOCALS Locals each in a scope of its own, as the benchmark's snapshot rows have them:
+    /// capture inside, or run (in the same task, after the scopes close).
+    @inline(never)
+    static func scopedSnapshots(_ mode: String, _ operations: Int, _ more: ArraySlice<String>) {
+        let count = more.first.flatMap { Int($0) } ?? 10
+        let locals = (0..<count).map { _ in Local { RequestState() } }
+        var snapshot = LocalsSnapshot()
+        if more.dropFirst().first == "thread" || more.dropFirst().first == "both" {
+            threadLocal.x = 1  // a value of the thread's own, which every capture on it copies
+        }
+        if more.dropFirst().first == "session" || more.dropFirst().first == "both" {
+            // A session Local alive (as in the full benchmark), whose discriminator each
+            // capture asks for its current key: none here.
+            SessionDiscriminator.$sessionID.withValue(sessionIDs[0]) { sessionLocal.x = 1 }
+        }
+        withScopes(locals[...]) {
+            if mode == "scopedcapture" {
+                for _ in 0..<operations { sink(LocalsSnapshot.capture()) }
+            }
+            snapshot = LocalsSnapshot.capture()
+        }
+        if mode == "scopedrun" {
+            for _ in 0..<operations { snapshot.run {} }
+        }
+        withExtendedLifetime(locals) {}
+    }
+
+    @inline(never)
+    static func ownValueSnapshots(_ mode: String, _ operations: Int, _ more: ArraySlice<String>) {
+        let count = more.first.flatMap { Int($0) } ?? 10
+        let locals = (0..<count).map { _ in Local { RequestState() } }
+        for (index, local) in locals.enumerated() { local.x = index }
+        if mode == "capture" {
+            for _ in 0..<operations { sink(LocalsSnapshot.capture()) }
+        } else {
+            let snapshot = LocalsSnapshot.capture()
+            for _ in 0..<operations { snapshot.run {} }
+        }
+        withExtendedLifetime(locals) {}
     }
 
     /// Runs `body` inside a scope of every Local of `locals`, nested, each with its own value.
