@@ -84,6 +84,13 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
         self.scope = scope
     }
 
+    /// A cell of no owner that reads `scope` by `route`: what a synchronous snapshot run reads a
+    /// captured scope through in place (see `CellStorage.cellForRead`). Never in the tables.
+    @usableFromInline
+    static func reading(_ scope: ScopeFrame<Value>, by route: Route) -> Cell<Value> {
+        Cell(owner: .noKey, record: nil, route: route, scope: scope)
+    }
+
     // MARK: Transitions
     //
     // Every change of a cell's route after it is made goes through `point(to:_:)`, or

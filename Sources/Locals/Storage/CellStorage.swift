@@ -128,12 +128,23 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
     @inlinable
     @inline(__always)
     func read<T>(_ keyPath: KeyPath<Value, T>) -> T {
-        withCell { cell in
-            #if DEBUG
-            noteRead(cell)
-            #endif
-            return Access.read(cell, keyPath)
+        var found = cachedCell()
+        if found == nil {
+            found = peekCell()
         }
+        if let cell = found {
+            return cell._withUnsafeGuaranteedRef { cell in
+                #if DEBUG
+                noteRead(cell)
+                #endif
+                return Access.read(cell, keyPath)
+            }
+        }
+        let cell = resolveCell()
+        #if DEBUG
+        noteRead(cell)
+        #endif
+        return Access.read(cell, keyPath)
     }
 
     /// Writes one part of the running context's value.
@@ -150,12 +161,71 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
     /// The running context's whole value.
     @inlinable
     func load() -> Value {
-        withCell { cell in
-            #if DEBUG
-            noteRead(cell)
-            #endif
-            return Access.load(cell)
+        var found = cachedCell()
+        if found == nil {
+            found = peekCell()
         }
+        if let cell = found {
+            return cell._withUnsafeGuaranteedRef { cell in
+                #if DEBUG
+                noteRead(cell)
+                #endif
+                return Access.load(cell)
+            }
+        }
+        let cell = resolveCell()
+        #if DEBUG
+        noteRead(cell)
+        #endif
+        return Access.load(cell)
+    }
+
+    /// For a read that missed the cache inside a synchronous snapshot run: a cell of the run's
+    /// that reads the captured scope in place, where that is what the running context would read
+    /// (see `scopeToPeek`), pointed at it; nil sends the read to the running context's own cell.
+    /// Not retained: the run keeps it for the rest of the run at least.
+    @inlinable
+    @inline(never)
+    func peekCell() -> Unmanaged<Cell<Value>>? {
+        guard let (link, kept, run) = scopeToPeek() else { return nil }
+        let scope = Unmanaged<ScopeFrame<Value>>.fromOpaque(link.toOpaque())
+        return scope._withUnsafeGuaranteedRef { scope in
+            guard let route = scope.peekRoute else { return nil }
+            let cell =
+                kept.map { Unmanaged<Cell<Value>>.fromOpaque($0.toOpaque()) }
+                ?? keepPeekCell(Cell.reading(scope, by: route), in: run)
+            cell._withUnsafeGuaranteedRef { $0.point(to: route, scope) }
+            return cell
+        }
+    }
+
+    /// Inside a synchronous snapshot run of the running context's own, the captured scope of this
+    /// Local that a read may be served from in place, without the run's view (see
+    /// `ActiveRun.scopeToPeek` and `ScopeFrame.peekRoute`), with the cell the run keeps for such
+    /// reads of this Local, if any, and the run (opaque: for `keepPeekCell`). A callback that only
+    /// reads a Local pays neither for putting the view in place nor for taking it away. Nil
+    /// outside such runs, for `.thread` Locals, and for the Local's own initializer (whose touch
+    /// of its own key stops in `resolveCell`).
+    @usableFromInline
+    func scopeToPeek() -> (scope: Unmanaged<ScopeLink>, kept: Unmanaged<AnyObject>?, run: UnsafeMutableRawPointer)? {
+        guard holdsTasks, let context = ThreadContext.existing(key: pthreadKey) else { return nil }
+        return context._withUnsafeGuaranteedRef { context in
+            guard let run = context.activeRunLink else { return nil }
+            let owner = currentOwner(context).owner
+            return run._withUnsafeGuaranteedRef { run in
+                guard run.owner == owner, !context.isInitializing(ObjectIdentifier(facts), owner),
+                    let scope = run.scopeToPeek(of: localID)
+                else { return nil }
+                return (scope, run.peekCell(of: localID), Unmanaged.passUnretained(run).toOpaque())
+            }
+        }
+    }
+
+    /// Keeps `cell` in `run` (from `scopeToPeek`) for this Local's reads in place; returns it.
+    @usableFromInline
+    func keepPeekCell(_ cell: Cell<Value>, in run: UnsafeMutableRawPointer) -> Unmanaged<Cell<Value>> {
+        Unmanaged<ActiveRun>.fromOpaque(run)._withUnsafeGuaranteedRef { $0.keep(cell, of: localID) }
+        return Unmanaged.passUnretained(cell)
     }
 
     /// Replaces the running context's whole value.

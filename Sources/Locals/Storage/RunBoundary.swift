@@ -96,6 +96,17 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
     /// holds it until after this one ends.
     @exclusivity(unchecked) var previous: Unmanaged<ActiveRun>?
     @exclusivity(unchecked) var previousStamp: UInt64
+    /// How many reads this run has served from a captured scope in place (see `scopeToPeek`).
+    @exclusivity(unchecked) private var peeks = 0
+    /// The cells those reads go through, one per Local (each a `Cell` of that Local's value
+    /// type, pointed at the scope it reads at each read), with the stamp of the run that last
+    /// used each: kept from run to run on the thread, so that a callback reading the same Locals
+    /// allocates nothing. At most `maxPeeks`, and one that a run used stays until it ends, so
+    /// that a read's cell (not retained) is never released under it.
+    @exclusivity(unchecked) private var peekCells: [(local: UInt64, cell: AnyObject, stamp: UInt64)] = []
+    /// Past this many, a read puts the view in place as every other access does: a callback that
+    /// reads Locals many times pays for each view once, rather than for a walk at every read.
+    static var maxPeeks: Int { 8 }
 
     private init() {
         stamp = 0
@@ -118,6 +129,7 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
     private func start(chain: ScopeLink?, owner: OwnerKey, in context: ThreadContext) {
         stamp = context.nextStamp()
         hasEnded = false
+        peeks = 0
         previous = context.activeRunLink
         previousStamp = context.runStamp
         self.owner = owner
@@ -152,6 +164,41 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
             return (onCell, onOther, viewed[index].part.map { Unmanaged.passUnretained($0) })
         }
         return nil
+    }
+
+    /// The captured scope of `local` that the running context's read may be served from in place
+    /// (see `CellStorage.scopeToPeek`), the same one its view would be made from: only while the
+    /// run has put nothing of `local` in place (no view, no part, no scope the context opened
+    /// inside the run, each of which the run notes in `viewed`), and not while it ends.
+    func scopeToPeek(of local: UInt64) -> Unmanaged<ScopeLink>? {
+        guard !isEnding, peeks < Self.maxPeeks else { return nil }
+        for index in 0..<viewedCount where viewed[index].local == local {
+            return nil
+        }
+        guard let scope = ScopeChain.find(local, from: parentLink) else { return nil }
+        peeks += 1
+        return scope
+    }
+
+    /// The cell kept for reads of `local` in place, if any (see `peekCells`), now this run's.
+    func peekCell(of local: UInt64) -> Unmanaged<AnyObject>? {
+        for index in peekCells.indices where peekCells[index].local == local {
+            peekCells[index].stamp = stamp
+            return Unmanaged.passUnretained(peekCells[index].cell)
+        }
+        return nil
+    }
+
+    /// Keeps `cell` for reads of `local` in place, in place of one no read of this run used if
+    /// there are `maxPeeks` already (there is one: a run reads in place at most that often).
+    func keep(_ cell: AnyObject, of local: UInt64) {
+        let entry = (local: local, cell: cell, stamp: stamp)
+        guard peekCells.count == Self.maxPeeks else {
+            peekCells.append(entry)
+            return
+        }
+        let index = peekCells.firstIndex { $0.stamp != stamp }
+        peekCells[index.unsafelyUnwrapped] = entry
     }
 
     /// Notes that `local`'s view is in place on `cell`; with `part`, that the part is in place

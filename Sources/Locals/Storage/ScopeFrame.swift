@@ -38,6 +38,10 @@ final class ScopeFrame<Value: Sendable>: ScopeLink, @unchecked Sendable {
     /// A synchronous run's view of a Local, opened on the runner's cell and never published: what
     /// the runner writes there is a value of its own, which a snapshot taken inside the run copies.
     @exclusivity(unchecked) @usableFromInline var isRunView = false
+    /// Set when the scope closed while others held the frame (`closeShared`), after the owner's
+    /// last write: from then on nobody writes a `.copy` scope's value (see `peekRoute`). Atomic,
+    /// so that a reader on another thread that sees it set sees that last write too, with no lock.
+    @usableFromInline let isClosed = Atomic<Bool>(false)
     /// Children with no pin (see `TaskRuntime`) whose cells this frame bounds, made on the first:
     /// nil for almost every frame, so that opening and closing a scope has nothing more to do.
     @exclusivity(unchecked) @usableFromInline var kept: KeptCells<Value>?
@@ -131,6 +135,26 @@ final class ScopeFrame<Value: Sendable>: ScopeLink, @unchecked Sendable {
         return value
     }
 
+    /// The route by which a context created inside the scope (a synchronous snapshot run's
+    /// runner, see `CellStorage.scopeToPeek`) that has no storage of its own for the Local yet may
+    /// read the frame in place, where that reads what storage of its own would: a `.shared`
+    /// scope's live value (through the lock), or a `.copy` scope's value once nobody can change it
+    /// any more (a closed scope, a snapshot's copy), which a copy made at this first touch would
+    /// equal at every later one. Nil otherwise: a `.copy` scope still open (its owner may write
+    /// it after this read, and the context must keep what it read), a `.fresh` one (the initial
+    /// value), an `.overlay` one (read through a layer of the context's own).
+    @inlinable
+    var peekRoute: Route? {
+        switch inheritance {
+        case .shared:
+            return .sharedScope
+        case .copy:
+            return isCopiedValue || isClosed.load(ordering: .acquiring) ? .scope : nil
+        case .fresh, .overlay:
+            return nil
+        }
+    }
+
     /// Replaces the value and hands back the old one, to be released outside the lock.
     func exchangeValue(_ newValue: Value) -> Value {
         lock()
@@ -168,6 +192,7 @@ final class ScopeFrame<Value: Sendable>: ScopeLink, @unchecked Sendable {
     /// the owner's cell points back there: its value's deinit may use this Local.
     @usableFromInline
     func closeShared() {
+        isClosed.store(true, ordering: .releasing)
         keepParent()
         let restored = savedScope.take()
         withExtendedLifetime(restored) {}

@@ -99,13 +99,15 @@ final class ModelState {
     /// How many times each Local's initializer must have run: once per key's first touch, and
     /// again after `reset()` or `discard(key:)` (the `Local` initializer's documentation)...
     private(set) var initializations: [Int]
-    /// ...plus up to one more for each reset of a scope's value.
-    private(set) var scopeResets: [Int]
+    /// ...plus up to one more for each reset of a scope's value, and for each first touch inside a
+    /// synchronous run that the library may serve from a captured scope in place, with no value
+    /// of the task's own (see `mayReadInPlace`).
+    private(set) var optionalInitializations: [Int]
 
     init(policies: [Inheritance]) {
         self.policies = policies
         initializations = policies.map { _ in 0 }
-        scopeResets = policies.map { _ in 0 }
+        optionalInitializations = policies.map { _ in 0 }
         tasks[0] = ModelTask(id: 0, spawn: nil, depth: 0, inherited: policies.map { _ in nil })
     }
 
@@ -160,6 +162,21 @@ final class ModelState {
     func initialValue(_ local: Int) -> ModelValue {
         initializations[local] += 1
         return ModelValue()
+    }
+
+    /// Touches `task`'s own value of `local` for a synchronous run that is putting a captured
+    /// `.copy` or `.shared` scope (or a copied value) in place. The library serves a read there
+    /// from the scope in place (a closed `.copy` scope, a snapshot's copy, a `.shared` scope),
+    /// making no value of the task's own, so the
+    /// initializer this touch calls may come later (at a write in the run, or the task's next
+    /// touch after it), or never: the count allows both.
+    func mayReadInPlace(_ task: ModelTask, _ local: Int) {
+        let before = initializations[local]
+        _ = touch(task, local)
+        if initializations[local] > before {
+            initializations[local] -= 1
+            optionalInitializations[local] += 1
+        }
     }
 
     static func merged(_ layer: [ModelChange], on frame: ModelFrame) -> ModelValue {
@@ -258,7 +275,7 @@ final class ModelState {
         if let frame = visibleFrame(task, local), frame.owner == task.id || frame.policy == .shared {
             // The library may call the initializer here or at the next touch (its documentation: "again only
             // after reset()"): the count allows both.
-            scopeResets[local] += 1
+            optionalInitializations[local] += 1
             frame.value = ModelValue()
         } else {
             task.own[local] = nil
@@ -462,7 +479,7 @@ final class ModelState {
         guard state.rootEnded else {
             return .failure(ModelInvalid(step: program.steps.count, reason: "the root task never ends"))
         }
-        let calls = zip(state.initializations, state.scopeResets).map { $0...($0 + $1) }
+        let calls = zip(state.initializations, state.optionalInitializations).map { $0...($0 + $1) }
         return .success(Expectation(observed: observed, initializerCalls: calls))
     }
 

@@ -133,7 +133,14 @@ extension ModelState {
         let frame = visibleFrame(task, local)
         let makesInitial = task.own[local] == nil
             && (frame == nil || (frame!.policy == .fresh && frame!.owner != task.id))
-        _ = touch(task, local)
+        switch part {
+        case .value where layer.lazily:
+            mayReadInPlace(task, local)  // the snapshot's copy of a value, a `.copy` scope of its own
+        case .scope(let frame) where layer.lazily && (frame.policy == .copy || frame.policy == .shared):
+            mayReadInPlace(task, local)
+        default:
+            _ = touch(task, local)
+        }
         layer.savedListed.append((local, task.listed.contains(local)))
         let block: ModelBlock
         switch part {
