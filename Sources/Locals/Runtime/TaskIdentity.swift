@@ -26,18 +26,24 @@ struct TaskIdentity: Hashable, Sendable, CustomStringConvertible {
     /// The identity of the task running now, or nil outside any task.
     @inlinable
     static var current: TaskIdentity? {
+        let address = currentAddress
+        guard let task = UnsafeRawPointer(bitPattern: address) else { return nil }
+        return TaskIdentity(address: address, id: locals_runtime_task_id(task))
+    }
+
+    /// The running task's address, 0 outside any task: enough to tell the running task from
+    /// another one that is running too (a task that is running cannot share its address).
+    @inlinable
+    static var currentAddress: UInt {
         // The runtime's own answer, with no reference counting: `withUnsafeCurrentTask` asks the
         // same entry point, then retains and releases the task around its body (two atomic
         // operations on the task object, about half of what this costs). The running task stays
         // valid however it was found, since this code runs in that task. `TaskProbe` confirms
         // that both give the same address.
-        let address =
-            locals_runtime_has_current_task()
+        locals_runtime_has_current_task()
             ? locals_runtime_current_task()
             // The closure returns only the address (a trivial Int, the cheapest form).
             : withUnsafeCurrentTask { unsafeBitCast($0, to: UInt.self) }
-        guard let task = UnsafeRawPointer(bitPattern: address) else { return nil }
-        return TaskIdentity(address: address, id: locals_runtime_task_id(task))
     }
 
     @usableFromInline var description: String { address == 0 ? "thread #\(id)" : "task #\(id)" }

@@ -108,14 +108,18 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
     }
 
     /// Runs `body` on the running context's cell (a task's or thread's), found in the cache or
-    /// else resolved, and made on first touch.
+    /// else resolved, and made on first touch; for a read (`reading`), past the cache and inside
+    /// a synchronous snapshot run, maybe a cell of the run's that reads the captured scope in
+    /// place (see `cellPastCache`). One function for reads and writes, with the choice in an
+    /// argument, so that the compiler inlines both as one: two near-identical ones, each inlined
+    /// at its call sites, made it give up inlining writes in functions that also read.
     @inlinable
     @inline(__always)
-    func withCell<R>(_ body: (Cell<Value>) throws -> R) rethrows -> R {
+    func withCell<R>(reading: Bool = false, _ body: (Cell<Value>) throws -> R) rethrows -> R {
         if let cell = cachedCell() {
             return try cell._withUnsafeGuaranteedRef(body)
         }
-        return try body(resolveCell())
+        return try body(cellPastCache(reading: reading))
     }
 
     // MARK: Access
@@ -128,23 +132,12 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
     @inlinable
     @inline(__always)
     func read<T>(_ keyPath: KeyPath<Value, T>) -> T {
-        var found = cachedCell()
-        if found == nil {
-            found = peekCell()
+        withCell(reading: true) { cell in
+            #if DEBUG
+            noteRead(cell)
+            #endif
+            return Access.read(cell, keyPath)
         }
-        if let cell = found {
-            return cell._withUnsafeGuaranteedRef { cell in
-                #if DEBUG
-                noteRead(cell)
-                #endif
-                return Access.read(cell, keyPath)
-            }
-        }
-        let cell = resolveCell()
-        #if DEBUG
-        noteRead(cell)
-        #endif
-        return Access.read(cell, keyPath)
     }
 
     /// Writes one part of the running context's value.
@@ -161,42 +154,32 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
     /// The running context's whole value.
     @inlinable
     func load() -> Value {
-        var found = cachedCell()
-        if found == nil {
-            found = peekCell()
+        withCell(reading: true) { cell in
+            #if DEBUG
+            noteRead(cell)
+            #endif
+            return Access.load(cell)
         }
-        if let cell = found {
-            return cell._withUnsafeGuaranteedRef { cell in
-                #if DEBUG
-                noteRead(cell)
-                #endif
-                return Access.load(cell)
-            }
-        }
-        let cell = resolveCell()
-        #if DEBUG
-        noteRead(cell)
-        #endif
-        return Access.load(cell)
     }
 
-    /// For a read that missed the cache inside a synchronous snapshot run: a cell of the run's
-    /// that reads the captured scope in place, where that is what the running context would read
-    /// (see `scopeToPeek`), pointed at it; nil sends the read to the running context's own cell.
-    /// Not retained: the run keeps it for the rest of the run at least.
+    /// The cell an access that missed the cache goes through: for a read inside a synchronous
+    /// snapshot run, a cell of the run's that reads the captured scope in place, where that is
+    /// what the running context would read (see `scopeToPeek`), pointed at it; else the running
+    /// context's own cell, found or made (`resolveCell`).
     @inlinable
     @inline(never)
-    func peekCell() -> Unmanaged<Cell<Value>>? {
-        guard let (link, kept, run) = scopeToPeek() else { return nil }
+    func cellPastCache(reading: Bool) -> Cell<Value> {
+        guard reading, let (link, kept, run) = scopeToPeek() else { return resolveCell() }
         let scope = Unmanaged<ScopeFrame<Value>>.fromOpaque(link.toOpaque())
-        return scope._withUnsafeGuaranteedRef { scope in
-            guard let route = scope.peekRoute else { return nil }
-            let cell =
-                kept.map { Unmanaged<Cell<Value>>.fromOpaque($0.toOpaque()) }
-                ?? keepPeekCell(Cell.reading(scope, by: route), in: run)
-            cell._withUnsafeGuaranteedRef { $0.point(to: route, scope) }
-            return cell
-        }
+        guard let route = scope._withUnsafeGuaranteedRef({ $0.peekRoute }) else { return resolveCell() }
+        let cell =
+            if let kept {
+                Unmanaged<Cell<Value>>.fromOpaque(kept.toOpaque())
+            } else {
+                keepPeekCell(scope._withUnsafeGuaranteedRef { Cell.reading($0, by: route) }, in: run)
+            }
+        cell._withUnsafeGuaranteedRef { cell in scope._withUnsafeGuaranteedRef { cell.point(to: route, $0) } }
+        return cell.takeUnretainedValue()
     }
 
     /// Inside a synchronous snapshot run of the running context's own, the captured scope of this
@@ -211,17 +194,19 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
         guard holdsTasks, let context = ThreadContext.existing(key: pthreadKey) else { return nil }
         return context._withUnsafeGuaranteedRef { context in
             guard let run = context.activeRunLink else { return nil }
-            let owner = currentOwner(context).owner
             return run._withUnsafeGuaranteedRef { run in
-                guard run.owner == owner, !context.isInitializing(ObjectIdentifier(facts), owner),
-                    let scope = run.scopeToPeek(of: localID)
+                // The run's owner is running this (a task's address, or none for a thread's).
+                guard run.owner.address == TaskIdentity.currentAddress,
+                    !context.isInitializing(ObjectIdentifier(facts), run.owner),
+                    let (scope, kept) = run.scopeToPeek(of: localID)
                 else { return nil }
-                return (scope, run.peekCell(of: localID), Unmanaged.passUnretained(run).toOpaque())
+                return (scope, kept, Unmanaged.passUnretained(run).toOpaque())
             }
         }
     }
 
-    /// Keeps `cell` in `run` (from `scopeToPeek`) for this Local's reads in place; returns it.
+    /// Keeps `cell` in `run` (from `scopeToPeek`) for this Local's reads in place; returns it,
+    /// not retained (the run holds it).
     @usableFromInline
     func keepPeekCell(_ cell: Cell<Value>, in run: UnsafeMutableRawPointer) -> Unmanaged<Cell<Value>> {
         Unmanaged<ActiveRun>.fromOpaque(run)._withUnsafeGuaranteedRef { $0.keep(cell, of: localID) }

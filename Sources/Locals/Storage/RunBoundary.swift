@@ -101,8 +101,7 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
     /// The cells those reads go through, one per Local (each a `Cell` of that Local's value
     /// type, pointed at the scope it reads at each read), with the stamp of the run that last
     /// used each: kept from run to run on the thread, so that a callback reading the same Locals
-    /// allocates nothing. At most `maxPeeks`, and one that a run used stays until it ends, so
-    /// that a read's cell (not retained) is never released under it.
+    /// allocates nothing. At most `maxPeeks`, and one that a run used stays until it ends.
     @exclusivity(unchecked) private var peekCells: [(local: UInt64, cell: AnyObject, stamp: UInt64)] = []
     /// Past this many, a read puts the view in place as every other access does: a callback that
     /// reads Locals many times pays for each view once, rather than for a walk at every read.
@@ -167,26 +166,22 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
     }
 
     /// The captured scope of `local` that the running context's read may be served from in place
-    /// (see `CellStorage.scopeToPeek`), the same one its view would be made from: only while the
-    /// run has put nothing of `local` in place (no view, no part, no scope the context opened
-    /// inside the run, each of which the run notes in `viewed`), and not while it ends.
-    func scopeToPeek(of local: UInt64) -> Unmanaged<ScopeLink>? {
+    /// (see `CellStorage.scopeToPeek`), the same one its view would be made from, with the cell
+    /// kept for such reads of `local` if any (now this run's, see `peekCells`): only while the run
+    /// has put nothing of `local` in place (no view, no part, no scope the context opened inside
+    /// the run, each of which the run notes in `viewed`), and not while it ends.
+    func scopeToPeek(of local: UInt64) -> (scope: Unmanaged<ScopeLink>, kept: Unmanaged<AnyObject>?)? {
         guard !isEnding, peeks < Self.maxPeeks else { return nil }
         for index in 0..<viewedCount where viewed[index].local == local {
             return nil
         }
         guard let scope = ScopeChain.find(local, from: parentLink) else { return nil }
         peeks += 1
-        return scope
-    }
-
-    /// The cell kept for reads of `local` in place, if any (see `peekCells`), now this run's.
-    func peekCell(of local: UInt64) -> Unmanaged<AnyObject>? {
         for index in peekCells.indices where peekCells[index].local == local {
             peekCells[index].stamp = stamp
-            return Unmanaged.passUnretained(peekCells[index].cell)
+            return (scope, Unmanaged.passUnretained(peekCells[index].cell))
         }
-        return nil
+        return (scope, nil)
     }
 
     /// Keeps `cell` for reads of `local` in place, in place of one no read of this run used if
