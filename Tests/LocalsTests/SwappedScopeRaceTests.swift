@@ -31,11 +31,15 @@ struct SwappedScopeRaceTests {
         let counters = RaceCounters()
         let scoper = Protected<ThreadID?>(nil)
         // Until enough discards landed inside an iteration (the defect showed within a few), or
-        // the iterations or the time run out, on a machine busy with other tests.
+        // the time runs out, on a machine busy with other tests. Both sides on threads of their
+        // own, started directly: a task to start the discarder might wait behind other tests'
+        // work until the scoping side had finished.
         let wanted = 500
-        let limit = runningUnderThreadSanitizer ? 50_000 : 1_000_000
         let deadline = Date().addingTimeInterval(30)
-        async let discarder: Void = onNewThread {
+        let discarderRunning = DispatchSemaphore(value: 0)
+        let discarderDone = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            discarderRunning.signal()
             while !counters.stop.load(ordering: .sequentiallyConsistent) {
                 if session {
                     counters.started.add(1, ordering: .sequentiallyConsistent)
@@ -47,13 +51,15 @@ struct SwappedScopeRaceTests {
                     counters.done.add(1, ordering: .sequentiallyConsistent)
                 }
             }
+            discarderDone.signal()
         }
         await onNewThread {
+            discarderRunning.wait()
             scoper.withLock { $0 = ThreadID.current }
             SessionDiscriminator.$session.withValue("K") {
                 var i = 0
-                while i < limit, counters.cameBack.load(ordering: .relaxed) == 0,
-                    counters.discardsInside.load(ordering: .relaxed) < wanted, i % 1024 != 0 || Date() < deadline
+                while counters.cameBack.load(ordering: .relaxed) == 0,
+                    counters.discardsInside.load(ordering: .relaxed) < wanted, i % 256 != 0 || Date() < deadline
                 {
                     i += 1
                     x.value = "before"
@@ -71,8 +77,8 @@ struct SwappedScopeRaceTests {
                 counters.iterations.store(i, ordering: .relaxed)
             }
             counters.stop.store(true, ordering: .sequentiallyConsistent)
+            discarderDone.wait()
         }
-        await discarder
         #expect(counters.discardsInside.load(ordering: .relaxed) > 0, "no discard landed inside an iteration")
         #expect(
             counters.cameBack.load(ordering: .relaxed) == 0,
