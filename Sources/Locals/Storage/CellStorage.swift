@@ -193,15 +193,25 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
     func scopeToPeek() -> (scope: Unmanaged<ScopeLink>, kept: Unmanaged<AnyObject>?, run: UnsafeMutableRawPointer)? {
         guard holdsTasks, let context = ThreadContext.existing(key: pthreadKey) else { return nil }
         return context._withUnsafeGuaranteedRef { context in
-            guard let run = context.activeRunLink else { return nil }
-            return run._withUnsafeGuaranteedRef { run in
-                // The run's owner is running this (a task's address, or none for a thread's).
-                guard run.owner.address == TaskIdentity.currentAddress,
-                    !context.isInitializing(ObjectIdentifier(facts), run.owner),
-                    let (scope, kept) = run.scopeToPeek(of: localID)
-                else { return nil }
-                return (scope, kept, Unmanaged.passUnretained(run).toOpaque())
+            var next = context.activeRunLink
+            while let link = next {
+                let found = link._withUnsafeGuaranteedRef { run -> ActiveRun.Peek in
+                    // The run's owner is running this (a task's address, or none for a thread's).
+                    guard run.owner.address == TaskIdentity.currentAddress,
+                        !context.isInitializing(ObjectIdentifier(facts), run.owner)
+                    else { return .cell }
+                    return run.peek(localID)
+                }
+                switch found {
+                case .scope(let scope, let kept):
+                    return (scope, kept, link.toOpaque())
+                case .cell:
+                    return nil
+                case .outside:
+                    next = link._withUnsafeGuaranteedRef { $0.previous }
+                }
             }
+            return nil
         }
     }
 

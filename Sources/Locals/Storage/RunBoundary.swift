@@ -165,23 +165,40 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         return nil
     }
 
-    /// The captured scope of `local` that the running context's read may be served from in place
-    /// (see `CellStorage.scopeToPeek`), the same one its view would be made from, with the cell
-    /// kept for such reads of `local` if any (now this run's, see `peekCells`): only while the run
-    /// has put nothing of `local` in place (no view, no part, no scope the context opened inside
-    /// the run, each of which the run notes in `viewed`), and not while it ends.
-    func scopeToPeek(of local: UInt64) -> (scope: Unmanaged<ScopeLink>, kept: Unmanaged<AnyObject>?)? {
-        guard !isEnding, peeks < Self.maxPeeks else { return nil }
+    /// What a read of `local` by the running context finds in this run, without a view.
+    enum Peek {
+        /// The captured scope to read in place (see `CellStorage.scopeToPeek`), the same one
+        /// the view would be made from, with the cell kept for such reads of `local`, if any.
+        case scope(Unmanaged<ScopeLink>, kept: Unmanaged<AnyObject>?)
+        /// Nothing in place: the read goes to the running context's cell (a view of this run's,
+        /// or one it puts in place now).
+        case cell
+        /// The run is ending and has nothing of `local`: the read sees what the context has
+        /// outside the run, in the run this one is nested in, if any.
+        case outside
+    }
+
+    /// What a read of `local` finds (see `Peek`): the captured scope only while the run has put
+    /// nothing of `local` in place (no view, no part, no scope the context opened inside the run,
+    /// each of which the run notes in `viewed`), for the first `maxPeeks` reads. While the run
+    /// ends, it puts no new view in place and reads nothing new in place: a Local it read in place
+    /// still is (as a view not yet taken away would be), any other reads as outside the run.
+    func peek(_ local: UInt64) -> Peek {
         for index in 0..<viewedCount where viewed[index].local == local {
-            return nil
+            return .cell
         }
-        guard let scope = ScopeChain.find(local, from: parentLink) else { return nil }
+        let kept = peekCells.firstIndex { $0.local == local }
+        if isEnding {
+            guard let kept, peekCells[kept].stamp == stamp,
+                let scope = ScopeChain.find(local, from: parentLink)
+            else { return .outside }
+            return .scope(scope, kept: Unmanaged.passUnretained(peekCells[kept].cell))
+        }
+        guard peeks < Self.maxPeeks, let scope = ScopeChain.find(local, from: parentLink) else { return .cell }
         peeks += 1
-        for index in peekCells.indices where peekCells[index].local == local {
-            peekCells[index].stamp = stamp
-            return (scope, Unmanaged.passUnretained(peekCells[index].cell))
-        }
-        return (scope, nil)
+        guard let kept else { return .scope(scope, kept: nil) }
+        peekCells[kept].stamp = stamp
+        return .scope(scope, kept: Unmanaged.passUnretained(peekCells[kept].cell))
     }
 
     /// Keeps `cell` for reads of `local` in place, in place of one no read of this run used if
