@@ -105,6 +105,38 @@ struct SnapshotRunReadInPlaceTests {
         #expect(seen == [1, 5, 5, 1, 9])
     }
 
+    /// A `.copy` child's own value is a copy of the scope it was created in, taken at its first
+    /// touch. A read inside a run is that first touch, as it was when every first access in a
+    /// run made the runner's cell: the owner's later write to the scope does not reach it.
+    @Test("a .copy child's first touch inside a run takes its copy then")
+    func copyChildFirstTouchInRun() async {
+        let local = Local { Summing() }
+        let afterRun = await Task.detached { () -> Int in
+            local.x = 1
+            let snapshot = LocalsSnapshot.capture()
+            return await local.withScope(inheritance: .copy) { () async -> Int in
+                let ranOnce = DispatchSemaphore(value: 0)
+                let ownerWrote = DispatchSemaphore(value: 0)
+                let child = Task { () -> Int in
+                    snapshot.run { _ = local.x }
+                    ranOnce.signal()
+                    ownerWrote.wait()
+                    return local.x
+                }
+                await withCheckedContinuation { continuation in
+                    Thread.detachNewThread {
+                        ranOnce.wait()
+                        continuation.resume()
+                    }
+                }
+                local.x = 2
+                ownerWrote.signal()
+                return await child.value
+            }
+        }.value
+        #expect(afterRun == 1)
+    }
+
     /// A scope opened inside the run after a read, and a reset after one.
     @Test("a scope and a reset inside a run after a read")
     func scopeAndResetAfterRead() async {

@@ -204,6 +204,12 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
                 }
                 switch found {
                 case .scope(let scope, let kept):
+                    // A runner that a first touch would give a copy of a scope outside the run
+                    // (a `.copy` child with no cell yet) makes that copy at its first access in
+                    // the run, as outside runs: so it gets the view, which makes the cell.
+                    if copiesAtFirstTouch(outside: link) {
+                        return nil
+                    }
                     return (scope, kept, link.toOpaque())
                 case .cell:
                     return nil

@@ -68,6 +68,10 @@ extension ModelState {
         case .overlay(let layer) where layer.contains { $0.field == .whole }:
             // A frozen view no longer reads through: it is the child's own value.
             return .value(Self.merged(layer, on: frame))
+        case .overlay(let layer) where layer.isEmpty:
+            // Nothing written: the child reads through the scope, which the captured chain
+            // carries (a synchronous run puts it in place at the first access, as any scope).
+            return .scope(frame)
         case .overlay(let layer):
             return .overlay(frame, layer)
         }
