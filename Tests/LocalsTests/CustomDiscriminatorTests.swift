@@ -218,7 +218,15 @@ struct CustomDiscriminatorTests {
             value.simple = "loaded"
             return value
         }
-        let loader = Task.detached { SessionDiscriminator.$session.withValue("cart") { local.simple } }
+        // The loader on a plain thread: waiting here for a task to start could wait for as long
+        // as other tests keep the pool's threads busy.
+        let loaded = Protected<String?>(nil)
+        let loaderDone = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let value = SessionDiscriminator.$session.withValue("cart") { local.simple }
+            loaded.withLock { $0 = value }
+            loaderDone.signal()
+        }
         started.wait()
         let waiters = await withTaskGroup(of: (String, Double).self) { group in
             for _ in 0..<2 {
@@ -232,7 +240,8 @@ struct CustomDiscriminatorTests {
             }
             return await group.reduce(into: []) { $0.append($1) }
         }
-        #expect(await loader.value == "loaded")
+        await onNewThread { loaderDone.wait() }
+        #expect(loaded.withLock { $0 } == "loaded")
         for (seen, cpu) in waiters {
             #expect(seen == "loaded")
             #expect(cpu < 0.1, "a waiter used \(cpu) s of CPU while the initializer ran for 0.3 s")

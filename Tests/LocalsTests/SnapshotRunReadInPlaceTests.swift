@@ -115,22 +115,18 @@ struct SnapshotRunReadInPlaceTests {
             local.x = 1
             let snapshot = LocalsSnapshot.capture()
             return await local.withScope(inheritance: .copy) { () async -> Int in
-                let ranOnce = DispatchSemaphore(value: 0)
-                let ownerWrote = DispatchSemaphore(value: 0)
-                let child = Task { () -> Int in
+                // Signals that suspend: a child blocking a pool thread would hold up other tests.
+                let ranOnce = Signal()
+                let ownerWrote = Signal()
+                let child = Task { () async -> Int in
                     snapshot.run { _ = local.x }
-                    ranOnce.signal()
-                    ownerWrote.wait()
+                    ranOnce.fire()
+                    await ownerWrote.wait()
                     return local.x
                 }
-                await withCheckedContinuation { continuation in
-                    Thread.detachNewThread {
-                        ranOnce.wait()
-                        continuation.resume()
-                    }
-                }
+                await ranOnce.wait()
                 local.x = 2
-                ownerWrote.signal()
+                ownerWrote.fire()
                 return await child.value
             }
         }.value
