@@ -119,7 +119,9 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
         if let cell = cachedCell() {
             return try cell._withUnsafeGuaranteedRef(body)
         }
-        return try body(cellPastCache(reading: reading))
+        let (cell, held) = cellPastCache(reading: reading)
+        defer { withExtendedLifetime(held) {} }
+        return try cell._withUnsafeGuaranteedRef(body)
     }
 
     // MARK: Access
@@ -164,14 +166,29 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
 
     /// The cell an access that missed the cache goes through: for a read inside a synchronous
     /// snapshot run, a cell of the run's that reads the captured scope in place, where that is
-    /// what the running context would read (see `scopeToPeek`), pointed at it; else the running
-    /// context's own cell, found or made (`resolveCell`).
+    /// what the running context would read (see `scopeToPeek`), pointed at it, with no retain (the
+    /// run keeps it until it ends, and never evicts one it used); else the running context's own
+    /// cell, found or made (`resolveCell`), and `held`, the reference that keeps it alive for the
+    /// access.
     @inlinable
     @inline(never)
-    func cellPastCache(reading: Bool) -> Cell<Value> {
-        guard reading, let (link, kept, run) = scopeToPeek() else { return resolveCell() }
+    func cellPastCache(reading: Bool) -> (cell: Unmanaged<Cell<Value>>, held: Cell<Value>?) {
+        if reading, let cell = peekCell() {
+            return (cell, nil)
+        }
+        let cell = resolveCell()
+        return (Unmanaged.passUnretained(cell), cell)
+    }
+
+    /// For a read past the cache inside a synchronous snapshot run: the run's cell for this
+    /// Local, pointed at the captured scope to read in place, or nil where the read needs the
+    /// running context's own cell (see `scopeToPeek`).
+    @inlinable
+    @inline(__always)
+    func peekCell() -> Unmanaged<Cell<Value>>? {
+        guard let (link, kept, run) = scopeToPeek() else { return nil }
         let scope = Unmanaged<ScopeFrame<Value>>.fromOpaque(link.toOpaque())
-        guard let route = scope._withUnsafeGuaranteedRef({ $0.peekRoute }) else { return resolveCell() }
+        guard let route = scope._withUnsafeGuaranteedRef({ $0.peekRoute }) else { return nil }
         let cell =
             if let kept {
                 Unmanaged<Cell<Value>>.fromOpaque(kept.toOpaque())
@@ -179,7 +196,7 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
                 keepPeekCell(scope._withUnsafeGuaranteedRef { Cell.reading($0, by: route) }, in: run)
             }
         cell._withUnsafeGuaranteedRef { cell in scope._withUnsafeGuaranteedRef { cell.point(to: route, $0) } }
-        return cell.takeUnretainedValue()
+        return cell
     }
 
     /// Inside a synchronous snapshot run of the running context's own, the captured scope of this
@@ -206,8 +223,9 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
                 case .scope(let scope, let kept):
                     // A runner that a first touch would give a copy of a scope outside the run
                     // (a `.copy` child with no cell yet) makes that copy at its first access in
-                    // the run, as outside runs: so it gets the view, which makes the cell.
-                    if copiesAtFirstTouch(outside: link) {
+                    // the run, as outside runs: so it gets the view, which makes the cell. A run
+                    // with nothing outside it (a thread's) has no such scope to walk to.
+                    if link._withUnsafeGuaranteedRef({ $0.outsideLink != nil }), copiesAtFirstTouch(outside: link) {
                         return nil
                     }
                     return (scope, kept, link.toOpaque())
