@@ -13,11 +13,20 @@ enum LiveLocals {
         /// The custom discriminators' Locals, in the order they were made: a snapshot asks each
         /// for its current session (an array, handed out as it is: a capture copies nothing).
         var sessions: [SnapshotOps] = []
+        /// The ids of the `.task` Locals among `all`.
+        var taskIDs: Set<UInt64> = []
+        /// The `.task` Locals, listed once after each change: what a capture takes in a task with
+        /// no record (whose list is unknown), handed out as it is.
+        var taskLocalsListed: [SnapshotOps]?
 
-        /// Every live Local that is neither a `.thread` nor a custom discriminator's: what a
-        /// capture takes in a task with no record (whose list is unknown).
-        var taskLocals: [SnapshotOps] {
-            all.values.filter { ops in !ops.holdsThreadValues && !sessions.contains { $0 === ops } }
+        /// Every live `.task` Local (neither a `.thread` nor a custom discriminator's).
+        mutating func taskLocals() -> [SnapshotOps] {
+            if let listed = taskLocalsListed {
+                return listed
+            }
+            let listed = taskIDs.compactMap { all[$0] }
+            taskLocalsListed = listed
+            return listed
         }
     }
 
@@ -27,6 +36,9 @@ enum LiveLocals {
             if isSession {
                 entries.sessions.append(ops)
                 sessionCount.add(1, ordering: .relaxed)
+            } else if !ops.holdsThreadValues {
+                entries.taskIDs.insert(id)
+                entries.taskLocalsListed = nil
             }
         }
     }
@@ -34,7 +46,9 @@ enum LiveLocals {
     static func remove(_ id: UInt64) {
         let removed = entries.withLock { entries in
             var session: SnapshotOps?
-            if let index = entries.sessions.firstIndex(where: { $0.localID == id }) {
+            if entries.taskIDs.remove(id) != nil {
+                entries.taskLocalsListed = nil
+            } else if let index = entries.sessions.firstIndex(where: { $0.localID == id }) {
                 session = entries.sessions.remove(at: index)
                 sessionCount.subtract(1, ordering: .relaxed)
             }
@@ -77,7 +91,7 @@ enum LiveLocals {
             }
         }
         if let task = TaskIdentity.current {
-            take(TaskRegistry.localsListed(by: task) ?? entries.withLock(\.taskLocals))
+            take(TaskRegistry.localsListed(by: task) ?? entries.withLock { $0.taskLocals() })
             if let thread = ThreadContext.existing(key: ThreadContext.pthreadKey) {
                 take(thread._withUnsafeGuaranteedRef { $0.listedThreadLocals })
             }
