@@ -41,6 +41,19 @@ public struct SessionDiscriminator: Discriminator {
     public var currentKey: String? { Self.sessionID }
 }
 
+/// ``SessionDiscriminator`` declaring its key carried by snapshots (`.perCarriedKey`): a capture
+/// asks none of its Locals for their key. Registered with `LocalsSnapshot.carry` on first use.
+public struct CarriedSessionDiscriminator: Discriminator {
+    @TaskLocal public static var sessionID: String?
+
+    private static let registered: Void = LocalsSnapshot.carry($sessionID)
+
+    public init() { Self.registered }
+
+    public var currentKey: String? { Self.sessionID }
+    public var valueStorage: ValueStorage { .perCarriedKey }
+}
+
 /// The sessions the session rows bind, one per task of the two-sessions row. Both are at most 15
 /// UTF-8 bytes, so they are stored inline: binding and comparing them never allocates.
 public let sessionIDs = ["s-1", "s-2"]

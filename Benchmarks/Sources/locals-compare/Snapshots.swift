@@ -20,7 +20,8 @@ extension LocalsCompare {
         var anchorName: String
         var operation: Double
         var anchor: Double
-        var target: Double
+        /// The ratio's target; nil for a row given for information.
+        var target: Double?
         var ratio: Double { operation / anchor }
     }
 
@@ -35,13 +36,14 @@ extension LocalsCompare {
     /// other tasks wrote: capture in the scopes' task, run (with an empty body, and with one
     /// read) in another task, each beside `TaskLocal.withValue` enter + exit in the same task.
     static func measureSnapshot(
-        _ settings: Settings, inScope count: Int, others: Int
+        _ settings: Settings, inScope count: Int, others: Int, sessionOthers: Bystanders = .none
     ) async -> (capture: Timing, run: Timing, runAndRead: Timing) {
         let locals = (0..<count).map { _ in Local { RequestState() } }
         let bystanders = (0..<others).map { _ in Local { RequestState() } }
         await Task.detached {
             for local in bystanders { local.x = 1 }
         }.value
+        let sessionBystanders = sessionOthers.make()
         let anchor = Anchor.$value
         let (capture, snapshot) = await Task.detached { () -> (Timing, LocalsSnapshot) in
             var capture: Timing?
@@ -70,14 +72,44 @@ extension LocalsCompare {
             }
             return (run, runAndRead)
         }.value
-        withExtendedLifetime((locals, bystanders)) {}
+        withExtendedLifetime((locals, bystanders, sessionBystanders)) {}
         return (capture, run, runAndRead)
+    }
+
+    /// 1,000 session Locals that hold a value in another session than the capturing context's
+    /// (which has none): kept per key (`.perKey`, a capture asks each for its key), or keyed by
+    /// a carried task-local (`.perCarriedKey`, a capture asks none).
+    enum Bystanders {
+        /// None; `carriedOnly`: none, with `CarriedSessionDiscriminator`'s task-local carried.
+        case none, carriedOnly, perKey, perCarriedKey
+
+        func make() -> [AnyObject] {
+            switch self {
+            case .none:
+                return []
+            case .carriedOnly:
+                _ = CarriedSessionDiscriminator()  // registers its task-local
+                return []
+            case .perKey:
+                let locals = (0..<1_000).map { _ in Local(SessionDiscriminator()) { RequestState() } }
+                SessionDiscriminator.$sessionID.withValue("other") { for local in locals { local.x = 1 } }
+                return locals
+            case .perCarriedKey:
+                let locals = (0..<1_000).map { _ in Local(CarriedSessionDiscriminator()) { RequestState() } }
+                CarriedSessionDiscriminator.$sessionID.withValue("other") { for local in locals { local.x = 1 } }
+                return locals
+            }
+        }
     }
 
     static func measureSnapshots(_ settings: Settings) async -> [SnapshotRow] {
         let ten = await measureSnapshot(settings, inScope: 10, others: 0)
         let hundred = await measureSnapshot(settings, inScope: 100, others: 0)
         let crowded = await measureSnapshot(settings, inScope: 10, others: 1_000)
+        // From here on, one task-local is carried: every capture reads it.
+        let carrying = await measureSnapshot(settings, inScope: 10, others: 0, sessionOthers: .carriedOnly)
+        let carriedSessions = await measureSnapshot(settings, inScope: 10, others: 0, sessionOthers: .perCarriedKey)
+        let askedSessions = await measureSnapshot(settings, inScope: 10, others: 0, sessionOthers: .perKey)
         let withValue = "TaskLocal.withValue enter + exit"
         return [
             SnapshotRow(
@@ -91,6 +123,18 @@ extension LocalsCompare {
             SnapshotRow(
                 name: "snapshot capture, 10 in scope, 1,000 other live Locals", anchorName: "the same without them",
                 operation: crowded.capture.operation, anchor: ten.capture.operation, target: 1.2
+            ),
+            SnapshotRow(
+                name: "capture, 10 in scope, 1 task-local carried", anchorName: "the same without it",
+                operation: carrying.capture.operation, anchor: ten.capture.operation, target: nil
+            ),
+            SnapshotRow(
+                name: "  and 1,000 .perCarriedKey session Locals", anchorName: "the same without them",
+                operation: carriedSessions.capture.operation, anchor: carrying.capture.operation, target: 1.2
+            ),
+            SnapshotRow(
+                name: "  and 1,000 .perKey session Locals", anchorName: "the same without them",
+                operation: askedSessions.capture.operation, anchor: carrying.capture.operation, target: nil
             ),
             SnapshotRow(
                 name: "snapshot run enter + exit on another task, 10 Locals", anchorName: withValue,
@@ -114,7 +158,8 @@ extension LocalsCompare {
             rows.map { row in
                 [
                     row.name, row.anchorName, fixed(row.operation, 1), fixed(row.anchor, 1),
-                    fixed(row.ratio, 2) + "x", "≤ " + fixed(row.target, 1) + "x", verdict(row.ratio <= row.target),
+                    fixed(row.ratio, 2) + "x", row.target.map { "≤ " + fixed($0, 1) + "x" } ?? "none",
+                    row.target.map { verdict(row.ratio <= $0) } ?? "for information",
                 ]
             }
         )

@@ -39,7 +39,9 @@
 ///   discriminator's `Key` type: a key of any other type stops the program, since it could never
 ///   discard anything.
 /// - Inside a ``LocalsSnapshot``'s `run`, the session the snapshot took is the current one, whatever
-///   `currentKey` returns.
+///   `currentKey` returns. A capture asks every such Local's discriminator for its key; where the
+///   key comes from a `@TaskLocal` that snapshots carry, declare ``ValueStorage/perCarriedKey``
+///   instead, and a capture asks none of them.
 ///
 /// A discriminator that wraps ``TaskDiscriminator`` or ``ThreadDiscriminator`` (to log, or to count
 /// its calls) forwards ``valueStorage`` too, so that its Locals keep the task or thread storage
@@ -75,7 +77,7 @@ extension Discriminator {
 public struct ValueStorage: Sendable, Hashable, CustomStringConvertible {
     @usableFromInline
     enum Kind: UInt8, Sendable {
-        case task, thread, key
+        case task, thread, key, carriedKey
     }
 
     @usableFromInline let kind: Kind
@@ -100,11 +102,35 @@ public struct ValueStorage: Sendable, Hashable, CustomStringConvertible {
     /// discriminators.
     public static var perKey: ValueStorage { ValueStorage(.key) }
 
+    /// One value per key, as ``perKey``, for a discriminator whose `currentKey` depends only on
+    /// context that snapshots carry: a `@TaskLocal` registered with
+    /// `LocalsSnapshot.carry(_:)`, or a ``CarriedContext``. A snapshot then takes
+    /// nothing of such a Local: inside its `run` the carried context is bound again, and the
+    /// discriminator gives the captured context's key by itself. So a capture costs nothing per
+    /// such Local, however many of them the process has, where with ``perKey`` it asks each one's
+    /// discriminator for its key.
+    ///
+    /// Declare it only where the key is carried: inside a `run`, a Local keyed by anything else
+    /// would read and write the session of the context that runs the snapshot, not the one that
+    /// captured it.
+    ///
+    /// ```swift
+    /// struct SessionDiscriminator: Discriminator {
+    ///     @TaskLocal static var sessionID: String?
+    ///     var currentKey: String? { Self.sessionID }
+    ///     var valueStorage: ValueStorage { .perCarriedKey }
+    /// }
+    ///
+    /// LocalsSnapshot.carry(SessionDiscriminator.$sessionID)   // once, at startup
+    /// ```
+    public static var perCarriedKey: ValueStorage { ValueStorage(.carriedKey) }
+
     public var description: String {
         switch kind {
         case .task: ".perTask"
         case .thread: ".perThread"
         case .key: ".perKey"
+        case .carriedKey: ".perCarriedKey"
         }
     }
 }

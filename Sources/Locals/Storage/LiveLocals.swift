@@ -30,10 +30,13 @@ enum LiveLocals {
         }
     }
 
-    static func add(_ id: UInt64, _ ops: SnapshotOps, isSession: Bool) {
+    /// Adds a live Local: a `.task`, `.thread` or custom discriminator's (`isSession`), which a
+    /// capture asks for its session unless its key is carried (not `captured`).
+    static func add(_ id: UInt64, _ ops: SnapshotOps, isSession: Bool, captured: Bool) {
         entries.withLock { entries in
             entries.all[id] = ops
             if isSession {
+                guard captured else { return }
                 entries.sessions.append(ops)
                 sessionCount.add(1, ordering: .relaxed)
             } else if !ops.holdsThreadValues {

@@ -66,10 +66,12 @@ final class SessionStorage<Value: Sendable>: Storage, @unchecked Sendable {
         sessions.releaseAll()
     }
 
-    /// Adds this storage to the live Locals that snapshots capture.
+    /// Adds this storage to the live Locals; to those a capture asks for their session where
+    /// `capturedBySnapshots` (a ``ValueStorage/perKey`` discriminator's; a
+    /// ``ValueStorage/perCarriedKey`` one's key is carried by the snapshot itself).
     @inlinable
-    func registered() -> SessionStorage<Value> {
-        register(snapshotOps(), isSession: true)
+    func registered(capturedBySnapshots: Bool) -> SessionStorage<Value> {
+        register(snapshotOps(), isSession: true, captured: capturedBySnapshots)
         return self
     }
 

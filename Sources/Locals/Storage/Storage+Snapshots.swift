@@ -211,9 +211,9 @@ extension Storage {
 
     /// Adds this storage to the live Locals that snapshots capture, with `ops`.
     @usableFromInline
-    func register(_ ops: SnapshotOps, isSession: Bool) {
+    func register(_ ops: SnapshotOps, isSession: Bool, captured: Bool = true) {
         self.ops = ops
-        LiveLocals.add(localID, ops, isSession: isSession)
+        LiveLocals.add(localID, ops, isSession: isSession, captured: captured)
     }
 
     @usableFromInline

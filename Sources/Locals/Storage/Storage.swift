@@ -146,7 +146,9 @@ struct Backend<Value: Sendable>: @unchecked Sendable {
         case .thread:
             return Backend(CellStorage(holdsTasks: false, facts).registered())
         case .key:
-            return Backend(SessionStorage(discriminator, facts).registered())
+            return Backend(SessionStorage(discriminator, facts).registered(capturedBySnapshots: true))
+        case .carriedKey:
+            return Backend(SessionStorage(discriminator, facts).registered(capturedBySnapshots: false))
         }
     }
 
