@@ -145,6 +145,10 @@ extension LocalsCompare {
                 operation: hundred.run.operation, anchor: ten.run.operation, target: 1.5
             ),
             SnapshotRow(
+                name: "run enter + exit, 10 in scope, 1 task-local carried", anchorName: "the same without it",
+                operation: carrying.run.operation, anchor: ten.run.operation, target: nil
+            ),
+            SnapshotRow(
                 name: "snapshot run + one read inside, 10 Locals", anchorName: withValue,
                 operation: ten.runAndRead.operation, anchor: ten.runAndRead.anchor, target: 4
             ),

@@ -16,7 +16,8 @@
 // (`snapshot.run {}` with an empty body); `scopedcapture` and `scopedrun` do the same with each of
 // the LOCALS Locals in a scope of its own instead, as the snapshot rows of `locals-compare` have
 // them (a fourth argument, `thread`, `session` or `both`, first gives the thread a `.thread` value
-// or makes a session, as a full `locals-compare` run has them when it reaches the snapshot rows);
+// or makes a session, as a full `locals-compare` run has them when it reaches the snapshot rows;
+// `carried` first registers a task-local for snapshots to carry);
 // `runread` runs a snapshot of one scope of 10 Locals with one read inside.
 //
 // Divide a function's inclusive count by the number of operations for its share of one; run
@@ -151,6 +152,9 @@ struct LocalsProfile {
         var snapshot = LocalsSnapshot()
         if more.dropFirst().first == "thread" || more.dropFirst().first == "both" {
             threadLocal.x = 1  // a value of the thread's own, which every capture on it copies
+        }
+        if more.dropFirst().first == "carried" {
+            _ = CarriedSessionDiscriminator()  // registers a task-local that every capture reads
         }
         if more.dropFirst().first == "session" || more.dropFirst().first == "both" {
             // A session Local alive (as in the full benchmark), whose discriminator each

@@ -93,8 +93,9 @@ extension LocalsSnapshot {
     /// Each carried task-local adds a read to every capture and a binding to every `run`.
     ///
     /// - Parameter taskLocal: The task-local, as its projected value (`Type.$name`).
+    @inlinable
     public static func carry<Value: Sendable>(_ taskLocal: TaskLocal<Value>) {
-        Carriers.register(TaskLocalContext(taskLocal: taskLocal))
+        carry(TaskLocalContext(taskLocal: taskLocal))
     }
 
     /// Makes every later snapshot carry `context` too: ``capture()`` records its current value,
@@ -111,26 +112,42 @@ extension LocalsSnapshot {
     /// context has outside every task and binding.
     ///
     /// - Parameter context: The context to carry.
-    public static func carry(_ context: some CarriedContext) {
-        Carriers.register(context)
+    ///
+    /// Inlinable, like the task-local form: what a capture and a run do with the context is made
+    /// where its type is concrete, so that neither looks up generic type information at run time.
+    @inlinable
+    public static func carry<Context: CarriedContext>(_ context: Context) {
+        Carriers.register(Carrier(context))
     }
 }
 
 /// A public `TaskLocal`, carried as a `CarriedContext`; two are equal when they are one object.
+@usableFromInline
 struct TaskLocalContext<Value: Sendable>: CarriedContext, CustomStringConvertible {
-    let taskLocal: TaskLocal<Value>
+    @usableFromInline let taskLocal: TaskLocal<Value>
 
+    @inlinable
+    init(taskLocal: TaskLocal<Value>) {
+        self.taskLocal = taskLocal
+    }
+
+    @inlinable
     static func == (lhs: Self, rhs: Self) -> Bool { lhs.taskLocal === rhs.taskLocal }
+    @inlinable
     func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(taskLocal)) }
 
+    @usableFromInline
     var description: String { "TaskLocal<\(Value.self)>" }
 
+    @inlinable
     var currentValue: Value { taskLocal.get() }
 
+    @inlinable
     func withValue(_ value: Value, operation: () -> Void) {
         taskLocal.withValue(value, operation: operation)
     }
 
+    @inlinable
     func withValue(_ value: Value, isolation: isolated (any Actor)?, operation: () async -> Void) async {
         await taskLocal.withValue(value, operation: operation, isolation: isolation)
     }
@@ -140,140 +157,231 @@ struct TaskLocalContext<Value: Sendable>: CarriedContext, CustomStringConvertibl
 
 /// Every registered carried context, in the order registered. Append-only: a context stays
 /// registered for the life of the process.
+///
+/// A capture reads the list with no lock and no reference counting: each registration publishes
+/// a new immutable `CarrierList` and keeps the one it replaces alive for good (a capture may be
+/// reading it), one small list per registration, and registrations happen once per context.
+@usableFromInline
 enum Carriers {
-    private static let registered = Locked.make([any ErasedCarrier]())
-    /// How many are registered: lets a capture with none registered skip the lock.
-    private static let count = Atomic<Int>(0)
+    /// The `Unmanaged<CarrierList>` published last, as a bit pattern; 0 before the first
+    /// registration.
+    private static let published = Atomic<UInt>(0)
+    /// Every list ever published (see above); taken only to register.
+    private static let lists = Locked.make([CarrierList]())
 
-    static func register<Context: CarriedContext>(_ context: Context) {
-        let id = AnyHashable(context)
-        let carrier = Carrier(context: context)
+    @usableFromInline
+    static func register(_ carrier: Carrier) {
         // The comparison runs the conformer's `==`: user code, so never under the lock. The list
-        // only grows, so its count tells whether it changed between the look and the append.
+        // only grows, so its count tells whether it changed between the look and the publishing.
         while true {
-            let seen = registered.withLock { $0 }
-            if seen.contains(where: { $0.id == id }) { return }
-            let appended = registered.withLock { list -> Bool in
-                guard list.count == seen.count else { return false }
-                list.append(carrier)
-                count.store(list.count, ordering: .releasing)
+            let seen = current?.carriers ?? []
+            let id = carrier.id()
+            if seen.contains(where: { $0.id() == id }) { return }
+            let published = lists.withLock { lists -> Bool in
+                guard (lists.last?.carriers.count ?? 0) == seen.count else { return false }
+                let list = CarrierList(seen + [carrier])
+                lists.append(list)
+                Self.published.store(UInt(bitPattern: Unmanaged.passUnretained(list).toOpaque()), ordering: .releasing)
                 return true
             }
-            if appended { return }
+            if published { return }
         }
+    }
+
+    /// The list published last, if any: alive for good (see above).
+    private static var current: CarrierList? {
+        let bits = published.load(ordering: .acquiring)
+        guard let pointer = UnsafeRawPointer(bitPattern: bits) else { return nil }
+        return Unmanaged<CarrierList>.fromOpaque(pointer).takeUnretainedValue()
     }
 
     /// What the running context sees of every registered context, now.
     @inline(__always)
     static func capture() -> CarriedValues {
-        guard count.load(ordering: .acquiring) > 0 else { return CarriedValues() }
-        return captureSlowly()
+        let bits = published.load(ordering: .acquiring)
+        guard let pointer = UnsafeRawPointer(bitPattern: bits) else { return CarriedValues() }
+        return captureSlowly(Unmanaged<CarrierList>.fromOpaque(pointer))
     }
 
-    private static func captureSlowly() -> CarriedValues {
-        let carriers = registered.withLock { $0 }
-        return CarriedValues(entries: carriers.map { $0.capture() })
+    private static func captureSlowly(_ list: Unmanaged<CarrierList>) -> CarriedValues {
+        list._withUnsafeGuaranteedRef { CarriedValues($0) }
     }
 
     /// Every registered context's value outside every task and binding.
     static func unbound() -> CarriedValues {
-        guard count.load(ordering: .acquiring) > 0 else { return CarriedValues() }
-        let carriers = registered.withLock { $0 }
-        return CarriedValues(entries: carriers.map { $0.unbound() })
+        guard let list = current else { return CarriedValues() }
+        return CarriedValues(list, unbound: true)
+    }
+}
+
+/// The carriers registered up to some point (see `Carriers`).
+final class CarrierList: Sendable {
+    let carriers: [Carrier]
+
+    init(_ carriers: [Carrier]) {
+        self.carriers = carriers
     }
 }
 
 /// The values of the carried contexts that a snapshot took, bound by `run`.
 struct CarriedValues: Sendable {
-    private let entries: [any CarriedEntry]
-
-    init(entries: [any CarriedEntry] = []) {
-        self.entries = entries
+    /// The entries: one or two in place (the integrations register two), so that a capture
+    /// allocates no array for them.
+    private enum Entries {
+        case none
+        case one(CarriedEntry)
+        case two(CarriedEntry, CarriedEntry)
+        case many([CarriedEntry])
     }
 
-    var isEmpty: Bool { entries.isEmpty }
+    private let entries: Entries
+
+    init() {
+        entries = .none
+    }
+
+    /// The values `list`'s carriers take (`unbound`: outside every task and binding).
+    init(_ list: CarrierList, unbound: Bool = false) {
+        let carriers = list.carriers
+        func take(_ index: Int) -> CarriedEntry {
+            unbound ? carriers[index].unbound() : carriers[index].capture()
+        }
+        switch carriers.count {
+        case 0: entries = .none
+        case 1: entries = .one(take(0))
+        case 2: entries = .two(take(0), take(1))
+        default: entries = .many(carriers.indices.map(take))
+        }
+    }
+
+    var isEmpty: Bool {
+        if case .none = entries { true } else { false }
+    }
+
+    private var all: [CarriedEntry] {
+        switch entries {
+        case .none: []
+        case .one(let first): [first]
+        case .two(let first, let second): [first, second]
+        case .many(let all): all
+        }
+    }
 
     /// One line per context, for a snapshot's debug description.
-    var listings: [String] { entries.map(\.listing) }
+    var listings: [String] { all.map(\.listing) }
 
     /// Runs `body` with every value bound.
     func run(_ body: () -> Void) {
-        run(from: 0, body)
+        switch entries {
+        case .none: body()
+        case .one(let first): first.enter(body)
+        case .two(let first, let second): first.enter { second.enter(body) }
+        case .many(let all): Self.run(all[...], body)
+        }
     }
 
-    private func run(from index: Int, _ body: () -> Void) {
-        guard index < entries.count else { return body() }
-        entries[index].enter { run(from: index + 1, body) }
+    private static func run(_ entries: ArraySlice<CarriedEntry>, _ body: () -> Void) {
+        guard let first = entries.first else { return body() }
+        first.enter { run(entries.dropFirst(), body) }
     }
 
     /// Runs `body` on `isolation` with every value bound.
     func run(isolation: isolated (any Actor)?, _ body: () async -> Void) async {
-        await run(from: 0, isolation: isolation, body)
+        await Self.run(all[...], isolation: isolation, body)
     }
 
-    private func run(from index: Int, isolation: isolated (any Actor)?, _ body: () async -> Void) async {
-        guard index < entries.count else { return await body() }
-        await entries[index].enter(isolation) { await run(from: index + 1, isolation: isolation, body) }
+    private static func run(
+        _ entries: ArraySlice<CarriedEntry>, isolation: isolated (any Actor)?, _ body: () async -> Void
+    ) async {
+        guard let first = entries.first else { return await body() }
+        await first.enter(isolation) { await run(entries.dropFirst(), isolation: isolation, body) }
     }
 }
 
-/// A registered context, with its type hidden.
-protocol ErasedCarrier: Sendable {
-    var id: AnyHashable { get }
+/// A registered context, with its type hidden: what a capture takes of it, made where the
+/// context's type is concrete (`LocalsSnapshot.carry(_:)` is inlinable).
+@usableFromInline
+struct Carrier: Sendable {
+    /// The context, to compare with `==` (it is `Sendable`; `AnyHashable` is not marked so).
+    let id: @Sendable () -> AnyHashable
     /// The context's value for the running code.
-    func capture() -> any CarriedEntry
+    let capture: @Sendable () -> CarriedEntry
     /// The context's value outside every task and binding.
-    func unbound() -> any CarriedEntry
-}
+    let unbound: @Sendable () -> CarriedEntry
 
-/// One context's value in a snapshot, with its type hidden.
-protocol CarriedEntry: Sendable {
-    var listing: String { get }
-    func enter(_ body: () -> Void)
-    func enter(_ isolation: isolated (any Actor)?, _ body: () async -> Void) async
-}
-
-struct Carrier<Context: CarriedContext>: ErasedCarrier {
-    let context: Context
-    /// `currentValue` as read on a new thread, once, when first needed.
-    private let unboundValue = Locked.make(Context.Value?.none)
-
-    init(context: Context) {
-        self.context = context
+    @inlinable
+    init<Context: CarriedContext>(_ context: Context) {
+        self.init(
+            id: { AnyHashable(context) },
+            capture: { Carried(context: context, value: context.currentValue) },
+            unbound: Self.unbound(of: context)
+        )
     }
 
-    var id: AnyHashable { AnyHashable(context) }
-
-    func capture() -> any CarriedEntry {
-        Carried(context: context, value: context.currentValue)
+    @usableFromInline
+    init(
+        id: @escaping @Sendable () -> AnyHashable, capture: @escaping @Sendable () -> CarriedEntry,
+        unbound: @escaping @Sendable () -> CarriedEntry
+    ) {
+        self.id = id
+        self.capture = capture
+        self.unbound = unbound
     }
 
-    func unbound() -> any CarriedEntry {
-        if let value = unboundValue.withLock({ $0 }) {
+    /// `context`'s value as read on a new thread, once, when first needed.
+    @usableFromInline
+    static func unbound<Context: CarriedContext>(of context: Context) -> @Sendable () -> CarriedEntry {
+        let kept = Locked.make(Context.Value?.none)
+        return {
+            if let value = kept.withLock({ $0 }) {
+                return Carried(context: context, value: value)
+            }
+            let read = onNewThread { context.currentValue }
+            // Two first uses at once may both read; they read the same thing, and the first one kept wins.
+            let value = kept.withLock { kept in
+                if kept == nil { kept = read }
+                return kept.unsafelyUnwrapped
+            }
             return Carried(context: context, value: value)
         }
-        let context = context
-        let read = onNewThread { context.currentValue }
-        // Two first uses at once may both read; they read the same thing, and the first one kept wins.
-        let value = unboundValue.withLock { kept in
-            if kept == nil { kept = read }
-            return kept.unsafelyUnwrapped
-        }
-        return Carried(context: context, value: value)
     }
 }
 
-struct Carried<Context: CarriedContext>: CarriedEntry {
-    let context: Context
-    let value: Context.Value
+/// One context's value in a snapshot, with its type hidden: a class, so that `run` binds it
+/// in place through its class (an existential copied out of a value is copied through its type's
+/// witnesses, on every run).
+@usableFromInline
+class CarriedEntry: @unchecked Sendable {
+    // @unchecked: the subclass's stored properties are immutable and Sendable.
+    @usableFromInline
+    init() {}
 
-    var listing: String { "\(context) = \(value) (carried)" }
+    var listing: String { preconditionFailure("overridden") }
+    func enter(_ body: () -> Void) { preconditionFailure("overridden") }
+    func enter(_ isolation: isolated (any Actor)?, _ body: () async -> Void) async {
+        preconditionFailure("overridden")
+    }
+}
 
-    func enter(_ body: () -> Void) {
+@usableFromInline
+final class Carried<Context: CarriedContext>: CarriedEntry, @unchecked Sendable {
+    @usableFromInline let context: Context
+    @usableFromInline let value: Context.Value
+
+    @inlinable
+    init(context: Context, value: Context.Value) {
+        self.context = context
+        self.value = value
+        super.init()
+    }
+
+    override var listing: String { "\(context) = \(value) (carried)" }
+
+    override func enter(_ body: () -> Void) {
         context.withValue(value, operation: body)
     }
 
-    func enter(_ isolation: isolated (any Actor)?, _ body: () async -> Void) async {
+    override func enter(_ isolation: isolated (any Actor)?, _ body: () async -> Void) async {
         await context.withValue(value, isolation: isolation, operation: body)
     }
 }
