@@ -228,21 +228,29 @@ struct CustomDiscriminatorTests {
             loaderDone.signal()
         }
         started.wait()
-        let waiters = await withTaskGroup(of: (String, Double).self) { group in
-            for _ in 0..<2 {
-                group.addTask {
-                    await onNewThread { () -> (String, Double) in
-                        let before = Self.threadCPUTime()
-                        let seen = SessionDiscriminator.$session.withValue("cart") { local.simple }
-                        return (seen, Self.threadCPUTime() - before)
-                    }
-                }
+        // The waiters on plain threads too, started now: each notes whether the value was still
+        // loading when it began, so that the check below cannot pass for waiters that came late.
+        let waiters = Protected<[(seen: String, cpu: Double, duringLoad: Bool)]>([])
+        let waitersDone = DispatchSemaphore(value: 0)
+        for _ in 0..<2 {
+            Thread.detachNewThread {
+                let duringLoad = loaded.withLock { $0 == nil }
+                let before = Self.threadCPUTime()
+                let seen = SessionDiscriminator.$session.withValue("cart") { local.simple }
+                let cpu = Self.threadCPUTime() - before
+                waiters.withLock { $0.append((seen, cpu, duringLoad)) }
+                waitersDone.signal()
             }
-            return await group.reduce(into: []) { $0.append($1) }
         }
-        await onNewThread { loaderDone.wait() }
+        await onNewThread {
+            waitersDone.wait()
+            waitersDone.wait()
+            loaderDone.wait()
+        }
         #expect(loaded.withLock { $0 } == "loaded")
-        for (seen, cpu) in waiters {
+        #expect(waiters.withLock { $0.count } == 2)
+        for (seen, cpu, duringLoad) in waiters.withLock({ $0 }) {
+            #expect(duringLoad)
             #expect(seen == "loaded")
             #expect(cpu < 0.1, "a waiter used \(cpu) s of CPU while the initializer ran for 0.3 s")
         }

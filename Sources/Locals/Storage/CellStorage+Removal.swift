@@ -37,6 +37,9 @@ extension CellStorage {
             withExtendedLifetime(kept) {}
         case .scope, .sharedScope:
             let replaced = cell.scope.unsafelyUnwrapped.exchangeValue(facts.makeInitialValue(for: cell.owner))
+            // As a write: a synchronous run's view now holds a value of the context's own, which
+            // a capture inside the run takes.
+            noteWrite(cell)
             withExtendedLifetime(replaced) {}
         case .overlay:
             let overlay = cell.overlay.unsafelyUnwrapped
