@@ -94,6 +94,47 @@ struct RunViewRemovalTests {
 extension RunViewRemovalTests {
     /// A Local whose initializer gives `[7]`, and runs `second` (given the Local) first the second
     /// time it runs: the first is the task's own touch before the run, the second the run's view.
+    /// A removal of another context's storage while a run's view is made (which makes the view
+    /// give up and be put in place again) costs no second initializer call: the first access in
+    /// the run is the running context's first touch, once. Both ways: the initializer runs for the
+    /// view (the context had a cell, from a read before the run), or for the cell made in the run.
+    @Test("a discard of another context's key while a run's view is made runs the initializer once", arguments: [true, false])
+    func otherDiscardWhileRunViewInitializes(readBefore: Bool) async {
+        let calls = Protected(0)
+        let box = InitializerBox()
+        let local = Local<[Int]> {
+            let call = calls.withLock { $0 += 1; return $0 }
+            // The running task's initialization in the run (the other task's was the first): the
+            // other task's storage is removed meanwhile.
+            if call == (readBefore ? 3 : 2), let local = box.local, let other = box.other {
+                local.discard(key: other)
+            }
+            return [7]
+        }
+        box.local = local
+        // Another task with storage of its own, alive until the end.
+        let touched = Signal()
+        let release = Signal()
+        let other = Task.detached {
+            _ = local.value
+            box.other = TaskID.current!
+            touched.fire()
+            await release.wait()
+        }
+        await touched.wait()
+        let snapshot = LocalsSnapshot()  // holds nothing: the run's view starts from the initial value
+        let (inside, after) = await Task.detached { () -> (Int, Int) in
+            if readBefore { _ = local.value }
+            let inside = snapshot.run { local.value.first! }
+            return (inside, local.value.first!)
+        }.value
+        release.fire()
+        await other.value
+        #expect(inside == 7)
+        #expect(after == 7)
+        #expect(calls.withLock { $0 } == (readBefore ? 3 : 2))
+    }
+
     static func local(onSecondInitialization second: @escaping @Sendable (Local<[Int]>) -> Void) -> Local<[Int]> {
         let box = InitializerBox()
         let local = Local<[Int]> {
@@ -129,4 +170,5 @@ extension RunViewRemovalTests {
 private final class InitializerBox: @unchecked Sendable {
     var calls = 0
     var local: Local<[Int]>?
+    var other: TaskID?
 }

@@ -38,6 +38,10 @@ final class ThreadContext {
     @inlinable static var slotMask: Int { 63 }
     /// Keys whose initializer is running on this thread right now, to stop re-entrant touches.
     @exclusivity(unchecked) var initializing: [(local: ObjectIdentifier, key: OwnerKey)] = []
+    /// An initial value a synchronous run's view made and could not put in place (a removal
+    /// elsewhere came in meanwhile): the view put in place again takes it, so that the
+    /// initializer runs once (see `CellStorage.enterRunView`).
+    @exclusivity(unchecked) var viewInitial: (storage: ObjectIdentifier, owner: OwnerKey, value: any Sendable)?
     /// Session keys whose initializer is running on this thread right now, by session table.
     @exclusivity(unchecked) var initializingSessions: [(table: ObjectIdentifier, key: AnyHashable)] = []
     /// The synchronous snapshot run going on on this thread, if any (see `SnapshotRun`), and its

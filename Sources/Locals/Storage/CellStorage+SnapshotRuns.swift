@@ -282,9 +282,12 @@ extension CellStorage {
         let held = HeldCell(cell: Unmanaged.passUnretained(cell), epoch: epoch)
         guard let view else {
             // No scope in the chain: a child created at the capture point starts from the initial
-            // value (the cell's, if it was just made with it).
-            let opened = openScope(on: held, .copy, .unopened, orGiveUp: true) { cell in
-                madeInitial ? cell.own.value : facts.makeInitialValue(for: cell.owner)
+            // value (the cell's, if it was just made with it; else one made for the view, or made
+            // for it before a removal elsewhere made the view give up, and kept for this try).
+            let initial = madeInitial ? cell.own.value : viewInitialValue(for: cell.owner)
+            let opened = openScope(on: held, .copy, .unopened, orGiveUp: true) { _ in initial }
+            if opened == nil, !madeInitial {
+                keepViewInitial(initial, for: cell.owner)
             }
             return keep(opened.map { (.scope(cell: $0.cell, epoch: $0.epoch), $0.frame) }, in: undo)
         }
@@ -292,6 +295,28 @@ extension CellStorage {
         return view._withUnsafeGuaranteedRef { link in
             keep(enter(view: unsafeDowncast(link, to: ScopeFrame<Value>.self), on: held, orGiveUp: true), in: undo)
         }
+    }
+
+    /// The initial value for a run's view on `owner`'s cell: the one kept by a view that gave up
+    /// (see `keepViewInitial`), else the initializer's.
+    @usableFromInline
+    func viewInitialValue(for owner: OwnerKey) -> Value {
+        let context = ThreadContext.current
+        defer { context.viewInitial = nil }
+        if let kept = context.viewInitial, kept.storage == ObjectIdentifier(self), kept.owner == owner,
+            let value = kept.value as? Value
+        {
+            return value
+        }
+        return facts.makeInitialValue(for: owner)
+    }
+
+    /// Keeps `value`, made for a run's view on `owner`'s cell that gave up (a removal elsewhere
+    /// came in while the initializer ran), for the view put in place again: so that the
+    /// initializer runs once for it, as the running context's first touch.
+    @usableFromInline
+    func keepViewInitial(_ value: Value, for owner: OwnerKey) {
+        ThreadContext.current.viewInitial = (ObjectIdentifier(self), owner, value)
     }
 
     /// Keeps what a view put in place in `undo`, or returns false where it put nothing. A scope's

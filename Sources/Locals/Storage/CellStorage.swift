@@ -278,6 +278,14 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
     /// releases whatever was parked for the running context.
     @usableFromInline
     func resolveCell() -> Cell<Value> {
+        resolveCell(madeBefore: nil)
+    }
+
+    /// `resolveCell`; `madeBefore`, when it is again after a removal elsewhere made a run's view
+    /// give up: the cell the first try made from the initializer. If that cell is found again, a
+    /// view from the initial value still takes its value, so that the running context's first
+    /// touch runs the initializer once.
+    func resolveCell(madeBefore: Cell<Value>?) -> Cell<Value> {
         // The thread's context, unretained: the thread's key holds it while the thread runs.
         ThreadContext.currentUnmanaged._withUnsafeGuaranteedRef { context in
             let (owner, cacheAddress, cacheID) = currentOwner(context)
@@ -310,6 +318,7 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
                 withExtendedLifetime(parked) {}
                 if let found {
                     cell = found
+                    madeInitial = found === madeBefore
                 } else {
                     (cell, madeInitial) = makeCell(for: owner, context: context)
                     made = true
@@ -322,7 +331,10 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
                 if self.epoch.load(ordering: .relaxed) != epoch {
                     // A removal while the view went in place (a discard from elsewhere): this cell
                     // may be the one it took away; the running context's cell now has the view.
-                    return resolveCell()
+                    let cell = resolveCell(madeBefore: madeInitial ? cell : nil)
+                    context.viewInitial = nil  // what the retry did not take
+                    return cell
+
                 }
             }
             // Cached only now: an initializer that a view runs (a Local the snapshot holds nothing
