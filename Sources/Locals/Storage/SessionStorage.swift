@@ -144,13 +144,14 @@ final class SessionStorage<Value: Sendable>: Storage, @unchecked Sendable {
     /// makes it current (see `SessionOverride`).
     @inlinable
     func snapshotOps() -> SnapshotOps {
-        makeSnapshotOps(
+        let weakSelf = WeakReference(self)
+        return makeSnapshotOps(
             holdsThreadValues: false,
-            capture: { [weak self] _ in
-                (nil, self?.existingSessionCell().map { PartData.make(.session($0)) })
+            capture: { _ in
+                (nil, weakSelf.object?.existingSessionCell().map { PartData.make(.session($0)) })
             },
-            open: { [weak self] data, slot in
-                guard let storage = self else { return false }  // the Local is gone: nothing to put back
+            open: { data, slot in
+                guard let storage = weakSelf.object else { return false }  // the Local is gone: nothing to put back
                 let part = unsafeDowncast(data, to: PartData<Value>.self)
                 var inPlace = PartInPlace<Value>(Unmanaged<AnyObject>.passRetained(storage), .session)
                 inPlace.other = SessionOverride(part.session.unsafelyUnwrapped, storage)

@@ -175,6 +175,20 @@ enum PartTag: UInt8, Sendable {
     case value, scope, overlay, thread, session
 }
 
+/// A weak reference that never changes: a closure reads it without the dynamic exclusivity check
+/// that a `[weak self]` capture (a variable) costs on every call, about 60 instructions of a
+/// capture's visit to a Local.
+@usableFromInline
+final class WeakReference<Object: AnyObject>: @unchecked Sendable {
+    // @unchecked: `object` is immutable; the object's own Sendable conformance covers its use.
+    @usableFromInline weak let object: Object?
+
+    @inlinable
+    init(_ object: Object) {
+        self.object = object
+    }
+}
+
 extension Storage {
     /// Snapshot operations from a backend's own steps (capturing, putting a part in place, a
     /// synchronous run's views), with those every backend shares. Made where `Value` is concrete.
@@ -192,7 +206,7 @@ extension Storage {
     ) -> SnapshotOps {
         SnapshotOps(
             localID: localID,
-            isAlive: { [weak self] in self != nil },
+            isAlive: { [weak self] in self != nil },  // rare: a debug description's listing
             holdsThreadValues: holdsThreadValues,
             capture: capture,
             scopePart: { link in PartData.make(.scope(unsafeDowncast(link, to: ScopeFrame<Value>.self))) },
@@ -251,23 +265,24 @@ extension CellStorage {
     /// This storage's snapshot operations, made here, where `Value` is concrete.
     @inlinable
     func snapshotOps() -> SnapshotOps {
-        makeSnapshotOps(
+        let weakSelf = WeakReference(self)
+        return makeSnapshotOps(
             holdsThreadValues: !holdsTasks,
-            capture: { [weak self] chain in
-                guard let self else { return (nil, nil) }
-                if let value = ownValue() {
+            capture: { chain in
+                guard let storage = weakSelf.object else { return (nil, nil) }
+                if let value = storage.ownValue() {
                     let frame = ScopeFrame(
-                        value: value, localID: localID, inheritance: .copy, owner: .noKey, savedRoute: .own,
+                        value: value, localID: storage.localID, inheritance: .copy, owner: .noKey, savedRoute: .own,
                         savedScope: nil, origin: .unopened
                     )
                     frame.isCopiedValue = true
                     frame.link(owning: chain)
                     return (frame, nil)
                 }
-                return (nil, capturePart())
+                return (nil, storage.capturePart())
             },
-            open: { [weak self] data, slot in
-                guard let storage = self else { return false }  // the Local is gone: nothing to put back
+            open: { data, slot in
+                guard let storage = weakSelf.object else { return false }  // the Local is gone: nothing to put back
                 // The reference the weak load made is kept for the run, and released by `close`.
                 let part = unsafeDowncast(data, to: PartData<Value>.self)
                 let retained = Unmanaged.passRetained(consume storage)
