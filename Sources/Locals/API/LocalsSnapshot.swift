@@ -26,6 +26,10 @@
 ///   inside `run`, for as long as they run) whatever the discriminator says. If the session was
 ///   discarded since, `run` starts it over from the initializer under its own key, as any
 ///   context of that session would: it never falls through to the running context's session.
+///   A discriminator that declares ``ValueStorage/perCarriedKey`` is not asked: the snapshot takes
+///   nothing of its Locals, and inside `run` its session is the one its key names, which the
+///   carried task-local it is computed from gives (code inside `run` that binds that task-local
+///   again changes it, as outside).
 /// - A `.task` Local the context holds nothing of (no scope, no value it wrote): inside a
 ///   synchronous `run`, its initial value, as for a child created at the capture point; inside an
 ///   `async` `run`, whatever the running task has. (`.thread` Locals and sessions it holds nothing
@@ -113,7 +117,8 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
         return all
     }
 
-    /// How many Locals the snapshot holds something of (carried task-locals aside).
+    /// How many Locals the snapshot holds something of (carried task-locals, and so the Locals of
+    /// ``ValueStorage/perCarriedKey`` discriminators, aside).
     public var count: Int { allParts().count }
 
     /// Whether the snapshot holds nothing of any Local (carried task-locals aside).
