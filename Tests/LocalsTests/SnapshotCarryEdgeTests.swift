@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 
 // Edge cases of snapshots: sessions whose key is carried, carried contexts registered while
-// captures run, a reset in nested runs, and a kept initial value that is nil.
+// captures run, and a reset in nested runs.
 
 private struct EdgeCarriedDiscriminator: Discriminator {
     @TaskLocal static var session: String?
@@ -20,12 +20,7 @@ private final class EdgeRaceState: Sendable {
     let bad = Atomic<Int>(0)
 }
 
-private final class EdgeBox: @unchecked Sendable {
-    var local: Local<Int?>?
-    var other: TaskID?
-}
-
-@Suite("Snapshot edge cases: carried keys and contexts, resets and views in runs", .serialized)
+@Suite("Snapshot edge cases: carried keys and contexts, resets in nested runs", .serialized)
 struct SnapshotCarryEdgeTests {
     init() { EdgeCarriedDiscriminator.registered }
 
@@ -164,39 +159,6 @@ struct SnapshotCarryEdgeTests {
         #expect(seen == [7, -1, 7, 7, -1, -1, -1, -1])
     }
 
-    // MARK: 4. kept view initial, Optional value
-
-    @Test("a discard elsewhere while a run's view of an Optional Local is made runs the initializer once", arguments: [true, false])
-    func optionalKeptInitial(readBefore: Bool) async {
-        let calls = Mutex(0)
-        let box = EdgeBox()
-        let local = Local<Int?> {
-            let call = calls.withLock { $0 += 1; return $0 }
-            if call == (readBefore ? 3 : 2), let local = box.local, let other = box.other {
-                local.discard(key: other)
-            }
-            return nil
-        }
-        box.local = local
-        let touched = Signal()
-        let release = Signal()
-        let other = Task.detached {
-            _ = local.value
-            box.other = TaskID.current!
-            touched.fire()
-            await release.wait()
-        }
-        await touched.wait()
-        let snapshot = LocalsSnapshot()
-        let inside = await Task.detached { () -> Int? in
-            if readBefore { _ = local.value }
-            return snapshot.run { local.value }
-        }.value
-        release.fire()
-        await other.value
-        #expect(inside == nil)
-        #expect(calls.withLock { $0 } == (readBefore ? 3 : 2))
-    }
 }
 
 private func bindAll<R>(_ locals: [TaskLocal<Int>], _ index: Int, _ body: () -> R) -> R {

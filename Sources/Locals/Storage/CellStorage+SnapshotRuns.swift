@@ -160,37 +160,6 @@ extension CellStorage {
         return (nil, inOwnRun)
     }
 
-    /// Whether the runner of `run` (the running context), touching this Local for the first time,
-    /// would make its cell as a copy of a `.copy` scope outside the run that another context owns:
-    /// the scope a new cell starts from (`scopeForNewCell`), found from the run's `outside`. Such a
-    /// copy is taken at the first touch, so a read in place (which makes no cell) would move it.
-    func copiesAtFirstTouch(outside run: Unmanaged<ActiveRun>) -> Bool {
-        run._withUnsafeGuaranteedRef { run in
-            let owner = run.owner
-            var link = run.outside
-            while let current = link {
-                if current.localID == localID {
-                    let frame = unsafeDowncast(current, to: ScopeFrame<Value>.self)
-                    return frame.inheritance == .copy && frame.owner != owner
-                }
-                guard current.localID == 0, let boundary = current as? RunBoundary else {
-                    link = current.parent
-                    continue
-                }
-                // As `scope(for:newCell:)` walks, from outside the innermost run of the owner.
-                if boundary.isRun(of: owner),
-                    boundary.isLazy || boundary.isEndingRun || ScopeChain.find(localID, from: boundary.parent) == nil
-                {
-                    link = boundary.outside
-                } else {
-                    link = boundary.parent
-                }
-                boundary.noteWalked()
-            }
-            return false
-        }
-    }
-
     /// Puts `run`'s view of this Local in place on `cell` (the running context's, who runs it) at
     /// the context's first access inside the run, as a child created at the capture point sees
     /// the Local: through the captured chain's scope if it has one, else from the initial value
