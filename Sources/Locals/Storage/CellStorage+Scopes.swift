@@ -127,10 +127,7 @@ extension CellStorage {
                 let made = Self.makeFrame(cell, consume value, localID, inheritance, origin)
                 return (held.cell, Self.enter(cell, made), held.epoch)
             }
-            spare.reuse(
-                value: consume value, inheritance: inheritance, owner: cell.owner,
-                savedRoute: cell.route, savedScope: cell.scope, origin: origin
-            )
+            spare.reuse(value: consume value, inheritance: inheritance, on: cell, origin: origin)
             return (held.cell, Self.enter(cell, spare), held.epoch)
         }
     }
@@ -148,10 +145,7 @@ extension CellStorage {
         guard let spare = cell.takeSpare() else {
             return (held.cell, Self.enter(cell, Self.makeFrame(cell, value, localID, inheritance, origin)), held.epoch)
         }
-        spare.reuse(
-            value: value, inheritance: inheritance, owner: cell.owner, savedRoute: cell.route,
-            savedScope: cell.scope, origin: origin
-        )
+        spare.reuse(value: value, inheritance: inheritance, on: cell, origin: origin)
         return (held.cell, Self.enter(cell, spare), held.epoch)
     }
 
@@ -219,6 +213,11 @@ extension CellStorage {
             cell.swapSpare(&frame)
             if !recycling._withUnsafeGuaranteedRef({ $0.recycle() }) {
                 cell.swapSpare(&frame)  // a frame that cannot wait: out again (no user code ran)
+            }
+            // What the swap handed back (the spare it replaced, almost always none), released
+            // only where there is one: no release call on nil.
+            if let replaced = frame.take() {
+                withExtendedLifetime(replaced) {}
             }
         }
     }

@@ -99,6 +99,17 @@ final class ScopeFrame<Value: Sendable>: ScopeLink, @unchecked Sendable {
         }
         isOpen = false
         isRunView = false
+        guard savedScope != nil || ownsParent else {
+            // The common case, a scope nested in no other scope of this Local and kept by nobody:
+            // nothing to release but the value (no release calls on nil references either).
+            parentLink = nil
+            let value = storage.move()
+            if held {
+                unlock()
+            }
+            withExtendedLifetime(value) {}  // last: nothing of this frame is touched after (see above)
+            return true
+        }
         let dropped = (storage.move(), savedScope.take(), unlink())
         if held {
             unlock()
@@ -108,20 +119,32 @@ final class ScopeFrame<Value: Sendable>: ScopeLink, @unchecked Sendable {
         return true
     }
 
-    /// Opens a recycled frame as a new scope.
+    /// Opens a recycled frame as a new scope of `cell`'s owner, which restores where the cell
+    /// points now when it closes.
     @inlinable
-    func reuse(
-        value: consuming Value, inheritance: Inheritance, owner: OwnerKey, savedRoute: Route,
-        savedScope: ScopeFrame<Value>?,
-        origin: ScopeOrigin
-    ) {
+    func reuse(value: consuming Value, inheritance: Inheritance, on cell: Cell<Value>, origin: ScopeOrigin) {
         storage.initialize(to: value)
         isOpen = true
         self.origin = origin
         self.inheritance = inheritance
-        self.owner = owner
-        self.savedRoute = savedRoute
-        self.savedScope = savedScope
+        owner = cell.owner
+        savedRoute = cell.route
+        // A recycled frame restores no scope (`recycle` took it), and most scopes are nested in
+        // no other of their Local: the cell's scope is read (a retain, the unowned reference made
+        // strong) and stored (a release of the nil it replaces) only where there is one, which is
+        // where the route is not the cell's own value (`Cell.checkRoute`). The route, not
+        // `cell.scope != nil`: the optimizer made that test itself retain and release the scope.
+        if cell.route != .own {
+            saveScope(of: cell)
+        }
+    }
+
+    /// Keeps the scope `cell` points to, for `reuse`. Out of line, so that its retain stays out
+    /// of the common case.
+    @usableFromInline
+    @inline(never)
+    func saveScope(of cell: Cell<Value>) {
+        savedScope = cell.scope
     }
 
     /// The route of the owner's accesses while the scope is open.
