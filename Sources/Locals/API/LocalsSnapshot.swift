@@ -65,7 +65,7 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     let chain: ScopeLink?
     /// What the context held that the chain cannot carry: `.overlay` children's own writes,
     /// `.thread` values, sessions. (Its own values are frames in front of `chain`.)
-    let parts: [SnapshotPart]
+    let parts: SnapshotParts
     /// The values of the registered carried task-locals and contexts.
     let carried: CarriedValues
 
@@ -77,11 +77,11 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     /// request, does not continue the request's trace context or use its logger.
     public init() {
         chain = nil
-        parts = []
+        parts = SnapshotParts()
         carried = Carriers.unbound()
     }
 
-    init(chain: ScopeLink?, parts: [SnapshotPart], carried: CarriedValues = CarriedValues()) {
+    init(chain: ScopeLink?, parts: SnapshotParts, carried: CarriedValues = CarriedValues()) {
         self.chain = chain
         self.parts = parts
         self.carried = carried
@@ -97,7 +97,7 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
     /// Every part the snapshot puts in place: the context's own parts, then the innermost scope
     /// of each other Local in the captured chain whose Local is still alive.
     func allParts() -> [SnapshotPart] {
-        guard chain != nil else { return parts }
+        guard chain != nil else { return Array(parts) }
         var seen = Set(parts.map(\.ops.localID))
         var scopes: [ScopeLink] = []
         var link = chain
@@ -108,7 +108,7 @@ public struct LocalsSnapshot: Sendable, CustomDebugStringConvertible {
             link = current.parent
         }
         let ops = LiveLocals.ops(of: scopes.map(\.localID))
-        var all = parts
+        var all = Array(parts)
         for (scope, ops) in zip(scopes, ops) {
             if let ops {
                 all.append(SnapshotPart(data: ops.scopePart(scope), ops: ops))

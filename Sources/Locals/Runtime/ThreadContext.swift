@@ -147,20 +147,26 @@ final class ThreadContext {
     /// only ones a capture inside a task takes of its thread.
     @exclusivity(unchecked) private(set) var listed: [SnapshotOps] = []
     @exclusivity(unchecked) private(set) var listedThreadLocals: [SnapshotOps] = []
+    /// The ids of the Locals in both lists: a Local is listed once, however often a reset makes
+    /// its cell anew, and a search of the lists made listing n Locals on one thread cost n².
+    @exclusivity(unchecked) private var listedIDs: Set<UInt64> = []
 
     func list(_ local: SnapshotOps) {
+        guard listedIDs.insert(local.localID).inserted else { return }
         if local.holdsThreadValues {
-            Self.append(local, to: &listedThreadLocals)
+            Self.append(local, to: &listedThreadLocals, ids: &listedIDs)
         } else {
-            Self.append(local, to: &listed)
+            Self.append(local, to: &listed, ids: &listedIDs)
         }
     }
 
-    private static func append(_ local: SnapshotOps, to list: inout [SnapshotOps]) {
-        // Listed once per Local, however often a reset makes the cell anew.
-        guard !list.contains(where: { $0 === local }) else { return }
+    private static func append(_ local: SnapshotOps, to list: inout [SnapshotOps], ids: inout Set<UInt64>) {
         if list.count >= 8, list.count.nonzeroBitCount == 1 {
-            list.removeAll { !$0.isAlive() }
+            list.removeAll { ops in
+                guard !ops.isAlive() else { return false }
+                ids.remove(ops.localID)
+                return true
+            }
         }
         list.append(local)
     }

@@ -72,8 +72,8 @@ enum LiveLocals {
     /// has no record (the runtime gives no pin), of every live Local.
     ///
     /// The lists are of Locals of different kinds (`.task`, `.thread`, custom), each listed once:
-    /// taken in turn, not joined, and the parts put in the Locals' order at the end.
-    static func capture() -> (chain: ScopeLink?, parts: [SnapshotPart]) {
+    /// taken in turn, not joined, each part put in its Local's place in the order as it comes.
+    static func capture() -> (chain: ScopeLink?, parts: SnapshotParts) {
         var chain = ScopeChain.head
         // Inside a run, with no scope opened since: the captured chain the run stands for, not
         // the run's boundary (so that work that captures in every run, hop after hop, does not
@@ -82,14 +82,14 @@ enum LiveLocals {
             chain = run.parent
             run.noteWalked()
         }
-        var parts: [SnapshotPart] = []
+        var parts = SnapshotParts()
         func take(_ listed: [SnapshotOps]) {
             for ops in listed {
                 let (link, data) = ops.capture(chain)
                 if let link {
                     chain = link  // the context's own value, as a scope in front of the chain
                 } else if let data {
-                    parts.append(SnapshotPart(data: data, ops: ops))
+                    parts.insert(data, of: ops)
                 }
             }
         }
@@ -105,9 +105,6 @@ enum LiveLocals {
         }
         if sessionCount.load(ordering: .relaxed) > 0 {
             take(entries.withLock { $0.sessions })
-        }
-        if parts.count > 1 {
-            parts.sort { $0.ops.localID < $1.ops.localID }
         }
         return (chain, parts)
     }

@@ -26,7 +26,7 @@ enum SnapshotRun {
     /// A synchronous run: `parts` (what the chain cannot carry: `.overlay` children's writes,
     /// `.thread` values, sessions) are put in place now; each Local of `chain` lazily, at the
     /// running context's first access inside the run (see `ActiveRun`).
-    static func run(chain: ScopeLink?, _ parts: [SnapshotPart], _ body: () -> Void) {
+    static func run(chain: ScopeLink?, _ parts: SnapshotParts, _ body: () -> Void) {
         if parts.isEmpty, canBind {
             return run(chain: chain, body)
         }
@@ -115,7 +115,7 @@ enum SnapshotRun {
 
     /// Puts each part in place; returns how many slots it filled (a part whose Local is gone
     /// fills none).
-    private static func open(_ parts: [SnapshotPart], _ base: UnsafeMutableRawPointer) -> Int {
+    private static func open(_ parts: some Sequence<SnapshotPart>, _ base: UnsafeMutableRawPointer) -> Int {
         var opened = 0
         for part in parts {
             let slot = base + opened * slotStride

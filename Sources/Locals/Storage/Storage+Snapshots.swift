@@ -44,7 +44,7 @@ final class SnapshotOps: Sendable {
     let holdsThreadValues: Bool
     /// What the running context holds of the Local beyond its scopes: its own value as a frame in
     /// front of the given chain (`link`), or a part (`data`), or neither.
-    let capture: @Sendable (ScopeLink?) -> (link: ScopeLink?, data: (any Sendable & AnyObject)?)
+    let capture: @Sendable (ScopeLink?) -> (link: ScopeLink?, data: PartNode?)
     /// The part for a scope of this Local found in a captured chain.
     let scopePart: @Sendable (ScopeLink) -> any Sendable & AnyObject
     /// Puts a synchronous run's view of the Local (the storage, then the scope of the captured
@@ -69,7 +69,7 @@ final class SnapshotOps: Sendable {
         localID: UInt64,
         isAlive: @escaping @Sendable () -> Bool,
         holdsThreadValues: Bool,
-        capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: (any Sendable & AnyObject)?),
+        capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: PartNode?),
         scopePart: @escaping @Sendable (ScopeLink) -> any Sendable & AnyObject,
         enterView: @escaping @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject?, AnyObject, Bool, UInt, RunUndo) -> Bool,
         leaveView: @escaping @Sendable (RunUndo, AnyObject) -> Void,
@@ -104,7 +104,7 @@ final class SnapshotOps: Sendable {
 /// every time a snapshot goes (a few hundred instructions a part). `kind` puts the enum together
 /// for listings; `run` reads the stored properties in place.
 @usableFromInline
-class PartData<Value: Sendable>: @unchecked Sendable {
+class PartData<Value: Sendable>: PartNode, @unchecked Sendable {
     // @unchecked: immutable; frames are read and written only under their locks or by the task
     // whose cell routes there, and a layer is copied before use.
     @usableFromInline
@@ -132,6 +132,7 @@ class PartData<Value: Sendable>: @unchecked Sendable {
         self.frame = frame
         self.layer = layer
         self.session = session
+        super.init()
     }
 
     @inlinable
@@ -195,7 +196,7 @@ extension Storage {
     @inlinable
     func makeSnapshotOps(
         holdsThreadValues: Bool,
-        capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: (any Sendable & AnyObject)?),
+        capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: PartNode?),
         open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
         enterView: @escaping @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject?, AnyObject, Bool, UInt, RunUndo) -> Bool = {
             _, _, _, _, _, _, _ in preconditionFailure("swift-locals: only a .task Local has a run's views")

@@ -1,0 +1,98 @@
+import Synchronization
+
+/// The parts of a snapshot that its chain cannot carry (`.overlay` children's own writes,
+/// `.thread` values, sessions), in the order their Locals were made: a list through the parts
+/// themselves (each `PartData` is a `PartNode`), so that a capture allocates nothing for the list
+/// and a snapshot holds it by one reference. An array of one part cost a capture its allocation,
+/// its growth and its release, about as much as the rest of the capture.
+struct SnapshotParts: Sequence, Sendable {
+    private var head: PartNode?
+    /// The last part, held by the one before it (or `head`): parts mostly come in order, and are
+    /// added at the end with no walk.
+    private unowned(unsafe) var tail: PartNode?
+
+    init() {}
+
+    var isEmpty: Bool { head == nil }
+
+    var count: Int {
+        var count = 0
+        var node = head
+        while let current = node {
+            count += 1
+            node = current.next
+        }
+        return count
+    }
+
+    /// Adds `data`, what `ops`'s Local gave a capture, in its Local's place in the order of ids
+    /// (the order the Locals were made): a capture takes its Locals kind by kind, each kind's in
+    /// that order. Only while the parts are being taken (the nodes are immutable afterwards).
+    mutating func insert(_ data: PartNode, of ops: SnapshotOps) {
+        data.ops = ops
+        if let last = tail, last.localID < ops.localID {
+            last.next = data
+            tail = data
+            return
+        }
+        guard let first = head, first.localID < ops.localID else {
+            data.next = head
+            head = data
+            if tail == nil {
+                tail = data
+            }
+            return
+        }
+        var previous = first
+        while let next = previous.next, next.localID < ops.localID {
+            previous = next
+        }
+        data.next = previous.next
+        previous.next = data
+    }
+
+    func makeIterator() -> Iterator {
+        Iterator(node: head)
+    }
+
+    struct Iterator: IteratorProtocol {
+        fileprivate var node: PartNode?
+
+        mutating func next() -> SnapshotPart? {
+            guard let current = node else { return nil }
+            node = current.next
+            return SnapshotPart(data: current, ops: current.ops.unsafelyUnwrapped)
+        }
+    }
+}
+
+/// A part of a snapshot as its list holds it: the Local's operations, and the next part.
+///
+/// `@unchecked Sendable`: `ops` and `next` are set while the capture that made the part builds its
+/// list, before the snapshot is seen by anyone, and never changed afterwards.
+@usableFromInline
+class PartNode: @unchecked Sendable {
+    /// The operations of the part's Local (set by `SnapshotParts.insert`).
+    final var ops: SnapshotOps?
+    final var next: PartNode?
+
+    @inlinable
+    init() {}
+
+    var localID: UInt64 { ops.unsafelyUnwrapped.localID }
+
+    /// Releases the parts after this one in a loop, not one nested deinit per part (a capture on a
+    /// thread with thousands of `.thread` values makes as many).
+    deinit {
+        var next = next.take()
+        while var current = next {
+            next = nil
+            // Only this deinit holds `current` when it is uniquely referenced: nobody else can read
+            // its link while it is taken. The fence orders this after the other holders' last
+            // reads, as `ScopeFrame.recycle` does.
+            guard isKnownUniquelyReferenced(&current) else { break }
+            atomicMemoryFence(ordering: .acquiring)
+            next = current.next.take()
+        }
+    }
+}
