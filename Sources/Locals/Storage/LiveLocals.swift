@@ -10,9 +10,11 @@ enum LiveLocals {
 
     private struct Entries {
         var all: [UInt64: SnapshotOps] = [:]
-        /// The custom discriminators' Locals, in the order they were made: a snapshot asks each
-        /// for its current session (an array, handed out as it is: a capture copies nothing).
-        var sessions: [SnapshotOps] = []
+        /// The custom discriminators' Locals that a capture asks for their session, by
+        /// discriminator type where it is asked once for all its Locals (see `SessionAsk`), else
+        /// one by one; each group's in the order they were made (an array, handed out as it is:
+        /// a capture copies nothing).
+        var sessionGroups: [SessionGroup] = []
         /// The ids of the `.task` Locals among `all`.
         var taskIDs: Set<UInt64> = []
         /// The `.task` Locals, listed once after each change: what a capture takes in a task with
@@ -32,12 +34,20 @@ enum LiveLocals {
 
     /// Adds a live Local: a `.task`, `.thread` or custom discriminator's (`isSession`), which a
     /// capture asks for its session unless its key is carried (not `captured`).
-    static func add(_ id: UInt64, _ ops: SnapshotOps, isSession: Bool, captured: Bool) {
+    static func add(_ id: UInt64, _ ops: SnapshotOps, isSession: Bool, captured: Bool, askedOnce: SessionAsk? = nil) {
         entries.withLock { entries in
             entries.all[id] = ops
             if isSession {
                 guard captured else { return }
-                entries.sessions.append(ops)
+                if let askedOnce,
+                    let index = entries.sessionGroups.firstIndex(where: {
+                        $0.ask?.discriminatorType == askedOnce.discriminatorType
+                    })
+                {
+                    entries.sessionGroups[index].members.append(ops)
+                } else {
+                    entries.sessionGroups.append(SessionGroup(ask: askedOnce, members: [ops]))
+                }
                 sessionCount.add(1, ordering: .relaxed)
             } else if !ops.holdsThreadValues {
                 entries.taskIDs.insert(id)
@@ -51,8 +61,14 @@ enum LiveLocals {
             var session: SnapshotOps?
             if entries.taskIDs.remove(id) != nil {
                 entries.taskLocalsListed = nil
-            } else if let index = entries.sessions.firstIndex(where: { $0.localID == id }) {
-                session = entries.sessions.remove(at: index)
+            } else if let group = entries.sessionGroups.firstIndex(where: { $0.members.contains { $0.localID == id } }) {
+                let members = entries.sessionGroups[group].members
+                session = members.first { $0.localID == id }
+                if members.count == 1 {
+                    entries.sessionGroups.remove(at: group)
+                } else {
+                    entries.sessionGroups[group].members.removeAll { $0.localID == id }
+                }
                 sessionCount.subtract(1, ordering: .relaxed)
             }
             return (entries.all.removeValue(forKey: id), session)
@@ -82,7 +98,7 @@ enum LiveLocals {
             chain = run.parent
             run.noteWalked()
         }
-        var parts = SnapshotParts()
+        var parts = SnapshotParts.Builder()
         func take(_ listed: [SnapshotOps]) {
             for ops in listed {
                 let (link, data) = ops.capture(chain)
@@ -104,8 +120,38 @@ enum LiveLocals {
             take(thread.listedThreadLocals)
         }
         if sessionCount.load(ordering: .relaxed) > 0 {
-            take(entries.withLock { $0.sessions })
+            // While no run anywhere made a session current, a discriminator asked once for all
+            // its Locals that says there is no key means none of them has a session here.
+            let noOverrides = SessionOverrides.inProcess.load(ordering: .relaxed) == 0
+            for group in entries.withLock({ $0.sessionGroups }) {
+                if noOverrides, let ask = group.ask, !ask.hasKey() {
+                    continue
+                }
+                take(group.members)
+            }
         }
-        return (chain, parts)
+        return (chain, SnapshotParts(parts))
+    }
+}
+
+/// The Locals of one custom discriminator type that a capture asks once (`ask`), or one Local
+/// that it asks itself (no `ask`).
+private struct SessionGroup {
+    let ask: SessionAsk?
+    var members: [SnapshotOps]
+}
+
+/// How a capture asks a discriminator type with no stored properties, once for all its Locals,
+/// whether the running context has a key: every instance of such a type is the same, so it says
+/// the same for each of them. Holds a copy of one of them (nothing of any Local).
+@usableFromInline
+struct SessionAsk: Sendable {
+    @usableFromInline let discriminatorType: ObjectIdentifier
+    @usableFromInline let hasKey: @Sendable () -> Bool
+
+    @inlinable
+    init(discriminatorType: ObjectIdentifier, hasKey: @escaping @Sendable () -> Bool) {
+        self.discriminatorType = discriminatorType
+        self.hasKey = hasKey
     }
 }

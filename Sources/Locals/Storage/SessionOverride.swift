@@ -29,9 +29,18 @@ final class SessionOverride<Value: Sendable>: @unchecked Sendable {
         self.cell = cell
         self.storage = storage
         storage.sessionOverrides.add(1, ordering: .relaxed)
+        SessionOverrides.inProcess.add(1, ordering: .relaxed)
     }
 
     deinit {
         storage?.sessionOverrides.subtract(1, ordering: .relaxed)
+        SessionOverrides.inProcess.subtract(1, ordering: .relaxed)
     }
+}
+
+/// Every `SessionOverride` of every Local: while there is none, no Local's session is an
+/// override, and a capture may take a discriminator's answer for all the Locals of its type (see
+/// `SessionAsk`).
+enum SessionOverrides {
+    static let inProcess = Atomic<Int>(0)
 }

@@ -30,6 +30,9 @@ final class SessionStorage<Value: Sendable>: Storage, @unchecked Sendable {
     /// how many such overrides exist now, anywhere, and the one the running task sees.
     @usableFromInline let sessionOverrides = Atomic<Int>(0)
     @usableFromInline let sessionOverride = TaskLocal<SessionOverride<Value>?>(wrappedValue: nil)
+    /// How a capture asks the discriminator once for every Local of its type (see
+    /// `SessionTable.askedOnce`); nil where it asks this Local itself.
+    @usableFromInline let askedOnce: SessionAsk?
 
     /// A storage for `discriminator`'s sessions. Inlinable, so that the session lookup is
     /// specialized for the discriminator where the Local is made.
@@ -48,14 +51,16 @@ final class SessionStorage<Value: Sendable>: Storage, @unchecked Sendable {
                 }
             }
         )
-        self.init(table, lookup, facts)
+        self.init(table, lookup, facts, askedOnce: SessionTable<D, Value>.askedOnce(discriminator))
     }
 
     @usableFromInline
     init(
-        _ sessions: any SessionStore<Value>, _ lookup: SessionLookup, _ facts: LocalFacts<Value>
+        _ sessions: any SessionStore<Value>, _ lookup: SessionLookup, _ facts: LocalFacts<Value>,
+        askedOnce: SessionAsk?
     ) {
         self.sessions = sessions
+        self.askedOnce = askedOnce
         currentSessionCell = lookup
         self.facts = facts
         localID = facts.localID
@@ -71,7 +76,7 @@ final class SessionStorage<Value: Sendable>: Storage, @unchecked Sendable {
     /// ``ValueStorage/perCarriedKey`` one's key is carried by the snapshot itself).
     @inlinable
     func registered(capturedBySnapshots: Bool) -> SessionStorage<Value> {
-        register(snapshotOps(), isSession: true, captured: capturedBySnapshots)
+        register(snapshotOps(), isSession: true, captured: capturedBySnapshots, askedOnce: askedOnce)
         return self
     }
 

@@ -38,6 +38,12 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     /// `currentKey` recurses (it touches a Local whose discriminator calls it again).
     @inlinable
     func currentKey(_ context: ThreadContext) -> D.Key? {
+        Self.currentKey(of: discriminator, context)
+    }
+
+    /// `discriminator.currentKey`, with the guard against a `currentKey` that recurses.
+    @inlinable
+    static func currentKey(of discriminator: D, _ context: ThreadContext) -> D.Key? {
         context.keyDepth += 1
         defer { context.keyDepth -= 1 }
         if context.keyDepth > 64 {
@@ -46,8 +52,19 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
         return discriminator.currentKey
     }
 
+    /// What a capture asks once for all the Locals whose discriminator is of type `D`, where `D`
+    /// has no stored properties (every instance is the same): whether any of them has a key now.
+    /// Nil for a `D` with stored properties, whose Locals a capture asks one by one.
+    @inlinable
+    static func askedOnce(_ discriminator: D) -> SessionAsk? {
+        guard MemoryLayout<D>.size == 0 else { return nil }
+        return SessionAsk(discriminatorType: ObjectIdentifier(D.self)) {
+            currentKey(of: discriminator, ThreadContext.current) != nil
+        }
+    }
+
     @usableFromInline
-    func recursingDiscriminator() -> Never {
+    static func recursingDiscriminator() -> Never {
         fatalError(
             """
             swift-locals: \(D.self).currentKey touched a Local whose discriminator called \

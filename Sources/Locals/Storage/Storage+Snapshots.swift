@@ -226,9 +226,9 @@ extension Storage {
 
     /// Adds this storage to the live Locals that snapshots capture, with `ops`.
     @usableFromInline
-    func register(_ ops: SnapshotOps, isSession: Bool, captured: Bool = true) {
+    func register(_ ops: SnapshotOps, isSession: Bool, captured: Bool = true, askedOnce: SessionAsk? = nil) {
         self.ops = ops
-        LiveLocals.add(localID, ops, isSession: isSession, captured: captured)
+        LiveLocals.add(localID, ops, isSession: isSession, captured: captured, askedOnce: askedOnce)
     }
 
     @usableFromInline
