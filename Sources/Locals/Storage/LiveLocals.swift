@@ -111,7 +111,10 @@ enum LiveLocals {
         }
         if let task = TaskIdentity.current {
             take(TaskRegistry.localsListed(by: task) ?? entries.withLock { $0.taskLocals() })
-            if let thread = ThreadContext.existing(key: ThreadContext.pthreadKey) {
+            // Looked at first: the list is retained for `take`, and most threads have none.
+            if let thread = ThreadContext.existing(key: ThreadContext.pthreadKey),
+                !thread._withUnsafeGuaranteedRef({ $0.listedThreadLocals.isEmpty })
+            {
                 take(thread._withUnsafeGuaranteedRef { $0.listedThreadLocals })
             }
         } else {
