@@ -77,8 +77,9 @@ extension LocalsCompare {
     }
 
     /// 1,000 session Locals that hold a value in another session than the capturing context's
-    /// (which has none): kept per key (`.perKey`, a capture asks each for its key), or keyed by
-    /// a carried task-local (`.perCarriedKey`, a capture asks none).
+    /// (which has none): kept per key (`.perKey`: a capture asks their discriminator type for the
+    /// key, once for all of them, since it has no stored properties), or keyed by a carried
+    /// task-local (`.perCarriedKey`, a capture asks none).
     enum Bystanders {
         /// None; `carriedOnly`: none, with `CarriedSessionDiscriminator`'s task-local carried.
         case none, carriedOnly, perKey, perCarriedKey

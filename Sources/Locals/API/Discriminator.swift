@@ -39,9 +39,10 @@
 ///   discriminator's `Key` type: a key of any other type stops the program, since it could never
 ///   discard anything.
 /// - Inside a ``LocalsSnapshot``'s `run`, the session the snapshot took is the current one, whatever
-///   `currentKey` returns. A capture asks every such Local's discriminator for its key; where the
-///   key comes from a `@TaskLocal` that snapshots carry, declare ``ValueStorage/perCarriedKey``
-///   instead, and a capture asks none of them.
+///   `currentKey` returns. A capture asks such Locals' discriminators for their key: once for all
+///   the Locals of a discriminator type with no stored properties (every instance of it must give
+///   the same key), else Local by Local. Where the key comes from a `@TaskLocal` that snapshots
+///   carry, declare ``ValueStorage/perCarriedKey`` instead, and a capture asks none of them.
 ///
 /// A discriminator that wraps ``TaskDiscriminator`` or ``ThreadDiscriminator`` (to log, or to count
 /// its calls) forwards ``valueStorage`` too, so that its Locals keep the task or thread storage
@@ -107,8 +108,8 @@ public struct ValueStorage: Sendable, Hashable, CustomStringConvertible {
     /// `LocalsSnapshot.carry(_:)`, or a ``CarriedContext``. A snapshot then takes
     /// nothing of such a Local: inside its `run` the carried context is bound again, and the
     /// discriminator gives the captured context's key by itself. So a capture costs nothing per
-    /// such Local, however many of them the process has, where with ``perKey`` it asks each one's
-    /// discriminator for its key.
+    /// such Local, however many of them the process has, where with ``perKey`` it asks their
+    /// discriminators for their key (once per discriminator type with no stored properties).
     ///
     /// Declare it only where the key is carried: inside a `run`, a Local keyed by anything else
     /// would read and write the session of the context that runs the snapshot, not the one that
