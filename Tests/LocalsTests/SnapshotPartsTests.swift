@@ -64,16 +64,10 @@ struct SnapshotPartsTests {
 
 /// Runs `body` on a new plain thread (its own `.thread` values), and waits for its result.
 enum PartsThread {
-    static func run<T: Sendable>(stackSize: Int = 8 << 20, _ body: @escaping @Sendable () -> T) -> T {
-        let done = DispatchSemaphore(value: 0)
-        let result = Protected<T?>(nil)
-        let thread = Thread {
-            result.withLock { $0 = body() }
-            done.signal()
+    static func run<T: Sendable>(stackSize: Int? = nil, _ body: @escaping @Sendable () -> T) -> T {
+        guard let result = onNewThreadBlocking(timeout: .seconds(120), stackSize: stackSize, body) else {
+            fatalError("a test thread did not finish in 120 s")
         }
-        thread.stackSize = stackSize
-        thread.start()
-        done.wait()
-        return result.withLock { $0 }.unsafelyUnwrapped
+        return result
     }
 }

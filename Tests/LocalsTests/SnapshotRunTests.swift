@@ -93,16 +93,7 @@ enum ManyLocals {
     }
 
     private static func onThread<T: Sendable>(stackSize: Int, _ body: @escaping @Sendable () -> T) -> T? {
-        let done = DispatchSemaphore(value: 0)
-        let result = Protected<T?>(nil)
-        let thread = Thread {
-            result.withLock { $0 = body() }
-            done.signal()
-        }
-        thread.stackSize = stackSize
-        thread.start()
-        done.wait()
-        return result.withLock { $0 }
+        onNewThreadBlocking(timeout: .seconds(120), stackSize: stackSize, body)
     }
 }
 

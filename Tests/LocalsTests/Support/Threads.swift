@@ -15,8 +15,9 @@ func onNewThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
 
 /// Synchronous form of `onNewThread`, for code that is itself on a plain thread: joins with a
 /// semaphore. Returns nil if the thread did not finish within `timeout` (a hang, i.e. a bug).
+/// `stackSize`: the thread's stack, where a test needs a small one (nil: the default).
 func onNewThreadBlocking<T: Sendable>(
-    timeout: DispatchTimeInterval = .seconds(20), _ body: @escaping @Sendable () -> T
+    timeout: DispatchTimeInterval = .seconds(20), stackSize: Int? = nil, _ body: @escaping @Sendable () -> T
 ) -> T? {
     let done = DispatchSemaphore(value: 0)
     let result = Protected<T?>(nil)
@@ -24,6 +25,9 @@ func onNewThreadBlocking<T: Sendable>(
         let value = body()
         result.withLock { $0 = value }
         done.signal()
+    }
+    if let stackSize {
+        thread.stackSize = stackSize
     }
     thread.start()
     guard done.wait(timeout: .now() + timeout) == .success else { return nil }
