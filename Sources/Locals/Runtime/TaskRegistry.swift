@@ -12,10 +12,13 @@
 /// record's pin (and so its address) and use count are only touched under that lock, so two
 /// sweeps never inspect the same pin at once.
 enum TaskRegistry {
-    private static let shards = (0..<16).map { _ in Locked.make(AddressTable<TaskRecord>()) }
+    /// Made once, and never released: the shards live as long as the process, so that using one
+    /// retains nothing.
+    private static let shards = (0..<16).map { _ in Unmanaged.passRetained(LockedStorage(AddressTable<TaskRecord>())) }
 
-    static func shard(of id: UInt64) -> Locked<AddressTable<TaskRecord>> {
-        shards[Int(truncatingIfNeeded: id & 15)]
+    /// Runs `body` with the lock of the shard that keeps the records of task `id`.
+    static func withShard<R>(of id: UInt64, _ body: (inout AddressTable<TaskRecord>) -> R) -> R {
+        shards[Int(truncatingIfNeeded: id & 15)]._withUnsafeGuaranteedRef { $0.withLock(body) }
     }
 
     /// The record that bounds the running task's lifetime, with one more user: the task's own
@@ -31,7 +34,7 @@ enum TaskRegistry {
 
     private static func adopt(_ task: TaskIdentity, pin: TaskPin) -> TaskRecord {
         var replaced: TaskRecord?
-        let record = shard(of: task.id).withLock { records -> TaskRecord in
+        let record = withShard(of: task.id) { records -> TaskRecord in
             if let record = records.entry(at: task.address), record.id == task.id {
                 record.users += 1
                 return record
@@ -49,28 +52,25 @@ enum TaskRegistry {
 
     /// Lists `local` in `record` as a Local with a value of `task`'s own.
     static func list(_ local: SnapshotOps, in record: TaskRecord, for task: UInt64) {
-        let forgotten = shard(of: record.id).withLock { _ in record.touch(local, by: task) }
+        let forgotten = withShard(of: record.id) { _ in record.touch(local, by: task) }
         withExtendedLifetime(forgotten) {}
     }
 
     /// The Locals with values of the running task's own, as its record lists them; nil where the
     /// task has no record (the runtime gives no pin, see `TaskRuntime`).
     static func localsListed(by task: TaskIdentity) -> [SnapshotOps]? {
-        let holder: TaskIdentity
-        switch TaskRuntime.lifetimeOfCurrentTask(task) {
-        case .pinned: holder = task
-        case .ancestor(let ancestor, _): holder = ancestor
-        case .unpinned: return nil
-        }
-        return shard(of: holder.id).withLock { records in
-            guard let record = records.entry(at: holder.address), record.id == holder.id else { return [] }
-            return record.locals(touchedBy: task.id)
+        // Every capture asks this: nothing here is retained (not the task, not the shard, not
+        // the record), which would be an atomic operation each way.
+        guard let (holder, _) = TaskRuntime.recordHolder(ofCurrentTask: task) else { return nil }
+        return withShard(of: holder.id) { records in
+            guard let record = records.unretainedEntry(at: holder.address) else { return [] }
+            return record._withUnsafeGuaranteedRef { $0.id == holder.id ? $0.locals(touchedBy: task.id) : [] }
         }
     }
 
     /// Whether `task`'s own record lists `local` as a Local it wrote a value of its own to.
     static func lists(_ local: SnapshotOps, for task: TaskIdentity) -> Bool {
-        shard(of: task.id).withLock { records in
+        withShard(of: task.id) { records in
             guard let record = records.entry(at: task.address), record.id == task.id else { return false }
             return record.locals(touchedBy: task.id).contains { $0 === local }
         }
@@ -78,7 +78,7 @@ enum TaskRegistry {
 
     /// One user of `record` (a cell) is gone: the last one takes the record out of the registry.
     static func release(_ record: TaskRecord) {
-        let removed = shard(of: record.id).withLock { records -> TaskRecord? in
+        let removed = withShard(of: record.id) { records -> TaskRecord? in
             record.users -= 1
             guard record.users == 0 else { return nil }
             return records.remove(at: record.tableAddress) { $0 === record }
@@ -88,7 +88,7 @@ enum TaskRegistry {
 
     /// Whether the record's task has ended.
     static func hasEnded(_ record: TaskRecord) -> Bool {
-        shard(of: record.id).withLock { _ in TaskPin.taskHasEnded(&record.pin) }
+        withShard(of: record.id) { _ in TaskPin.taskHasEnded(&record.pin) }
     }
 }
 

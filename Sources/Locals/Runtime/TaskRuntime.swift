@@ -169,26 +169,33 @@ enum TaskRuntime {
 
     /// How the running task `task` (the caller's own) is bound to its lifetime.
     static func lifetimeOfCurrentTask(_ task: TaskIdentity) -> Lifetime {
+        guard let (holder, header) = recordHolder(ofCurrentTask: task) else { return .unpinned }
+        // A native Swift heap object: reinterpreting the reference copies it with a native
+        // retain, which keeps the task's memory (and so its address) alive.
+        let pin = Unmanaged<TaskPin>.fromOpaque(header).takeUnretainedValue()
+        return holder == task ? .pinned(pin) : .ancestor(holder, pin)
+    }
+
+    /// The task whose pin bounds the running task `task` (the caller's own), and its object: the
+    /// task itself for a heap task, its nearest heap ancestor for an `async let` child; nil where
+    /// the runtime gives no pin. Makes no reference to either (a capture only needs to know
+    /// whose record to look in).
+    static func recordHolder(ofCurrentTask task: TaskIdentity) -> (TaskIdentity, UnsafeRawPointer)? {
         requireIdentity()
         guard facts.confirms(.taskEnd), let header = UnsafeRawPointer(bitPattern: task.address) else {
-            return .unpinned
+            return nil
         }
-        guard isAsyncLet(header) else {
-            // A native Swift heap object: reinterpreting the reference copies it with a native
-            // retain, which keeps the task's memory (and so its address) alive.
-            return .pinned(Unmanaged<TaskPin>.fromOpaque(header).takeUnretainedValue())
-        }
-        guard let offset = facts.parentOffset else { return .unpinned }
+        guard isAsyncLet(header) else { return (task, header) }
+        guard let offset = facts.parentOffset else { return nil }
         // Every task on the way up is alive: an ancestor outlives a running `async let` child.
         var child = header
         while let parent = UnsafeRawPointer(bitPattern: child.load(fromByteOffset: offset, as: UInt.self)) {
             if !isAsyncLet(parent) {
-                let ancestor = TaskIdentity(address: UInt(bitPattern: parent), id: locals_runtime_task_id(parent))
-                return .ancestor(ancestor, Unmanaged<TaskPin>.fromOpaque(parent).takeUnretainedValue())
+                return (TaskIdentity(address: UInt(bitPattern: parent), id: locals_runtime_task_id(parent)), parent)
             }
             child = parent
         }
-        return .unpinned
+        return nil
     }
 
     /// The running task's parent, where it is a child task (of an `async let` or a task group)

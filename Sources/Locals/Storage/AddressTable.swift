@@ -35,6 +35,20 @@ struct AddressTable<Entry: AddressKeyed> {
         return nil
     }
 
+    /// `entry(at:)`, not retained: for a caller that uses it under the lock that keeps it in the
+    /// table. (An optional class reference is one nullable pointer, as `Unmanaged` is.)
+    func unretainedEntry(at address: UInt) -> Unmanaged<Entry>? {
+        slots.withUnsafeBufferPointer { slots in
+            let base = UnsafeRawPointer(slots.baseAddress.unsafelyUnwrapped)
+            var index = home(address)
+            while let entry = base.load(fromByteOffset: index &* MemoryLayout<Entry?>.stride, as: Unmanaged<Entry>?.self) {
+                if entry._withUnsafeGuaranteedRef({ $0.tableAddress }) == address { return entry }
+                index = (index + 1) & mask
+            }
+            return nil
+        }
+    }
+
     /// Puts `entry` in, and returns the entry it replaced at the same address, if any.
     mutating func insert(_ entry: Entry) -> Entry? {
         // Up to 70% full: linear probing stays short, and a slot is 8 bytes.

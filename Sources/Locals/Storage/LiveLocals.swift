@@ -94,7 +94,8 @@ enum LiveLocals {
         // Inside a run, with no scope opened since: the captured chain the run stands for, not
         // the run's boundary (so that work that captures in every run, hop after hop, does not
         // build a chain of them).
-        while let boundary = chain, boundary.localID == 0, let run = boundary as? RunBoundary {
+        // (Tested on the head in place first: binding it to a name retains and releases it.)
+        while chain?.localID == 0, let run = chain as? RunBoundary {
             chain = run.parent
             run.noteWalked()
         }
