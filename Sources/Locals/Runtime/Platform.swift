@@ -100,6 +100,13 @@ enum Platform {
         fatalError("swift-locals: \(call) failed with error \(result)")
     }
 
+    /// Whether two buffers of the same size hold the same bytes (`memcmp`).
+    static func sameBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        precondition(a.count == b.count)
+        guard let first = a.baseAddress, let second = b.baseAddress else { return true }
+        return memcmp(first, second, a.count) == 0
+    }
+
     /// A new thread-specific key for an object: `setValue` stores a retained reference, which is
     /// released when its thread exits.
     static func makeObjectKey() -> ThreadKey {

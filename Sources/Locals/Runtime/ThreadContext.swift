@@ -71,6 +71,24 @@ final class ThreadContext {
         return stamps
     }
 
+    /// The custom discriminators' Locals that a capture asks for their session, as this thread
+    /// last read them, and the version they had then (see `LiveLocals.capture`). They hold
+    /// their Locals weakly: a Local that went meanwhile is skipped, and the next capture after
+    /// the change reads them again.
+    /// (Retained by hand, see `keep(_:version:)`: a capture reads it with no reference counting.)
+    @exclusivity(unchecked) private(set) var sessionGroups = Unmanaged.passRetained(SessionGroups([]))
+    @exclusivity(unchecked) private(set) var sessionGroupsVersion: UInt = .max
+    /// Whether a capture on this thread is going through `sessionGroups`.
+    @exclusivity(unchecked) var isTakingSessions = false
+
+    /// Keeps `groups` as the session groups of `version` (never while `isTakingSessions`).
+    func keep(_ groups: SessionGroups, version: UInt) {
+        let old = sessionGroups
+        sessionGroups = Unmanaged.passRetained(groups)
+        sessionGroupsVersion = version
+        old.release()
+    }
+
     /// How deep custom discriminators' `currentKey` calls are nested on this thread right now.
     @exclusivity(unchecked) @usableFromInline var keyDepth = 0
     /// Storages that hold a value for this thread and are told when it exits.
@@ -99,6 +117,7 @@ final class ThreadContext {
             release(slots[index])
         }
         slots.deallocate()
+        sessionGroups.release()
         for observer in observers.values {
             observer.storage?.threadExited(id)
         }

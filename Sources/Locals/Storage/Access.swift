@@ -61,6 +61,7 @@ enum Access {
         var replaced = newValue
         switch cell.route {
         case .own:
+            cell.valueWillChange()
             swap(&replaced, &cell.own.value)
         case .scope, .sharedScope:
             cell.withScope { frame in
@@ -84,6 +85,7 @@ enum Access {
     static func write<Value, T>(_ cell: Cell<Value>, _ keyPath: WritableKeyPath<Value, T>, _ newValue: T) -> T? {
         switch cell.route {
         case .own:
+            cell.valueWillChange()
             let own = cell.own
             let replaced = own.value[keyPath: keyPath]
             own.value[keyPath: keyPath] = newValue
@@ -120,6 +122,7 @@ enum Access {
     static func update<Value, R, E: Error>(_ cell: Cell<Value>, _ body: (inout Value) throws(E) -> R) throws(E) -> R {
         switch cell.route {
         case .own:
+            cell.valueWillChange()
             return try body(&cell.own.value)
         case .scope, .sharedScope:
             // Held strongly: the body is user code, and may reset the key, which releases a frame

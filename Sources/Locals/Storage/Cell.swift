@@ -55,6 +55,9 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
     /// this cell's Local: set on the cell's first write outside a scope, or when it is made as a
     /// copy of a scope's value. In the same word as `route`.
     @exclusivity(unchecked) @usableFromInline final var isListed = false
+    /// Whether `extras` holds the part the last capture took of a `.thread` cell's value (see
+    /// `threadPart()`; `.thread` cells have no scope frames). In the same word as `route`.
+    @exclusivity(unchecked) @usableFromInline final var extrasIsThreadPart = false
     #if DEBUG
     /// Debug builds: made from the initial value in a child task whose parent wrote a value of
     /// its own outside any scope. The owner's first read warns (see `Diagnostics`); a write
@@ -131,6 +134,7 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
         switch route {
         case .own:
             precondition(scope == nil, "swift-locals: a cell on its own value still points into a scope")
+            precondition(!extrasIsThreadPart || owner.isThread, "swift-locals: a task's cell keeps a .thread part")
             precondition(self is OwnedCell<Value>, "swift-locals: a cell with no value of its own routed to its own value")
         case .scope:
             precondition(scope != nil, "swift-locals: a cell routed into a scope has no scope")
@@ -174,6 +178,7 @@ class Cell<Value: Sendable>: @unchecked Sendable, AddressKeyed {
     /// scope path runs this on every scope its owner opens).
     @inlinable
     final func takeSpare() -> ScopeFrame<Value>? {
+        assert(!extrasIsThreadPart, "swift-locals: a scope frame asked of a .thread cell")
         if extrasIsOverlay {
             return overlayState.spare.take()
         }

@@ -7,6 +7,9 @@ enum LiveLocals {
     private static let entries = Locked.make(Entries())
     /// How many custom discriminators' Locals are alive: a capture with none skips the lock.
     private static let sessionCount = Atomic<Int>(0)
+    /// Changed (under the lock) with every change of `sessionGroups`: a thread keeps the groups
+    /// it read last, and reads them again, under the lock, only after a change.
+    private static let sessionGroupsVersion = Atomic<UInt>(0)
 
     private struct Entries {
         var all: [UInt64: SnapshotOps] = [:]
@@ -48,6 +51,7 @@ enum LiveLocals {
                 } else {
                     entries.sessionGroups.append(SessionGroup(ask: askedOnce, members: [ops]))
                 }
+                sessionGroupsVersion.add(1, ordering: .releasing)
                 sessionCount.add(1, ordering: .relaxed)
             } else if !ops.holdsThreadValues {
                 entries.taskIDs.insert(id)
@@ -69,6 +73,7 @@ enum LiveLocals {
                 } else {
                     entries.sessionGroups[group].members.removeAll { $0.localID == id }
                 }
+                sessionGroupsVersion.add(1, ordering: .releasing)
                 sessionCount.subtract(1, ordering: .relaxed)
             }
             return (entries.all.removeValue(forKey: id), session)
@@ -100,47 +105,93 @@ enum LiveLocals {
             run.noteWalked()
         }
         var parts = SnapshotParts.Builder()
-        func take(_ listed: [SnapshotOps]) {
-            for ops in listed {
-                let (link, data) = ops.capture(chain)
-                if let link {
-                    chain = link  // the context's own value, as a scope in front of the chain
-                } else if let data {
-                    parts.insert(data, of: ops)
-                }
-            }
-        }
         if let task = TaskIdentity.current {
-            take(TaskRegistry.localsListed(by: task) ?? entries.withLock { $0.taskLocals() })
+            take(TaskRegistry.localsListed(by: task) ?? entries.withLock { $0.taskLocals() }, &chain, &parts)
             // Looked at first: the list is retained for `take`, and most threads have none.
             if let thread = ThreadContext.existing(key: ThreadContext.pthreadKey),
                 !thread._withUnsafeGuaranteedRef({ $0.listedThreadLocals.isEmpty })
             {
-                take(thread._withUnsafeGuaranteedRef { $0.listedThreadLocals })
+                take(thread._withUnsafeGuaranteedRef { $0.listedThreadLocals }, &chain, &parts)
             }
         } else {
             let thread = ThreadContext.current
-            take(thread.listed)
-            take(thread.listedThreadLocals)
+            take(thread.listed, &chain, &parts)
+            take(thread.listedThreadLocals, &chain, &parts)
         }
         if sessionCount.load(ordering: .relaxed) > 0 {
-            // While no run anywhere made a session current, a discriminator asked once for all
-            // its Locals that says there is no key means none of them has a session here.
-            let noOverrides = SessionOverrides.inProcess.load(ordering: .relaxed) == 0
-            for group in entries.withLock({ $0.sessionGroups }) {
-                if noOverrides, let ask = group.ask, !ask.hasKey() {
-                    continue
-                }
-                take(group.members)
-            }
+            takeSessions(&chain, &parts)
         }
         return (chain, SnapshotParts(parts))
+    }
+
+    // `capture`'s steps, on its chain and parts passed in and out: captured by a closure instead,
+    // its variables would be checked for exclusive access at run time, on every access.
+
+    /// Takes what the running context holds of each Local of `listed`.
+    private static func take(_ listed: [SnapshotOps], _ chain: inout ScopeLink?, _ parts: inout SnapshotParts.Builder) {
+        for ops in listed {
+            let (link, data) = ops.capture(chain)
+            if let link {
+                chain = link  // the context's own value, as a scope in front of the chain
+            } else if let data {
+                parts.insert(data, of: ops)
+            }
+        }
+    }
+
+    /// Takes the sessions the running context is in, of the custom discriminators' Locals that
+    /// a capture asks (those whose key is not carried).
+    private static func takeSessions(_ chain: inout ScopeLink?, _ parts: inout SnapshotParts.Builder) {
+        // While no run anywhere made a session current, a discriminator asked once for all its
+        // Locals that says there is no key means none of them has a session here.
+        let noOverrides = SessionOverrides.inProcess.load(ordering: .relaxed) == 0
+        func take(_ group: SessionGroup) {
+            if noOverrides, let ask = group.ask, !ask.hasKey() {
+                return
+            }
+            Self.take(group.members, &chain, &parts)
+        }
+        // The groups as this thread kept them: no lock, and nothing retained. (A capture made by
+        // a discriminator's `currentKey` in the middle of this one reads them afresh: the kept
+        // ones are not replaced while they are gone through.)
+        ThreadContext.currentUnmanaged._withUnsafeGuaranteedRef { context in
+            guard !context.isTakingSessions else {
+                for group in entries.withLock({ $0.sessionGroups }) {
+                    take(group)
+                }
+                return
+            }
+            let version = sessionGroupsVersion.load(ordering: .acquiring)
+            if context.sessionGroupsVersion != version {
+                context.keep(SessionGroups(entries.withLock { $0.sessionGroups }), version: version)
+            }
+            context.isTakingSessions = true
+            defer { context.isTakingSessions = false }
+            context.sessionGroups._withUnsafeGuaranteedRef { kept in
+                for index in kept.groups.indices {
+                    if noOverrides, let ask = kept.groups[index].ask, !ask.hasKey() {
+                        continue
+                    }
+                    Self.take(kept.groups[index].members, &chain, &parts)
+                }
+            }
+        }
+    }
+}
+
+/// The session groups as a thread keeps them (see `ThreadContext.sessionGroups`): in an object
+/// whose array never changes, so that going through it retains nothing.
+final class SessionGroups {
+    let groups: [SessionGroup]
+
+    init(_ groups: [SessionGroup]) {
+        self.groups = groups
     }
 }
 
 /// The Locals of one custom discriminator type that a capture asks once (`ask`), or one Local
 /// that it asks itself (no `ask`).
-private struct SessionGroup {
+struct SessionGroup {
     let ask: SessionAsk?
     var members: [SnapshotOps]
 }

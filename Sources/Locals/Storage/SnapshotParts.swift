@@ -42,9 +42,30 @@ struct SnapshotParts: Sequence, Sendable {
         /// Adds `data`, what `ops`'s Local gave a capture, in its Local's place in the order of
         /// ids (the order the Locals were made): a capture takes its Locals kind by kind, each
         /// kind's in that order. The nodes are not changed after the capture.
+        ///
+        /// A shared part (one a `.thread` cell keeps for every capture, see `Cell.threadPart`)
+        /// is never changed once another snapshot may hold it: its `ops` are set by the capture
+        /// that made it, and it goes into the list by itself only where it is the whole list;
+        /// beside other parts it goes in a `PartWrapper`, whose link is this list's own.
         @inline(__always)
-        mutating func insert(_ data: consuming PartNode, of ops: SnapshotOps) {
-            data.ops = ops
+        mutating func insert(_ part: consuming PartNode, of ops: SnapshotOps) {
+            var data = part
+            if data.isShared {
+                if data.ops == nil {
+                    data.ops = ops  // made by this capture: nobody else holds it yet
+                }
+                if head != nil {
+                    data = PartWrapper(data)
+                }
+            } else {
+                data.ops = ops
+            }
+            if let first = head, first.isShared {
+                // The shared part alone so far: wrapped, to be linked.
+                let wrapped = PartWrapper(first)
+                head = wrapped
+                tail = Unmanaged.passUnretained(wrapped)
+            }
             if let last = tail, last._withUnsafeGuaranteedRef({ $0.localID < ops.localID }) {
                 last._withUnsafeGuaranteedRef { $0.next = data }
                 tail = Unmanaged.passUnretained(data)
@@ -77,7 +98,8 @@ struct SnapshotParts: Sequence, Sendable {
         mutating func next() -> SnapshotPart? {
             guard let current = node else { return nil }
             node = current.next
-            return SnapshotPart(data: current, ops: current.ops.unsafelyUnwrapped)
+            let data = current.isWrapper ? unsafeDowncast(current, to: PartWrapper.self).part : current
+            return SnapshotPart(data: data, ops: current.ops.unsafelyUnwrapped)
         }
     }
 }
@@ -91,6 +113,11 @@ class PartNode: @unchecked Sendable {
     /// The operations of the part's Local (set by `SnapshotParts.insert`).
     final var ops: SnapshotOps?
     final var next: PartNode?
+    /// A part that a cell keeps and hands to every capture while its value stays the same: other
+    /// snapshots may hold it, so it is never linked into a list of more than one (see `insert`).
+    final var isShared = false
+    /// A `PartWrapper`.
+    final var isWrapper = false
 
     @inlinable
     init() {}
@@ -110,5 +137,18 @@ class PartNode: @unchecked Sendable {
             atomicMemoryFence(ordering: .acquiring)
             next = current.next.take()
         }
+    }
+}
+
+/// A shared part in a list of more than one: the link is the wrapper's, so the part is not
+/// changed. The list hands out the part itself.
+final class PartWrapper: PartNode, @unchecked Sendable {
+    let part: PartNode
+
+    init(_ part: PartNode) {
+        self.part = part
+        super.init()
+        ops = part.ops
+        isWrapper = true
     }
 }

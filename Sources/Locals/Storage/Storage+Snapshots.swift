@@ -161,7 +161,9 @@ class PartData<Value: Sendable>: PartNode, @unchecked Sendable {
 /// A part that holds a copied value (`.value`, `.thread`).
 @usableFromInline
 final class ValuePartData<Value: Sendable>: PartData<Value>, @unchecked Sendable {
-    @usableFromInline let value: Value
+    /// Never changed after the part is made (a `var` only so that `holdsTheSameBits` can read its
+    /// bytes in place).
+    @exclusivity(unchecked) @usableFromInline var value: Value
 
     @inlinable
     init(tag: PartTag, value: Value) {
@@ -343,7 +345,7 @@ extension CellStorage {
     @inlinable
     func capturePart() -> PartData<Value>? {
         guard holdsTasks else {
-            return existingCell().flatMap { $0.isListed ? PartData.make(.thread($0.own.value)) : nil }
+            return existingCell().flatMap { $0.isListed ? $0.threadPart() : nil }
         }
         guard let cell = existingCell() else { return nil }
         switch cell.route {

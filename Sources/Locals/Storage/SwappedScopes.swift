@@ -159,6 +159,7 @@ extension CellStorage: SwappedScopes {
         var changed = found.cell.takeUnretainedValue().own.value
         change(&changed)
         let cell = (isStillHeld(found) ? found.cell : holdCell().cell).takeUnretainedValue().own
+        cell.valueWillChange()
         swap(&changed, &cell.value)
         if !cell.isListed {
             list(cell)  // a value of the thread's own now: snapshots take it
@@ -186,8 +187,10 @@ extension CellStorage: SwappedScopes {
         }
         let cell = existingCell() ?? holdCell().cell.takeUnretainedValue()
         var replaced = saved.value
+        cell.valueWillChange()
         swap(&replaced, &cell.own.value)
         if openScopes.close(saved.key, saved.opened) {
+            cell.valueWillChange()
             swap(&replaced, &cell.own.value)  // a discard came in between: back as it was
         }
         withExtendedLifetime(replaced) {}  // after the swaps: its deinit may use this Local
