@@ -101,6 +101,7 @@ enum Platform {
     }
 
     /// Whether two buffers of the same size hold the same bytes (`memcmp`).
+    @inlinable
     static func sameBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
         precondition(a.count == b.count)
         guard let first = a.baseAddress, let second = b.baseAddress else { return true }

@@ -209,7 +209,7 @@ final class ThreadContext {
     }
 
     /// `current`, not retained: the thread's key holds it for as long as the thread runs.
-    @usableFromInline static var currentUnmanaged: Unmanaged<ThreadContext> {
+    static var currentUnmanaged: Unmanaged<ThreadContext> {
         if let raw = Platform.value(for: pthreadKey) {
             return Unmanaged<ThreadContext>.fromOpaque(raw)
         }

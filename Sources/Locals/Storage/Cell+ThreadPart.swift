@@ -12,8 +12,9 @@
 extension Cell {
     /// The part a capture takes of this `.thread` cell's value (an `OwnedCell` on its own value):
     /// the kept one where the value has not changed, else a new one, kept for the next capture.
-    /// Only the cell's thread calls this.
-    @usableFromInline
+    /// Only the cell's thread calls this. (Inlinable, as the capture that calls it: unspecialized,
+    /// the comparison alone cost more than the rest of the `.thread` part's capture.)
+    @inlinable
     final func threadPart() -> ValuePartData<Value> {
         let own = self.own
         if extrasIsThreadPart {
@@ -59,7 +60,7 @@ extension Cell {
 
 extension ValuePartData {
     /// Whether the part's value and `cell`'s are the same bits.
-    @usableFromInline
+    @inlinable
     final func holdsTheSameBits(as cell: OwnedCell<Value>) -> Bool {
         withUnsafeBytes(of: &value) { kept in
             withUnsafeBytes(of: &cell.value) { current in Platform.sameBytes(kept, current) }

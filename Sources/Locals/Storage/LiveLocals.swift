@@ -128,13 +128,24 @@ enum LiveLocals {
     // its variables would be checked for exclusive access at run time, on every access.
 
     /// Takes what the running context holds of each Local of `listed`.
+    ///
+    /// Each Local's operations are borrowed from the list and the chain is lent unretained: three
+    /// reference counts each way per Local (the operations, their closure's context, the chain)
+    /// that a plain loop made.
     private static func take(_ listed: [SnapshotOps], _ chain: inout ScopeLink?, _ parts: inout SnapshotParts.Builder) {
-        for ops in listed {
-            let (link, data) = ops.capture(chain)
-            if let link {
-                chain = link  // the context's own value, as a scope in front of the chain
-            } else if let data {
-                parts.insert(data, of: ops)
+        listed.withUnsafeBufferPointer { listed in
+            guard let first = listed.baseAddress else { return }
+            // An array of class references holds one pointer each, as `Unmanaged` is.
+            let base = UnsafeRawPointer(first)
+            for index in 0..<listed.count {
+                let ops = base.load(fromByteOffset: index &* MemoryLayout<SnapshotOps>.stride, as: Unmanaged<SnapshotOps>.self)
+                let lent = chain.map { Unmanaged.passUnretained($0) }
+                let (link, data) = ops._withUnsafeGuaranteedRef { $0.capture(lent) }
+                if let link {
+                    chain = link  // the context's own value, as a scope in front of the chain
+                } else if let data {
+                    parts.insert(data, of: ops.takeUnretainedValue())
+                }
             }
         }
     }
@@ -146,7 +157,7 @@ enum LiveLocals {
         // Locals that says there is no key means none of them has a session here.
         let noOverrides = SessionOverrides.inProcess.load(ordering: .relaxed) == 0
         func take(_ group: SessionGroup) {
-            if noOverrides, let ask = group.ask, !ask.hasKey() {
+            if noOverrides, let ask = group.ask, !ask.hasKey(ThreadContext.current) {
                 return
             }
             Self.take(group.members, &chain, &parts)
@@ -169,7 +180,7 @@ enum LiveLocals {
             defer { context.isTakingSessions = false }
             context.sessionGroups._withUnsafeGuaranteedRef { kept in
                 for index in kept.groups.indices {
-                    if noOverrides, let ask = kept.groups[index].ask, !ask.hasKey() {
+                    if noOverrides, let ask = kept.groups[index].ask, !ask.hasKey(context) {
                         continue
                     }
                     Self.take(kept.groups[index].members, &chain, &parts)
@@ -202,10 +213,11 @@ struct SessionGroup {
 @usableFromInline
 struct SessionAsk: Sendable {
     @usableFromInline let discriminatorType: ObjectIdentifier
-    @usableFromInline let hasKey: @Sendable () -> Bool
+    /// Asks on the running thread, whose context is passed in (for the recursion guard).
+    @usableFromInline let hasKey: @Sendable (ThreadContext) -> Bool
 
     @inlinable
-    init(discriminatorType: ObjectIdentifier, hasKey: @escaping @Sendable () -> Bool) {
+    init(discriminatorType: ObjectIdentifier, hasKey: @escaping @Sendable (ThreadContext) -> Bool) {
         self.discriminatorType = discriminatorType
         self.hasKey = hasKey
     }

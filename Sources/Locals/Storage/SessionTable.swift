@@ -58,9 +58,8 @@ final class SessionTable<D: Discriminator, Value: Sendable>: SessionStore, @unch
     @inlinable
     static func askedOnce(_ discriminator: D) -> SessionAsk? {
         guard MemoryLayout<D>.size == 0 else { return nil }
-        return SessionAsk(discriminatorType: ObjectIdentifier(D.self)) {
-            // The thread's context unretained: its key holds it while the thread runs.
-            ThreadContext.currentUnmanaged._withUnsafeGuaranteedRef { currentKey(of: discriminator, $0) != nil }
+        return SessionAsk(discriminatorType: ObjectIdentifier(D.self)) { context in
+            currentKey(of: discriminator, context) != nil
         }
     }
 

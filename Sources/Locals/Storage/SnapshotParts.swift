@@ -115,7 +115,7 @@ class PartNode: @unchecked Sendable {
     final var next: PartNode?
     /// A part that a cell keeps and hands to every capture while its value stays the same: other
     /// snapshots may hold it, so it is never linked into a list of more than one (see `insert`).
-    final var isShared = false
+    @usableFromInline final var isShared = false
     /// A `PartWrapper`.
     final var isWrapper = false
 

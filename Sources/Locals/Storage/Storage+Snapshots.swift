@@ -44,7 +44,8 @@ final class SnapshotOps: Sendable {
     let holdsThreadValues: Bool
     /// What the running context holds of the Local beyond its scopes: its own value as a frame in
     /// front of the given chain (`link`), or a part (`data`), or neither.
-    let capture: @Sendable (ScopeLink?) -> (link: ScopeLink?, data: PartNode?)
+    /// (The chain unretained: the capture holds it; a frame in front retains it.)
+    let capture: @Sendable (Unmanaged<ScopeLink>?) -> (link: ScopeLink?, data: PartNode?)
     /// The part for a scope of this Local found in a captured chain.
     let scopePart: @Sendable (ScopeLink) -> any Sendable & AnyObject
     /// Puts a synchronous run's view of the Local (the storage, then the scope of the captured
@@ -69,7 +70,7 @@ final class SnapshotOps: Sendable {
         localID: UInt64,
         isAlive: @escaping @Sendable () -> Bool,
         holdsThreadValues: Bool,
-        capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: PartNode?),
+        capture: @escaping @Sendable (Unmanaged<ScopeLink>?) -> (link: ScopeLink?, data: PartNode?),
         scopePart: @escaping @Sendable (ScopeLink) -> any Sendable & AnyObject,
         enterView: @escaping @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject?, AnyObject, Bool, UInt, RunUndo) -> Bool,
         leaveView: @escaping @Sendable (RunUndo, AnyObject) -> Void,
@@ -198,7 +199,7 @@ extension Storage {
     @inlinable
     func makeSnapshotOps(
         holdsThreadValues: Bool,
-        capture: @escaping @Sendable (ScopeLink?) -> (link: ScopeLink?, data: PartNode?),
+        capture: @escaping @Sendable (Unmanaged<ScopeLink>?) -> (link: ScopeLink?, data: PartNode?),
         open: @escaping @Sendable (AnyObject, UnsafeMutableRawPointer) -> Bool,
         enterView: @escaping @Sendable (AnyObject, Unmanaged<ScopeLink>?, AnyObject?, AnyObject, Bool, UInt, RunUndo) -> Bool = {
             _, _, _, _, _, _, _ in preconditionFailure("swift-locals: only a .task Local has a run's views")
@@ -279,7 +280,7 @@ extension CellStorage {
                         savedScope: nil, origin: .unopened
                     )
                     frame.isCopiedValue = true
-                    frame.link(owning: chain)
+                    frame.link(owning: chain?.takeUnretainedValue())
                     return (frame, nil)
                 }
                 return (nil, storage.capturePart())
