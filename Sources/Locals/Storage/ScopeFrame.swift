@@ -52,7 +52,7 @@ final class ScopeFrame<Value: Sendable>: ScopeLink, @unchecked Sendable {
         savedScope: ScopeFrame<Value>?,
         origin: ScopeOrigin
     ) {
-        storage = .allocate(capacity: 1)
+        storage = Platform.allocate(Value.self)
         storage.initialize(to: value)
         self.origin = origin
         self.inheritance = inheritance
@@ -235,7 +235,7 @@ final class ScopeFrame<Value: Sendable>: ScopeLink, @unchecked Sendable {
         if isOpen {
             storage.deinitialize(count: 1)
         }
-        storage.deallocate()
+        Platform.deallocate(storage)
         if let kept {
             kept.storage.removeCells(keptBy: kept.owners)
         }
