@@ -111,13 +111,14 @@ struct SnapshotParts: Sequence, Sendable {
 @usableFromInline
 class PartNode: @unchecked Sendable {
     /// The operations of the part's Local (set by `SnapshotParts.insert`).
-    final var ops: SnapshotOps?
-    final var next: PartNode?
+    // Unchecked: set while one capture builds its list, before anyone else sees the part.
+    @exclusivity(unchecked) final var ops: SnapshotOps?
+    @exclusivity(unchecked) final var next: PartNode?
     /// A part that a cell keeps and hands to every capture while its value stays the same: other
     /// snapshots may hold it, so it is never linked into a list of more than one (see `insert`).
-    @usableFromInline final var isShared = false
+    @exclusivity(unchecked) @usableFromInline final var isShared = false
     /// A `PartWrapper`.
-    final var isWrapper = false
+    @exclusivity(unchecked) final var isWrapper = false
 
     @inlinable
     init() {}
