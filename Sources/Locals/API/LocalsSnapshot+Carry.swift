@@ -95,7 +95,7 @@ extension LocalsSnapshot {
     /// - Parameter taskLocal: The task-local, as its projected value (`Type.$name`).
     @inlinable
     public static func carry<Value: Sendable>(_ taskLocal: TaskLocal<Value>) {
-        carry(TaskLocalContext(taskLocal: taskLocal))
+        Carriers.register(Carrier(taskLocal: taskLocal))
     }
 
     /// Makes every later snapshot carry `context` too: ``capture()`` records its current value,
@@ -243,6 +243,21 @@ struct Carrier: Sendable {
         )
     }
 
+    /// A `@TaskLocal`'s carrier: the same as its `TaskLocalContext`'s, except that a capture
+    /// reads the value as `ScopeChain.value(of:unbound:)` does, with the copy specialized, and
+    /// the value where nothing binds it read once, here, on a thread of its own (the standard
+    /// library keeps the default to itself).
+    @inlinable
+    init<Value: Sendable>(taskLocal: TaskLocal<Value>) {
+        let context = TaskLocalContext(taskLocal: taskLocal)
+        let unbound = readOutsideEveryBinding { taskLocal.get() }
+        self.init(
+            id: { AnyHashable(context) },
+            capture: { Carried(context: context, value: ScopeChain.value(of: taskLocal, unbound: unbound)) },
+            unbound: { Carried(context: context, value: unbound) }
+        )
+    }
+
     @usableFromInline
     init(
         id: @escaping @Sendable () -> AnyHashable, capture: @escaping @Sendable () -> CarriedEntry,
@@ -273,6 +288,12 @@ struct Carrier: Sendable {
 }
 
 // MARK: - A thread outside every task and binding
+
+/// `body`'s result on a new thread, where no task runs and no task-local is bound.
+@usableFromInline
+func readOutsideEveryBinding<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
+    onNewThread(body)
+}
 
 /// Runs `body` on a new thread, which no task runs on and where no task-local is bound, and
 /// returns its result once the thread has ended.

@@ -1,4 +1,4 @@
-import _LocalsRuntime
+public import _LocalsRuntime  // public: `value(of:)` is inlined where a carried task-local is registered
 import Synchronization
 
 /// One link of a context's scope chain: an open scope of some `.task` Local (a `ScopeFrame`),
@@ -136,6 +136,20 @@ enum ScopeChain {
         }
         guard let value = locals_runtime_task_local_get(Unmanaged.passUnretained(key).toOpaque()) else { return nil }
         return value.load(as: ScopeLink.self)  // bound links are never nil (see `key`)
+    }
+
+    /// `taskLocal`'s value for the running context, read as `head` reads the chain's key: by the
+    /// runtime's entry point, with the copy specialized where `Value` is concrete (a carried
+    /// task-local is read on every capture); `unbound` where nothing binds it. Where the runtime
+    /// lacks the entry point, `get()`. (A binding holds its value as the task-local's declared
+    /// type, under the task-local's address as key: what `TaskLocal.get()` asks for.)
+    @inlinable
+    static func value<Value>(of taskLocal: TaskLocal<Value>, unbound: @autoclosure () -> Value) -> Value {
+        guard locals_runtime_has_task_local_get() else { return taskLocal.get() }
+        guard let value = locals_runtime_task_local_get(Unmanaged.passUnretained(taskLocal).toOpaque()) else {
+            return unbound()
+        }
+        return value.load(as: Value.self)
     }
 
     /// Whether the runtime exports the task-local push and pop, which bind without a closure to
