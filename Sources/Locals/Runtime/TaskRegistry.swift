@@ -14,11 +14,23 @@
 enum TaskRegistry {
     /// Made once, and never released: the shards live as long as the process, so that using one
     /// retains nothing.
-    private static let shards = (0..<16).map { _ in Unmanaged.passRetained(LockedStorage(AddressTable<TaskRecord>())) }
+    private static let shards = (0..<16).map { _ in Unmanaged.passRetained(Shard()) }
+
+    /// One shard's records, under the lock that scopes use too (`LockedBox`): taken and given
+    /// back with one atomic read-modify-write where a pthread mutex makes two (every capture
+    /// takes one to find the running task's record).
+    private final class Shard: LockedBox, @unchecked Sendable {
+        // @unchecked: the records are only touched with the lock held.
+        @exclusivity(unchecked) var records = AddressTable<TaskRecord>()
+    }
 
     /// Runs `body` with the lock of the shard that keeps the records of task `id`.
     static func withShard<R>(of id: UInt64, _ body: (inout AddressTable<TaskRecord>) -> R) -> R {
-        shards[Int(truncatingIfNeeded: id & 15)]._withUnsafeGuaranteedRef { $0.withLock(body) }
+        shards[Int(truncatingIfNeeded: id & 15)]._withUnsafeGuaranteedRef { shard in
+            shard.lock()
+            defer { shard.unlock() }
+            return body(&shard.records)
+        }
     }
 
     /// The record that bounds the running task's lifetime, with one more user: the task's own

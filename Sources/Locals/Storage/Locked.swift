@@ -32,9 +32,8 @@ struct Locked<State>: @unchecked Sendable {
     }
 }
 
-/// The state and its mutex. `@unchecked Sendable` as `Locked` is: the state is only touched with
-/// the mutex held.
-final class LockedStorage<State>: @unchecked Sendable {
+/// The state and its mutex.
+final class LockedStorage<State> {
     let mutex = PlatformMutex()
     /// Unchecked: only reached inside `withLock`, under the mutex, which is what excludes; the
     /// runtime's dynamic check on every access cost more than the lock.
