@@ -144,7 +144,7 @@ enum LiveLocals {
                 if let link {
                     chain = link  // the context's own value, as a scope in front of the chain
                 } else if let data {
-                    parts.insert(data, of: ops.takeUnretainedValue())
+                    parts.insert(data, of: ops)
                 }
             }
         }

@@ -48,17 +48,20 @@ struct SnapshotParts: Sequence, Sendable {
         /// that made it, and it goes into the list by itself only where it is the whole list;
         /// beside other parts it goes in a `PartWrapper`, whose link is this list's own.
         @inline(__always)
-        mutating func insert(_ part: consuming PartNode, of ops: SnapshotOps) {
+        mutating func insert(_ part: consuming PartNode, of ops: Unmanaged<SnapshotOps>) {
+            // (The operations lent, not retained: a part stores them only where they are not in it
+            // already, and a kept part has them from the capture that made it.)
+            let localID = ops._withUnsafeGuaranteedRef { $0.localID }
             var data = part
             if data.isShared {
                 if data.ops == nil {
-                    data.ops = ops  // made by this capture: nobody else holds it yet
+                    data.ops = ops.takeUnretainedValue()  // made by this capture: nobody else holds it yet
                 }
                 if head != nil {
                     data = PartWrapper(data)
                 }
             } else {
-                data.ops = ops
+                data.ops = ops.takeUnretainedValue()
             }
             if let first = head, first.isShared {
                 // The shared part alone so far: wrapped, to be linked.
@@ -66,12 +69,12 @@ struct SnapshotParts: Sequence, Sendable {
                 head = wrapped
                 tail = Unmanaged.passUnretained(wrapped)
             }
-            if let last = tail, last._withUnsafeGuaranteedRef({ $0.localID < ops.localID }) {
+            if let last = tail, last._withUnsafeGuaranteedRef({ $0.localID < localID }) {
                 last._withUnsafeGuaranteedRef { $0.next = data }
                 tail = Unmanaged.passUnretained(data)
                 return
             }
-            guard let first = head, first.localID < ops.localID else {
+            guard let first = head, first.localID < localID else {
                 if tail == nil {
                     tail = Unmanaged.passUnretained(data)
                 }
@@ -80,7 +83,7 @@ struct SnapshotParts: Sequence, Sendable {
                 return
             }
             var previous = first
-            while let next = previous.next, next.localID < ops.localID {
+            while let next = previous.next, next.localID < localID {
                 previous = next
             }
             data.next = previous.next

@@ -274,6 +274,7 @@ extension CellStorage {
             holdsThreadValues: !holdsTasks,
             capture: { chain in
                 guard let storage = weakSelf.object else { return (nil, nil) }
+                guard storage.holdsTasks else { return (nil, storage.capturePart()) }  // a `.thread` value
                 if let value = storage.ownValue() {
                     let frame = ScopeFrame(
                         value: value, localID: storage.localID, inheritance: .copy, owner: .noKey, savedRoute: .own,
@@ -346,7 +347,12 @@ extension CellStorage {
     @inlinable
     func capturePart() -> PartData<Value>? {
         guard holdsTasks else {
-            return existingCell().flatMap { $0.isListed ? $0.threadPart() : nil }
+            // The cached cell unretained, as a read takes it: a removal parks what its owner may
+            // be using.
+            if let cell = cachedCell() {
+                return cell._withUnsafeGuaranteedRef { $0.isListed ? $0.threadPart() : nil }
+            }
+            return existingCellSlowly().flatMap { $0.isListed ? $0.threadPart() : nil }
         }
         guard let cell = existingCell() else { return nil }
         switch cell.route {
