@@ -89,6 +89,8 @@ extension LocalsSnapshot {
     ///   background job started from a request, does not see the request's value.
     /// - Registering the same task-local again changes nothing; registering is thread-safe. Only
     ///   snapshots taken after the call carry it. A task-local never registered is not carried.
+    /// - The call reads the task-local's default value (unbound) once, on a short-lived thread of
+    ///   its own, where nothing is bound: register at startup, not on a hot path.
     ///
     /// Each carried task-local adds a read to every capture and a binding to every `run`.
     ///
