@@ -81,6 +81,23 @@ final class ThreadContext {
     /// Whether a capture on this thread is going through `sessionGroups`.
     @exclusivity(unchecked) var isTakingSessions = false
 
+    /// Kept `.thread` parts dropped where releasing them could run a deinit in the middle of an
+    /// access (see `Cell+ThreadPart`): released at the thread's next capture, or when it exits.
+    @exclusivity(unchecked) private(set) var parkedParts: [AnyObject] = []
+
+    /// Parks `part` on the calling thread.
+    @usableFromInline
+    static func park(_ part: AnyObject) {
+        currentUnmanaged._withUnsafeGuaranteedRef { $0.parkedParts.append(part) }
+    }
+
+    /// Releases the parked parts: their values' deinits run here (user code, which may park more).
+    func releaseParkedParts() {
+        let parked = parkedParts
+        parkedParts = []
+        withExtendedLifetime(parked) {}
+    }
+
     /// Keeps `groups` as the session groups of `version` (never while `isTakingSessions`).
     func keep(_ groups: SessionGroups, version: UInt) {
         let old = sessionGroups

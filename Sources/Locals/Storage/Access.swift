@@ -89,6 +89,7 @@ enum Access {
             let own = cell.own
             let replaced = own.value[keyPath: keyPath]
             own.value[keyPath: keyPath] = newValue
+            cell.valueDidChange(isHeld: false)  // a computed setter may have captured
             return replaced
         case .scope, .sharedScope:
             // Children may be copying or reading through the scope's value: write under its lock.
@@ -123,6 +124,7 @@ enum Access {
         switch cell.route {
         case .own:
             cell.valueWillChange()
+            defer { cell.valueDidChange(isHeld: true) }  // the body may have captured
             return try body(&cell.own.value)
         case .scope, .sharedScope:
             // Held strongly: the body is user code, and may reset the key, which releases a frame

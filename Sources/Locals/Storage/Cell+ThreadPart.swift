@@ -3,12 +3,20 @@
 /// every hop (an event loop's, say) copies its `.thread` values once per change, not once per
 /// capture, and a capture takes one reference where it took an allocation and a copy.
 ///
-/// "As it was" is decided bit for bit: the kept part holds a copy of the value, so every
-/// reference-counted buffer in the value is shared and cannot be changed in place; a change makes
-/// new bits. (Bits that differ in padding only make a new part, never a wrong one.) On top of
-/// that, every change of the value drops the kept part first (`valueWillChange`), so that the part
-/// never keeps a replaced value alive: an object that the value held goes when the value lets go
-/// of it, as without the part.
+/// The rules that keep it right:
+/// - Every change of the value drops the kept part first (`valueWillChange`). The part then holds
+///   the value as it still is, so releasing it releases only references the cell holds too: no
+///   deinit runs, and no replaced value outlives its replacement because of the part.
+/// - A change that runs user code in the middle (`update`'s body, a key path's computed setter)
+///   may capture, and so keep a part of a value that is then changed: the change drops that part
+///   when it ends (`valueDidChange`). Where the cell is held strongly (`update`) it is released
+///   there; else (inside a write, whose cell is only borrowed) it is parked on the thread and
+///   released at the thread's next capture.
+/// - A capture hands out the kept part only where the value is still the same bit for bit, as a
+///   guard: the part holds a copy, so every reference-counted buffer in the value is shared and
+///   cannot change in place. Bits that differ for an unchanged value (padding, a dead weak
+///   reference, an existential's unused bytes) only make a new part, never a wrong one; the part it
+///   replaces is parked, since a capture holds the cell unretained.
 extension Cell {
     /// The part a capture takes of this `.thread` cell's value (an `OwnedCell` on its own value):
     /// the kept one where the value has not changed, else a new one, kept for the next capture.
@@ -25,10 +33,12 @@ extension Cell {
         }
         let part = ValuePartData(tag: .thread, value: own.value)
         part.isShared = true
-        // What this replaces holds the same value bit for bit (`valueWillChange` dropped any
-        // other), so releasing it here runs no deinit of the value's.
+        let replaced = extras.take()
         extras = part
         extrasIsThreadPart = true
+        if let replaced {
+            ThreadContext.park(replaced)
+        }
         return part
     }
 
@@ -42,19 +52,36 @@ extension Cell {
         }
     }
 
-    /// The kept part holds the value as it still is (the change has not happened yet): releasing
-    /// the part only releases references that the cell holds too, so no deinit of the value's
-    /// runs here, inside the access.
+    /// The kept part holds the value as it still is (see above): releasing it here, inside the
+    /// access, runs no deinit.
     @usableFromInline
     final func dropThreadPart() {
-        let kept = unsafeDowncast(extras.unsafelyUnwrapped, to: ValuePartData<Value>.self)
-        guard kept.holdsTheSameBits(as: own) else {
-            // A change that did not come through here: the next capture replaces the part.
-            assertionFailure("swift-locals: a .thread value changed with its kept part in place")
-            return
-        }
-        extras = nil
+        let kept = extras.take()
         extrasIsThreadPart = false
+        withExtendedLifetime(kept) {}
+    }
+
+    /// Drops a part that a capture made while the value was being changed (by user code in the
+    /// middle of the change): released now where the caller holds the cell strongly (`isHeld`),
+    /// else parked until the thread's next capture.
+    @inlinable
+    @inline(__always)
+    final func valueDidChange(isHeld: Bool) {
+        if extrasIsThreadPart {
+            dropChangedThreadPart(isHeld: isHeld)
+        }
+    }
+
+    @usableFromInline
+    final func dropChangedThreadPart(isHeld: Bool) {
+        let kept = extras.take()
+        extrasIsThreadPart = false
+        guard let kept else { return }
+        if isHeld {
+            withExtendedLifetime(kept) {}  // may run a deinit of the value's: the cell stays
+        } else {
+            ThreadContext.park(kept)
+        }
     }
 }
 

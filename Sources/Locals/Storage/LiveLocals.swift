@@ -95,6 +95,11 @@ enum LiveLocals {
     /// The lists are of Locals of different kinds (`.task`, `.thread`, custom), each listed once:
     /// taken in turn, not joined, each part put in its Local's place in the order as it comes.
     static func capture() -> (chain: ScopeLink?, parts: SnapshotParts) {
+        let thread = ThreadContext.existing(key: ThreadContext.pthreadKey)
+        if let thread, !thread._withUnsafeGuaranteedRef({ $0.parkedParts.isEmpty }) {
+            // First, before anything is taken: their deinits are user code.
+            thread._withUnsafeGuaranteedRef { $0.releaseParkedParts() }
+        }
         var chain = ScopeChain.head
         // Inside a run, with no scope opened since: the captured chain the run stands for, not
         // the run's boundary (so that work that captures in every run, hop after hop, does not
@@ -108,9 +113,7 @@ enum LiveLocals {
         if let task = TaskIdentity.current {
             take(TaskRegistry.localsListed(by: task) ?? entries.withLock { $0.taskLocals() }, &chain, &parts)
             // Looked at first: the list is retained for `take`, and most threads have none.
-            if let thread = ThreadContext.existing(key: ThreadContext.pthreadKey),
-                !thread._withUnsafeGuaranteedRef({ $0.listedThreadLocals.isEmpty })
-            {
+            if let thread, !thread._withUnsafeGuaranteedRef({ $0.listedThreadLocals.isEmpty }) {
                 take(thread._withUnsafeGuaranteedRef { $0.listedThreadLocals }, &chain, &parts)
             }
         } else {

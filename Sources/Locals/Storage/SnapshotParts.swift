@@ -57,9 +57,13 @@ struct SnapshotParts: Sequence, Sendable {
                 if data.ops == nil {
                     data.ops = ops.takeUnretainedValue()  // made by this capture: nobody else holds it yet
                 }
-                if head != nil {
-                    data = PartWrapper(data)
+                guard head != nil else {
+                    // The whole list so far: in by itself, its link (nil) not written.
+                    head = consume data
+                    tail = nil
+                    return
                 }
+                data = PartWrapper(data)
             } else {
                 data.ops = ops.takeUnretainedValue()
             }
@@ -69,6 +73,7 @@ struct SnapshotParts: Sequence, Sendable {
                 head = wrapped
                 tail = Unmanaged.passUnretained(wrapped)
             }
+            // From here on `data` is not a shared part: its links are this list's own.
             if let last = tail, last._withUnsafeGuaranteedRef({ $0.localID < localID }) {
                 last._withUnsafeGuaranteedRef { $0.next = data }
                 tail = Unmanaged.passUnretained(data)
