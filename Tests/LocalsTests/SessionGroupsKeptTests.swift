@@ -74,3 +74,45 @@ struct SessionGroupsKeptTests {
         #expect(values == [10, 20])
     }
 }
+
+private final class ChurnFlag: Sendable {
+    let value = Atomic<Bool>(false)
+}
+
+/// Session Locals made and released on one thread while others capture with sessions bound.
+@Suite("Session groups while Locals come and go")
+struct SessionGroupsChurnTests {
+    @Test("captures on several threads stay right while session Locals are made and released elsewhere")
+    func churn() {
+        let stable = Local(SessionDiscriminator()) { -1 }
+        let stop = ChurnFlag()
+        let bad = ChurnFlag()
+        let done = DispatchSemaphore(value: 0)
+        for index in 0..<2 {
+            Thread {
+                SessionDiscriminator.$session.withValue("churn-\(index)") {
+                    stable.value = index
+                    while !stop.value.load(ordering: .relaxed) {
+                        let snapshot = LocalsSnapshot.capture()
+                        let seen = PartsThread.run { snapshot.run { stable.value } }
+                        if seen != index { bad.value.store(true, ordering: .relaxed) }
+                    }
+                }
+                done.signal()
+            }.start()
+        }
+        for round in 0..<300 {
+            let made = (0..<3).map { _ in Local(SessionDiscriminator()) { round } }
+            SessionDiscriminator.$session.withValue("maker") {
+                for local in made { local.value = round + 1 }
+                _ = LocalsSnapshot.capture()
+            }
+            withExtendedLifetime(made) {}
+        }
+        stop.value.store(true, ordering: .relaxed)
+        done.wait()
+        done.wait()
+        let wrong = bad.value.load(ordering: .relaxed)
+        #expect(!wrong)
+    }
+}
