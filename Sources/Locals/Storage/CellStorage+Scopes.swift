@@ -182,6 +182,11 @@ extension CellStorage {
     @inline(__always)
     func withScopeKey<R>(_ frame: ScopeFrame<Value>, _ operation: () -> R) -> R {
         Unmanaged.passUnretained(chainKey)._withUnsafeGuaranteedRef { key in
+            if bindsInPlace {
+                return Unmanaged.passUnretained(frame)._withUnsafeGuaranteedRef { frame in
+                    BindingInPlace.withBinding(frame, owner: frame.owner.address, key: key, operation)
+                }
+            }
             frame.link(to: ScopeChain.unretainedHead(of: key))
             return Unmanaged.passUnretained(frame)._withUnsafeGuaranteedRef { frame in
                 key.withValue(frame, operation: operation)

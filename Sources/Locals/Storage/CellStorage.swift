@@ -45,6 +45,9 @@ final class CellStorage<Value: Sendable>: Storage, @unchecked Sendable, ThreadEx
     @usableFromInline let pthreadKey = ThreadContext.pthreadKey
     /// The scope chain's task-local (`ScopeChain.key`), copied here for the same reason.
     @usableFromInline let chainKey = ScopeChain.key
+    /// Whether synchronous scopes share a binding (`BindingInPlace.isConfirmed`), copied here for
+    /// the same reason.
+    @usableFromInline let bindsInPlace = BindingInPlace.isConfirmed
     let tables = Locked.make(Tables())
     /// The swapped scopes open on each key (see `SwappedScopes`).
     let openScopes = OpenScopeTable<OwnerKey>()

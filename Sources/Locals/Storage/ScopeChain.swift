@@ -1,5 +1,5 @@
 public import _LocalsRuntime  // public: `value(of:)` is inlined where a carried task-local is registered
-import Synchronization
+public import Synchronization  // public: `boundAt` is read where a synchronous scope is inlined
 
 /// One link of a context's scope chain: an open scope of some `.task` Local (a `ScopeFrame`),
 /// holding the next scope out.
@@ -26,6 +26,10 @@ class ScopeLink: LockedBox, @unchecked Sendable {
     /// The next scope out, of any Local; retained only if `ownsParent` (see above).
     @exclusivity(unchecked) @usableFromInline final var parentLink: Unmanaged<ScopeLink>?
     @exclusivity(unchecked) @usableFromInline final var ownsParent = false
+    /// The address of the task whose synchronous scope bound this link, while that scope is open;
+    /// 0 otherwise (see `BindingInPlace`). Atomic: a task that copied the link (`Task {}` inside
+    /// the scope) may read it while the scope closes.
+    @usableFromInline final let syncOwner = Atomic<UInt>(0)
 
     @inlinable
     init(localID: UInt64) {
@@ -172,7 +176,8 @@ enum ScopeChain {
     }
 
     /// `bind(link, key: key)`, with no reference to the key taken around the call.
-    static func bind(_ link: ScopeLink, keyAddress: UnsafeMutableRawPointer = keyAddress) {
+    @usableFromInline
+    static func bind(_ link: ScopeLink, keyAddress: UnsafeMutableRawPointer) {
         var taken = Unmanaged.passRetained(link).toOpaque()  // the binding's reference
         withUnsafeMutablePointer(to: &taken) { pointer in
             locals_runtime_push_task_local(keyAddress, pointer, linkType)

@@ -73,7 +73,7 @@ enum SnapshotRun {
             // Unmanaged: the one reference is this function's, moved out again for `recycle`.
             let run = Unmanaged.passRetained(ActiveRun.make(chain: chain, owner: owner, in: context))
             run._withUnsafeGuaranteedRef { run in
-                ScopeChain.bind(run)
+                ScopeChain.bind(run, keyAddress: ScopeChain.keyAddress)
                 run.begin(in: context)
             }
             body()
