@@ -123,6 +123,15 @@ final class ThreadContext {
 
     private static let serials = Atomic<UInt64>(0)
 
+    /// The scope chain's task-local, its address, its link type's metadata and whether the
+    /// runtime binds without a closure (`ScopeChain.key`, `keyAddress`, `linkType`, `canBind`),
+    /// copied here from the globals: a snapshot run reads them through the context it already
+    /// has, where each global read is a call to the one-time initialization check.
+    let chainKey = ScopeChain.key
+    nonisolated(unsafe) let chainKeyAddress = ScopeChain.keyAddress
+    nonisolated(unsafe) let chainLinkType = ScopeChain.linkType
+    let canBind = ScopeChain.canBind
+
     private init() {
         id = ThreadID(serial: Self.serials.add(1, ordering: .relaxed).newValue)
         slots = .allocate(capacity: Self.slotMask + 1)

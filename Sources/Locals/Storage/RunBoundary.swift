@@ -132,7 +132,7 @@ final class ActiveRun: RunBoundary, @unchecked Sendable {
         previous = context.activeRunLink
         previousStamp = context.runStamp
         self.owner = owner
-        outsideLink = ScopeChain.unretainedHead
+        outsideLink = ScopeChain.unretainedHead(of: context.chainKey)
         link(to: chain.map { Unmanaged.passUnretained($0) })
     }
 

@@ -178,6 +178,13 @@ enum ScopeChain {
     /// `bind(link, key: key)`, with no reference to the key taken around the call.
     @usableFromInline
     static func bind(_ link: ScopeLink, keyAddress: UnsafeMutableRawPointer) {
+        bind(link, keyAddress: keyAddress, linkType: linkType)
+    }
+
+    /// `bind(link, keyAddress:)`, with the link type's metadata passed in: a caller that binds
+    /// often keeps both (`ThreadContext.chainKeyAddress` and `chainLinkType`), since each global
+    /// read here is a call to the one-time initialization check.
+    static func bind(_ link: ScopeLink, keyAddress: UnsafeMutableRawPointer, linkType: UnsafeRawPointer) {
         var taken = Unmanaged.passRetained(link).toOpaque()  // the binding's reference
         withUnsafeMutablePointer(to: &taken) { pointer in
             locals_runtime_push_task_local(keyAddress, pointer, linkType)
@@ -188,7 +195,7 @@ enum ScopeChain {
     nonisolated(unsafe) static let keyAddress = Unmanaged.passUnretained(key).toOpaque()
 
     /// Type metadata is immutable once made: sharing the pointer is safe.
-    nonisolated(unsafe) private static let linkType = unsafeBitCast(ScopeLink.self as Any.Type, to: UnsafeRawPointer.self)
+    nonisolated(unsafe) static let linkType = unsafeBitCast(ScopeLink.self as Any.Type, to: UnsafeRawPointer.self)
 
     /// `find`, not retained: for a chain some caller holds (a run's, held by its snapshot).
     static func find(_ localID: UInt64, from head: Unmanaged<ScopeLink>?) -> Unmanaged<ScopeLink>? {

@@ -27,8 +27,11 @@ enum SnapshotRun {
     /// `.thread` values, sessions) are put in place now; each Local of `chain` lazily, at the
     /// running context's first access inside the run (see `ActiveRun`).
     static func run(chain: ScopeLink?, _ parts: SnapshotParts, _ body: () -> Void) {
-        if parts.isEmpty, canBind {
-            return run(chain: chain, body)
+        if parts.isEmpty {
+            let context = ThreadContext.currentUnmanaged
+            if context._withUnsafeGuaranteedRef({ $0.canBind }) {
+                return run(chain: chain, in: context, body)
+            }
         }
         withUnsafeTemporaryAllocation(byteCount: max(1, parts.count) * slotStride, alignment: 8) { buffer in
             let base = buffer.baseAddress.unsafelyUnwrapped
@@ -66,14 +69,14 @@ enum SnapshotRun {
     /// A synchronous run with nothing to put in place at the start (a snapshot of scopes and of
     /// values of the context's own, the common case), where the runtime binds without a closure:
     /// the steps above with nothing retained that a caller holds already.
-    private static func run(chain: ScopeLink?, _ body: () -> Void) {
+    private static func run(chain: ScopeLink?, in context: Unmanaged<ThreadContext>, _ body: () -> Void) {
         let owner = runningOwner()
-        ThreadContext.currentUnmanaged._withUnsafeGuaranteedRef { context in
+        context._withUnsafeGuaranteedRef { context in
             // Held only here (and by the binding while it lasts), so that it can be recycled.
             // Unmanaged: the one reference is this function's, moved out again for `recycle`.
             let run = Unmanaged.passRetained(ActiveRun.make(chain: chain, owner: owner, in: context))
             run._withUnsafeGuaranteedRef { run in
-                ScopeChain.bind(run, keyAddress: ScopeChain.keyAddress)
+                ScopeChain.bind(run, keyAddress: context.chainKeyAddress, linkType: context.chainLinkType)
                 run.begin(in: context)
             }
             body()
