@@ -197,6 +197,40 @@ struct NestedScopeBindingTests {
         #expect(seen == ["x", "b", "b"])
     }
 
+    @Test("a group child made in a Task.immediate's nested scopes, inside its parent's nested scopes, keeps its own scope")
+    func immediateTaskGroupChild() async {
+        let local = Local(inheritance: .copy) { Sample() }
+        let executor = AlternatingExecutor()
+        defer { executor.stop() }
+        let seen = SeenValues()
+        await Task.detached {
+            var child: Task<Void, Never>?
+            local.withValue(\.simple, "a") {
+                local.withValue(\.simple, "b") {
+                    // Starts on this thread with a copy of the binding that holds "b", which its
+                    // parent keeps open until the task first suspends.
+                    child = Task.immediate {
+                        await withTaskGroup(of: Void.self) { group in
+                            local.withValue(\.simple, "x") {
+                                local.withValue(\.simple, "y") {
+                                    group.addTask(executorPreference: executor) {
+                                        try? await Task.sleep(for: .milliseconds(50))
+                                        seen.append("g:" + local.simple)
+                                    }
+                                }
+                                local.withValue(\.simple, "z") {}
+                            }
+                        }
+                        seen.append("i:" + local.simple)
+                    }
+                    local.withValue(\.simple, "c") {}
+                }
+            }
+            await child?.value
+        }.value
+        #expect(seen.values == ["g:y", "i:b"])
+    }
+
     @Test("Task.immediate inside nested scopes opens nested scopes of its own, and the parent's come back")
     func immediateTaskInside() async {
         let local = Local(inheritance: .copy) { Sample() }

@@ -44,7 +44,9 @@ enum BindingInPlace {
     }()
 
     /// Binds a key of its own to one link, writes another through the address the lookup returns,
-    /// and reads it back with `TaskLocal.get()`; puts the first back and unbinds.
+    /// and reads it back with `TaskLocal.get()`; puts the first back and unbinds. It runs where a
+    /// Local is first made, in a task or on a thread outside any (the thread's bindings); the
+    /// runtime keeps both kinds of bindings in the same structure, read by the same lookup.
     private static func probe() -> Bool {
         let key = TaskLocal<ScopeLink>(wrappedValue: ScopeChain.unbound)
         let bound = ScopeLink(localID: 1)
