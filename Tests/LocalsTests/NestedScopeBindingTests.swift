@@ -197,66 +197,45 @@ struct NestedScopeBindingTests {
         #expect(seen == ["x", "b", "b"])
     }
 
-    @Test("a group child made in a Task.immediate's nested scopes, inside its parent's nested scopes, keeps its own scope")
-    func immediateTaskGroupChild() async {
+    @Test("Task.immediate inside nested scopes: its own nested scopes, its group's children, then the parent's scopes")
+    func immediateTaskInside() async {
         let local = Local(inheritance: .copy) { Sample() }
         let executor = AlternatingExecutor()
         defer { executor.stop() }
         let seen = SeenValues()
+        let parentMovedOn = Signal()
         await Task.detached {
             var child: Task<Void, Never>?
             local.withValue(\.simple, "a") {
                 local.withValue(\.simple, "b") {
                     // Starts on this thread with a copy of the binding that holds "b", which its
-                    // parent keeps open until the task first suspends.
+                    // parent keeps open until the task first suspends (waiting for its group).
                     child = Task.immediate {
                         await withTaskGroup(of: Void.self) { group in
                             local.withValue(\.simple, "x") {
                                 local.withValue(\.simple, "y") {
+                                    seen.append(local.simple)
                                     group.addTask(executorPreference: executor) {
-                                        try? await Task.sleep(for: .milliseconds(50))
+                                        await parentMovedOn.wait()
                                         seen.append("g:" + local.simple)
                                     }
                                 }
-                                local.withValue(\.simple, "z") {}
+                                local.withValue(\.simple, "z") { seen.append(local.simple) }
+                                seen.append(local.simple)
                             }
+                            seen.append(local.simple)
                         }
                         seen.append("i:" + local.simple)
                     }
-                    local.withValue(\.simple, "c") {}
-                }
-            }
-            await child?.value
-        }.value
-        #expect(seen.values == ["g:y", "i:b"])
-    }
-
-    @Test("Task.immediate inside nested scopes opens nested scopes of its own, and the parent's come back")
-    func immediateTaskInside() async {
-        let local = Local(inheritance: .copy) { Sample() }
-        let seen = SeenValues()
-        await Task.detached {
-            var child: Task<Void, Never>?
-            local.withValue(\.simple, "a") {
-                local.withValue(\.simple, "b") {
-                    child = Task.immediate {
-                        local.withValue(\.simple, "x") {
-                            local.withValue(\.simple, "y") { seen.append(local.simple) }
-                            seen.append(local.simple)
-                        }
-                        seen.append(local.simple)
-                        await Task.yield()
-                        seen.append(local.simple)
-                    }
                     seen.append(local.simple)
+                    local.withValue(\.simple, "c") { seen.append(local.simple) }
                 }
                 seen.append(local.simple)
             }
+            parentMovedOn.fire()
             await child?.value
         }.value
-        let values = seen.values
-        #expect(values.prefix(5) == ["y", "x", "b", "b", "a"])
-        #expect(values.count == 6 && values.last == "b")
+        #expect(seen.values == ["y", "z", "x", "b", "b", "c", "a", "g:y", "i:b"])
     }
 }
 

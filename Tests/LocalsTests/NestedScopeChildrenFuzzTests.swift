@@ -32,7 +32,7 @@ struct NestedScopeChildrenFuzzTests {
         let snapshots = Mutex<[(LocalsSnapshot, String)]>([])
         let executor = AlternatingExecutor()
         defer { executor.stop() }
-        var random = SplitMix(seed: UInt64(seed))
+        var random = ModelRandom(seed: UInt64(seed))
 
         await withTaskGroup(of: Void.self) { group in
             var counter = 0
@@ -115,19 +115,4 @@ final class TaskList: Sendable {
     func append(_ task: Task<Void, Never>) { tasks.withLock { $0.append(task) } }
 
     var all: [Task<Void, Never>] { tasks.withLock { $0 } }
-}
-
-/// A small seeded generator (SplitMix64), so that a failing seed can be run again.
-struct SplitMix: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1 }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
