@@ -1,5 +1,5 @@
 public import _LocalsRuntime  // public: `value(of:)` is inlined where a carried task-local is registered
-public import Synchronization  // public: `boundAt` is read where a synchronous scope is inlined
+public import Synchronization  // public: `syncOwner` is read where a synchronous scope is inlined
 
 /// One link of a context's scope chain: an open scope of some `.task` Local (a `ScopeFrame`),
 /// holding the next scope out.
@@ -176,7 +176,6 @@ enum ScopeChain {
     }
 
     /// `bind(link, key: key)`, with no reference to the key taken around the call.
-    @usableFromInline
     static func bind(_ link: ScopeLink, keyAddress: UnsafeMutableRawPointer) {
         bind(link, keyAddress: keyAddress, linkType: linkType)
     }
